@@ -1,0 +1,145 @@
+"""Configuration: load ``config.yaml``, validate it against the JSON schema, fill defaults, apply the profile.
+
+The schema (``config.schema.yaml`` beside this file) is the one source of truth for keys, types, defaults and
+their documentation; the Snakefile and the CLI both go through :func:`load_config` / :func:`resolve_config`.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from medfuse_bench.errors import MedfuseError
+
+SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
+
+#: Sizes and budgets per profile; a key set explicitly in config.yaml always wins.
+PROFILES: dict[str, dict[str, Any]] = {
+    "smoke": {
+        "synthetic": {"stays": 400, "image_size": 48},
+        "etl": {"timestep_hours": 1.0},
+        "images": {"resize": 32, "crop": 28},
+        "train": {"max_epochs": 1, "patience": 1, "lr_draws": 1, "uni_modal_sweep": [0.0, 1.0]},
+    },
+    "demo": {
+        "synthetic": {"stays": 3000, "image_size": 96},
+        "etl": {"timestep_hours": 1.0},
+        "images": {"resize": 48, "crop": 40},
+        "train": {"max_epochs": 6, "patience": 3, "lr_draws": 2, "uni_modal_sweep": [0.0, 0.2, 0.5, 1.0]},
+    },
+    "paper": {
+        "synthetic": {"stays": 50000, "image_size": 512},
+        "etl": {"timestep_hours": 1.0},
+        "images": {"resize": 256, "crop": 224},
+        "train": {
+            "max_epochs": 50,
+            "patience": 15,
+            "lr_draws": 10,
+            "uni_modal_sweep": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
+        },
+    },
+}
+
+
+def load_schema() -> dict[str, Any]:
+    with SCHEMA_PATH.open() as fh:
+        return yaml.safe_load(fh)
+
+
+def _with_defaults(validator_class: type) -> type:
+    """A validator that fills ``default`` values into missing keys while it validates."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):  # noqa: ANN001
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+def validate_config(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
+    """Validate ``config`` in place, filling defaults; raise :class:`MedfuseError` naming the bad key."""
+    validator = _Validator(load_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        if err.validator == "additionalProperties":
+            raise MedfuseError(f"{source}: {err.message} at key '{_key_path(err)}'; see config.schema.yaml for valid keys")
+        raise MedfuseError(f"{source}: key '{_key_path(err)}': {err.message}")
+    if config["mimic_iv_dir"] is None and config["mimic_cxr_dir"] is not None:
+        raise MedfuseError(f"{source}: key 'mimic_cxr_dir' is set but 'mimic_iv_dir' is null; set both or neither")
+    if config["mimic_iv_dir"] is not None and config["mimic_cxr_dir"] is None:
+        raise MedfuseError(f"{source}: key 'mimic_iv_dir' is set but 'mimic_cxr_dir' is null; set both or neither")
+    split = config["etl"]["split"]
+    if split["train"] + split["val"] > 1:
+        raise MedfuseError(f"{source}: keys 'etl.split.train' + 'etl.split.val' exceed 1")
+    if config["train"]["lr_min"] > config["train"]["lr_max"]:
+        raise MedfuseError(f"{source}: key 'train.lr_min' is larger than 'train.lr_max'")
+    return config
+
+
+def is_synthetic(config: dict[str, Any]) -> bool:
+    return config["mimic_iv_dir"] is None
+
+
+def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of a validated config with the profile's values filled into every null budget key."""
+    resolved = copy.deepcopy(config)
+    profile = resolved["profile"] or ("demo" if is_synthetic(resolved) else "paper")
+    resolved["profile"] = profile
+    for section, values in PROFILES[profile].items():
+        for key, value in values.items():
+            if resolved[section].get(key) is None:
+                resolved[section][key] = copy.deepcopy(value)
+    if resolved["etl"]["outlier_handling"] is None:
+        resolved["etl"]["outlier_handling"] = "keep" if resolved["fidelity"] == "original" else "range"
+    if is_synthetic(resolved):
+        root = Path(resolved["workdir"]) / "synthetic"
+        resolved["mimic_iv_dir"] = str(root / "mimic-iv")
+        resolved["mimic_cxr_dir"] = str(root / "mimic-cxr-jpg")
+        resolved["synthetic"]["enabled"] = True
+    else:
+        resolved["synthetic"]["enabled"] = False
+    return resolved
+
+
+def load_config(path: str | os.PathLike[str] = "config.yaml", overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read, validate and resolve a config file; ``overrides`` are merged over it first (nested dicts merge)."""
+    path = Path(path)
+    if not path.exists():
+        raise MedfuseError(f"config file '{path}' does not exist")
+    try:
+        with path.open() as fh:
+            config = yaml.safe_load(fh) or {}
+    except yaml.YAMLError as exc:
+        raise MedfuseError(f"config file '{path}' is not valid YAML: {exc}") from exc
+    if not isinstance(config, dict):
+        raise MedfuseError(f"config file '{path}' must hold a mapping of keys")
+    if overrides:
+        config = merge(config, overrides)
+    return resolve_config(validate_config(config, source=str(path)))
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out

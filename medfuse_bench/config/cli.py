@@ -1,0 +1,27 @@
+"""``medfuse-bench config``: validate a config file and print the resolved configuration."""
+
+from __future__ import annotations
+
+import argparse
+
+import yaml
+
+from medfuse_bench.config import load_config
+from medfuse_bench.io import write_text
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("config", help="validate config.yaml and print (or write) the resolved configuration")
+    p.add_argument("--config", default="config.yaml", help="config file (default: config.yaml)")
+    p.add_argument("--out", default=None, help="write the resolved configuration here instead of printing it")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    resolved = load_config(args.config)
+    text = yaml.safe_dump(resolved, sort_keys=False)
+    if args.out:
+        write_text(text, args.out)
+    else:
+        print(text, end="")
+    return 0
