@@ -1,0 +1,84 @@
+"""Config validation, defaults, profiles, and the generated reference docs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from medfuse_bench.config import PROFILES, load_config, resolve_config, validate_config
+from medfuse_bench.config.docs import render_config_docs
+from medfuse_bench.errors import MedfuseError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_config_resolves_to_demo_on_synthetic_data():
+    cfg = load_config(ROOT / "config.yaml")
+    assert cfg["profile"] == "demo"
+    assert cfg["synthetic"]["enabled"] is True
+    assert cfg["mimic_iv_dir"].endswith("synthetic/mimic-iv")
+    assert cfg["train"]["max_epochs"] == PROFILES["demo"]["train"]["max_epochs"]
+    assert cfg["etl"]["outlier_handling"] == "range"
+
+
+def test_real_data_defaults_to_paper_profile_and_explicit_keys_win():
+    cfg = resolve_config(
+        validate_config({"mimic_iv_dir": "/data/iv", "mimic_cxr_dir": "/data/cxr", "train": {"max_epochs": 3}})
+    )
+    assert cfg["profile"] == "paper"
+    assert cfg["train"]["max_epochs"] == 3
+    assert cfg["train"]["lr_draws"] == 10
+    assert cfg["images"] == {"resize": 256, "crop": 224, "augment": True}
+
+
+def test_original_fidelity_keeps_outliers():
+    cfg = resolve_config(validate_config({"fidelity": "original"}))
+    assert cfg["etl"]["outlier_handling"] == "keep"
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"profil": "smoke"}, "'profil'"),
+        ({"profile": "huge"}, "key 'profile'"),
+        ({"train": {"batch_size": 0}}, "key 'train.batch_size'"),
+        ({"etl": {"split": {"train": 0.95, "val": 0.1}}}, "etl.split.train"),
+        ({"mimic_iv_dir": "/x"}, "mimic_cxr_dir"),
+        ({"train": {"lr_min": 0.1, "lr_max": 0.01}}, "train.lr_min"),
+    ],
+)
+def test_bad_keys_fail_with_the_key_name(config, message):
+    with pytest.raises(MedfuseError, match=message.replace(".", r"\.").replace("'", "'")):
+        validate_config(config)
+
+
+def test_config_cli_names_bad_key_and_exits_2(tmp_path):
+    bad = tmp_path / "config.yaml"
+    bad.write_text(yaml.safe_dump({"train": {"max_epochs": "many"}}))
+    proc = subprocess.run(
+        [sys.executable, "-m", "medfuse_bench.cli", "config", "--config", str(bad)], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert "train.max_epochs" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_configuration_docs_are_in_sync_with_schema():
+    assert (ROOT / "docs" / "configuration.md").read_text() == render_config_docs()
+
+
+def test_every_schema_key_has_a_description():
+    from medfuse_bench.config import load_schema
+
+    def walk(props, prefix=""):
+        for key, spec in props.items():
+            assert spec.get("description"), f"{prefix}{key} has no description"
+            walk(spec.get("properties", {}), f"{prefix}{key}.")
+            for sub in spec.get("patternProperties", {}).values():
+                walk(sub.get("properties", {}), f"{prefix}{key}.<task>.")
+
+    walk(load_schema()["properties"])

@@ -1,0 +1,219 @@
+# ETL: raw tables -> Parquet -> cohort -> variables / phenotypes -> splits -> CXR -> task tables -> time series.
+
+import yaml
+
+ETL = CFG["etl"]
+RAW = f"{W}/etl/raw"
+
+
+rule resolved_config:
+    """Write the validated configuration, profile values filled in, next to the results."""
+    output:
+        f"{W}/config.resolved.yaml",
+    params:
+        resolved=CFG,
+    log:
+        log_path("resolved_config"),
+    run:
+        from medfuse_bench.io import write_text
+
+        write_text(yaml.safe_dump(params.resolved, sort_keys=False), output[0])
+
+
+rule ingest:
+    """Detect the MIMIC-IV layout and convert the needed tables to Parquet, filtering events to the 17 variables."""
+    input:
+        iv=MIMIC_IV_DIR,
+        cxr=MIMIC_CXR_DIR,
+    output:
+        raw=directory(RAW),
+        provenance=f"{W}/etl/provenance.json",
+    params:
+        memory_limit=ETL["duckdb_memory_limit"],
+    threads: 2
+    resources:
+        mem_mb=6000,
+    log:
+        log_path("ingest"),
+    benchmark:
+        bench_path("ingest")
+    shell:
+        "medfuse-bench ingest --mimic-iv {input.iv} --mimic-cxr {input.cxr} --out-dir {output.raw}"
+        " --provenance {output.provenance} --fidelity {FIDELITY} --memory-limit {params.memory_limit}"
+        " --threads {threads} > {log} 2>&1"
+
+
+rule cohort:
+    """ICU stays of the benchmark cohort with in-hospital mortality."""
+    input:
+        raw=RAW,
+    output:
+        stays=f"{W}/etl/stays.parquet",
+        counts=f"{W}/etl/cohort_counts.json",
+    log:
+        log_path("cohort"),
+    benchmark:
+        bench_path("cohort")
+    resources:
+        mem_mb=4000,
+    shell:
+        "medfuse-bench cohort --raw-dir {input.raw} --out {output.stays} --counts {output.counts}"
+        " --fidelity {FIDELITY} > {log} 2>&1"
+
+
+rule variables:
+    """Map item ids to the 17 clinical variables and clean their values."""
+    input:
+        raw=RAW,
+        stays=rules.cohort.output.stays,
+    output:
+        f"{W}/etl/events.parquet",
+    params:
+        outliers=ETL["outlier_handling"],
+    log:
+        log_path("variables"),
+    benchmark:
+        bench_path("variables")
+    resources:
+        mem_mb=6000,
+    shell:
+        "medfuse-bench variables --raw-dir {input.raw} --stays {input.stays} --out {output}"
+        " --fidelity {FIDELITY} --outliers {params.outliers} > {log} 2>&1"
+
+
+rule phenotypes:
+    """The 25 benchmark phenotype labels of each stay from its admission's ICD codes."""
+    input:
+        raw=RAW,
+        stays=rules.cohort.output.stays,
+    output:
+        labels=f"{W}/etl/phenotypes.parquet",
+        stats=f"{W}/etl/phenotype_mapping.json",
+    params:
+        definitions=opt("--definitions", CFG["phenotype_definitions"]),
+        gem=opt("--gem-file", ETL["icd10_gem_file"]),
+    log:
+        log_path("phenotypes"),
+    benchmark:
+        bench_path("phenotypes")
+    shell:
+        "medfuse-bench phenotypes --raw-dir {input.raw} --stays {input.stays} --out {output.labels}"
+        " --stats {output.stats} --fidelity {FIDELITY} {params.definitions} {params.gem} > {log} 2>&1"
+
+
+rule splits:
+    """Patient-level train/val/test split from a salted hash of subject_id (stable across MIMIC versions)."""
+    input:
+        raw=RAW,
+        stays=rules.cohort.output.stays,
+    output:
+        f"{W}/etl/splits.parquet",
+    params:
+        salt=ETL["split"]["salt"],
+        train=ETL["split"]["train"],
+        val=ETL["split"]["val"],
+        lists=" ".join(
+            x
+            for x in (opt("--test-list", ETL["split"]["test_list"]), opt("--val-list", ETL["split"]["val_list"]))
+            if x
+        ),
+    log:
+        log_path("splits"),
+    shell:
+        "medfuse-bench splits --stays {input.stays} --raw-dir {input.raw} --out {output} --salt {params.salt}"
+        " --train {params.train} --val {params.val} {params.lists} > {log} 2>&1"
+
+
+rule cxr_uni:
+    """CXR_UNI: every labelled X-ray with its split (EHR val/test patients moved out of train)."""
+    input:
+        raw=RAW,
+        splits=rules.splits.output,
+    output:
+        f"{W}/cxr/cxr_uni.parquet",
+    log:
+        log_path("cxr_uni"),
+    shell:
+        "medfuse-bench cxr-uni --raw-dir {input.raw} --splits {input.splits} --out {output} > {log} 2>&1"
+
+
+rule task_tables:
+    """One row per sample of a task: split, linked X-ray, labels."""
+    input:
+        raw=RAW,
+        stays=rules.cohort.output.stays,
+        events=rules.variables.output,
+        phenotypes=rules.phenotypes.output.labels,
+        splits=rules.splits.output,
+    output:
+        f"{W}/tasks/{{task}}/samples.parquet",
+    params:
+        preset=ETL["cohort_preset"],
+        overrides=lambda wc: q(json.dumps(ETL["task_overrides"].get(wc.task, {}))),
+    log:
+        log_path("task_tables_{task}"),
+    shell:
+        "medfuse-bench task-tables --stays {input.stays} --events {input.events} --phenotypes {input.phenotypes}"
+        " --splits {input.splits} --cxr-metadata {input.raw}/cxr_metadata.parquet --task {wildcards.task}"
+        " --preset {params.preset} --overrides {params.overrides} --out {output} > {log} 2>&1"
+
+
+rule timeseries:
+    """Discretised, imputed, normalised 76-feature time series of a task, one float32 array per split."""
+    input:
+        events=rules.variables.output,
+        samples=rules.task_tables.output,
+    output:
+        arrays=expand(f"{W}/tasks/{{{{task}}}}/timeseries_{{split}}.npy", split=["train", "val", "test"]),
+        index=f"{W}/tasks/{{task}}/timeseries_index.parquet",
+        normalizer=f"{W}/tasks/{{task}}/normalizer.json",
+    params:
+        out_dir=f"{W}/tasks/{{task}}",
+        timestep=ETL["timestep_hours"],
+    resources:
+        mem_mb=8000,
+    log:
+        log_path("timeseries_{task}"),
+    benchmark:
+        bench_path("timeseries_{task}")
+    shell:
+        "medfuse-bench timeseries --events {input.events} --samples {input.samples} --out-dir {params.out_dir}"
+        " --timestep {params.timestep} > {log} 2>&1"
+
+
+rule etl_summary:
+    """Samples per split, paired vs partial, label prevalence, cohort and ICD-mapping counts, preset counts."""
+    input:
+        samples=expand(f"{W}/tasks/{{task}}/samples.parquet", task=TASK_LIST),
+        cxr=rules.cxr_uni.output,
+        counts=rules.cohort.output.counts,
+        mapping=rules.phenotypes.output.stats,
+    output:
+        json=f"{W}/tasks/summary.json",
+        md=f"{W}/tasks/summary.md",
+    log:
+        log_path("etl_summary"),
+    shell:
+        "medfuse-bench etl-summary --workdir {W} --out-json {output.json} --out-md {output.md} > {log} 2>&1"
+
+
+rule check_splits:
+    """Fail the DAG if any subject appears in two splits of any dataset."""
+    input:
+        samples=expand(f"{W}/tasks/{{task}}/samples.parquet", task=TASK_LIST),
+        cxr=rules.cxr_uni.output,
+    output:
+        f"{W}/etl/split_check.txt",
+    log:
+        log_path("check_splits"),
+    shell:
+        "medfuse-bench check-splits --workdir {W} --out {output} > {log} 2>&1"
+
+
+rule etl:
+    """Everything the models need: task tables, time series, CXR_UNI, summary, split check."""
+    input:
+        rules.resolved_config.output,
+        expand(rules.timeseries.output.index, task=TASK_LIST),
+        rules.etl_summary.output,
+        rules.check_splits.output,

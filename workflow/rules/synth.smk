@@ -1,0 +1,22 @@
+# The embedded default input: a synthetic dataset in the exact MIMIC-IV / MIMIC-CXR-JPG layouts.
+
+
+rule synth:
+    """Generate the synthetic MIMIC-IV 2.2 + MIMIC-CXR-JPG 2.0.0 dataset (only when mimic_iv_dir is null)."""
+    output:
+        iv=directory(f"{W}/synthetic/mimic-iv"),
+        cxr=directory(f"{W}/synthetic/mimic-cxr-jpg"),
+    params:
+        out=f"{W}/synthetic",
+        stays=CFG["synthetic"]["stays"],
+        image_size=CFG["synthetic"]["image_size"],
+        seed=CFG["seed"],
+    log:
+        log_path("synth"),
+    benchmark:
+        bench_path("synth")
+    resources:
+        mem_mb=4000,
+    shell:
+        "medfuse-bench synth --out {params.out} --stays {params.stays} --seed {params.seed}"
+        " --image-size {params.image_size} --force > {log} 2>&1"
