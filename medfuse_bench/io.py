@@ -30,6 +30,10 @@ def atomic_path(final: str | os.PathLike[str], *, directory: bool = False) -> It
         fd, name = tempfile.mkstemp(prefix=prefix, dir=final.parent, suffix=final.suffix)
         os.close(fd)
         tmp = Path(name)
+    # mkstemp/mkdtemp create owner-only files; give outputs the permissions a plain open() would.
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod((0o777 if directory else 0o666) & ~umask)
     try:
         yield tmp
         if directory and final.exists():

@@ -1,0 +1,164 @@
+"""Chest X-rays: the study time of each image, the last X-ray of each ICU stay, and the uni-modal set CXR_UNI.
+
+Linking (as the original's ``loadmetadata``, with the 48 h window done right): for each stay, among the images of
+the patient with an allowed ViewPosition and ``intime <= study_datetime <= window end``, take the last one; ties
+on study_datetime go to the largest dicom_id so the pick is deterministic. The window end is ``intime + window``
+hours, or outtime when the window is None (whole stay).
+
+CXR_UNI: every image with a CheXpert row (all views), labels U-zeros (uncertain -1 and blank -> 0), split from
+MIMIC-CXR's official split (validate -> val) except that images of EHR val/test patients move out of train into
+that patient's EHR split, so image pre-training never sees a patient the EHR models are evaluated on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import polars as pl
+
+from medfuse_bench.errors import MedfuseError
+from medfuse_bench.resources import CHEXPERT_LABELS
+
+log = logging.getLogger(__name__)
+
+#: The metadata columns CXR_UNI reads (as in mimic-cxr-2.0.0-metadata).
+METADATA_COLUMNS: tuple[str, ...] = ("dicom_id", "subject_id", "study_id", "ViewPosition", "StudyDate", "StudyTime")
+
+
+def require_columns(frame: pl.DataFrame | pl.LazyFrame, columns: Sequence[str], what: str) -> None:
+    """Raise :class:`MedfuseError` naming ``what`` and the first missing column."""
+    present = frame.collect_schema().names() if isinstance(frame, pl.LazyFrame) else frame.columns
+    missing = [c for c in columns if c not in present]
+    if missing:
+        raise MedfuseError(f"{what} lacks column(s) {', '.join(missing)}; rebuild it with the ETL step that writes it")
+
+
+def study_datetime() -> pl.Expr:
+    """StudyDate (YYYYMMDD) + StudyTime (HHMMSS.fff, fractional seconds truncated) as a Datetime[us].
+
+    Equivalent to the original's string build ``f"{StudyDate} {int(StudyTime):06d}"`` parsed as ``%Y%m%d %H%M%S``.
+    """
+    date = pl.col("StudyDate").cast(pl.String).str.strip_chars().str.to_date("%Y%m%d", strict=False)
+    hhmmss = pl.col("StudyTime").cast(pl.Float64).cast(pl.Int64)
+    seconds = (hhmmss // 10000) * 3600 + (hhmmss // 100 % 100) * 60 + hhmmss % 100
+    return (date.cast(pl.Datetime("us")) + pl.duration(seconds=seconds)).alias("study_datetime")
+
+
+def with_study_datetime(metadata: pl.DataFrame) -> pl.DataFrame:
+    """The metadata with a ``study_datetime`` column (kept as is when already there)."""
+    if "study_datetime" in metadata.columns:
+        return metadata
+    require_columns(metadata, ("StudyDate", "StudyTime"), "cxr_metadata")
+    return metadata.with_columns(study_datetime())
+
+
+def link_cxr(stays: pl.DataFrame, metadata: pl.DataFrame, window_hours: float | None = 48.0,
+             views: Sequence[str] | None = ("AP",)) -> pl.DataFrame:
+    """The last X-ray of each stay inside the window: stay_id, dicom_id, study_datetime (stays without one omitted).
+
+    ``stays``: subject_id, stay_id, intime, outtime. ``metadata``: dicom_id, subject_id, ViewPosition and either
+    study_datetime or StudyDate + StudyTime. ``window_hours`` None = until outtime; ``views`` None = any view.
+
+    >>> from datetime import datetime
+    >>> stays = pl.DataFrame({"subject_id": [1], "stay_id": [10], "intime": [datetime(2150, 1, 1)],
+    ...                       "outtime": [datetime(2150, 1, 5)]})
+    >>> meta = pl.DataFrame({"dicom_id": ["a", "b", "c"], "subject_id": [1, 1, 1], "ViewPosition": ["AP", "AP", "PA"],
+    ...                      "StudyDate": [20150101, 20150102, 20150101], "StudyTime": [120000.0, 10000.5, 130000.0]})
+    >>> meta = meta.with_columns(pl.col("StudyDate") + 1350000)  # shift the toy dates into 2150
+    >>> link_cxr(stays, meta, 48.0)["dicom_id"].to_list()
+    ['b']
+    >>> link_cxr(stays, meta, 12.0)["dicom_id"].to_list()
+    ['a']
+    """
+    require_columns(stays, ("subject_id", "stay_id", "intime", "outtime"), "stays")
+    require_columns(metadata, ("dicom_id", "subject_id", "ViewPosition"), "cxr_metadata")
+    images = with_study_datetime(metadata).select(
+        pl.col("dicom_id").cast(pl.String),
+        pl.col("subject_id").cast(pl.Int64),
+        pl.col("ViewPosition").cast(pl.String),
+        pl.col("study_datetime").cast(pl.Datetime("us")),
+    )
+    if views:
+        images = images.filter(pl.col("ViewPosition").is_in(list(views)))
+    windows = stays.select(
+        pl.col("subject_id").cast(pl.Int64),
+        pl.col("stay_id").cast(pl.Int64),
+        pl.col("intime").cast(pl.Datetime("us")).alias("_start"),
+        (
+            pl.col("outtime").cast(pl.Datetime("us"))
+            if window_hours is None
+            else pl.col("intime").cast(pl.Datetime("us")) + pl.duration(microseconds=round(window_hours * 3.6e9))
+        ).alias("_end"),
+    )
+    return (
+        windows.join(images, on="subject_id", how="inner")
+        .filter((pl.col("study_datetime") >= pl.col("_start")) & (pl.col("study_datetime") <= pl.col("_end")))
+        .sort(["stay_id", "study_datetime", "dicom_id"])
+        .group_by("stay_id", maintain_order=True)
+        .agg(pl.col("dicom_id").last(), pl.col("study_datetime").last())
+    )
+
+
+def cxr_image_path() -> pl.Expr:
+    """``files/pNN/pSUBJECT/sSTUDY/DICOM.jpg`` relative to the MIMIC-CXR-JPG root (pNN = first 2 digits of the id)."""
+    subject = pl.col("subject_id").cast(pl.String)
+    study = pl.col("study_id").cast(pl.String)
+    path = pl.format("files/p{}/p{}/s{}/{}.jpg", subject.str.slice(0, 2), subject, study, pl.col("dicom_id"))
+    return path.alias("path")
+
+
+def uzeros_labels() -> list[pl.Expr]:
+    """The 14 CheXpert labels with uncertain (-1) and blank mapped to 0, as Int8."""
+    return [
+        pl.when(pl.col(name) == 1).then(1).otherwise(0).cast(pl.Int8).alias(name) for name in CHEXPERT_LABELS
+    ]
+
+
+def build_cxr_uni(metadata: pl.DataFrame, chexpert: pl.DataFrame, cxr_split: pl.DataFrame,
+                  splits: pl.DataFrame) -> pl.DataFrame:
+    """CXR_UNI from the raw metadata, CheXpert labels, MIMIC-CXR split and the EHR patient splits.
+
+    ``splits``: subject_id, split and optionally ``ehr`` (only subjects with ``ehr`` true are treated as EHR
+    patients; without the column every listed subject is). Ids are compared as integers. Columns: dicom_id,
+    subject_id, study_id, study_datetime, view_position, split, path, the 14 labels; sorted by dicom_id.
+    """
+    require_columns(metadata, METADATA_COLUMNS, "cxr_metadata")
+    require_columns(chexpert, ("study_id", *CHEXPERT_LABELS), "cxr_chexpert")
+    require_columns(cxr_split, ("dicom_id", "split"), "cxr_split")
+    require_columns(splits, ("subject_id", "split"), "splits")
+    images = with_study_datetime(metadata).select(
+        pl.col("dicom_id").cast(pl.String),
+        pl.col("subject_id").cast(pl.Int64),
+        pl.col("study_id").cast(pl.Int64),
+        pl.col("study_datetime").cast(pl.Datetime("us")),
+        pl.col("ViewPosition").cast(pl.String).alias("view_position"),
+    )
+    labels = chexpert.select(pl.col("study_id").cast(pl.Int64), *uzeros_labels())
+    if labels["study_id"].is_duplicated().any():
+        raise MedfuseError("cxr_chexpert has more than one row per study_id; expected one label row per study")
+    official = cxr_split.select(
+        pl.col("dicom_id").cast(pl.String),
+        pl.col("split").cast(pl.String).replace({"validate": "val"}).alias("_cxr_split"),
+    ).unique("dicom_id", keep="first")
+    unknown = official.filter(~pl.col("_cxr_split").is_in(["train", "val", "test"]))
+    if unknown.height:
+        raise MedfuseError(
+            f"cxr_split column 'split' holds '{unknown['_cxr_split'][0]}'; expected train, validate or test"
+        )
+    ehr = splits.filter(pl.col("ehr")) if "ehr" in splits.columns else splits
+    ehr = ehr.select(pl.col("subject_id").cast(pl.Int64), pl.col("split").alias("_ehr_split"))
+    labelled = images.join(labels, on="study_id", how="inner")
+    out = labelled.join(official, on="dicom_id", how="inner")
+    if out.height < labelled.height:
+        log.info("%d labelled images have no row in the MIMIC-CXR split table and are left out",
+                 labelled.height - out.height)
+    out = out.join(ehr, on="subject_id", how="left")
+    moved = (pl.col("_cxr_split") == "train") & pl.col("_ehr_split").is_in(["val", "test"])
+    out = out.with_columns(pl.when(moved).then(pl.col("_ehr_split")).otherwise(pl.col("_cxr_split")).alias("split"))
+    n_moved = out.select(moved.sum()).item()
+    log.info("CXR_UNI: %d images, %d moved out of train to their patient's EHR val/test split", out.height, n_moved)
+    return out.select(
+        "dicom_id", "subject_id", "study_id", "study_datetime", "view_position", "split", cxr_image_path(),
+        *CHEXPERT_LABELS,
+    ).sort("dicom_id")

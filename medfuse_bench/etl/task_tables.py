@@ -1,0 +1,170 @@
+"""One table per task: which stays are samples, their split, linked X-ray, time-series length and labels.
+
+A stay is a sample of a task when its ICU stay lasts at least the task's minimum (eps 1e-6, as the original) and it
+has at least one event with ``-eps < hours < period_length + eps``, where period_length is the length of its time
+series: the stay's length, cut at the task's time-series window (48 h for in-hospital mortality). Stays without
+such an event are not samples (the original wrote no file for them).
+
+Columns of ``samples.parquet``, in order: subject_id, stay_id, split, cxr_dicom_id (null = no linked X-ray),
+period_length (Float64 hours), age, then the labels (Int8): ``mortality``, or the 25 phenotypes. Rows sorted by
+split (train, val, test) then stay_id. The task definition (preset, windows, views, ``leaky``) is stored in the
+Parquet key-value metadata under :data:`METADATA_KEY`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import polars as pl
+
+from medfuse_bench.errors import MedfuseError
+from medfuse_bench.etl.cxr import link_cxr, require_columns
+from medfuse_bench.etl.presets import TaskDefinition
+from medfuse_bench.io import atomic_path
+from medfuse_bench.resources import SPLITS, phenotype_labels, task_labels
+
+log = logging.getLogger(__name__)
+
+EPS = 1e-6
+METADATA_KEY = "medfuse_bench.task_definition"
+SAMPLE_COLUMNS: tuple[str, ...] = ("subject_id", "stay_id", "split", "cxr_dicom_id", "period_length", "age")
+
+
+def split_rank() -> pl.Expr:
+    """train < val < test, for sorting."""
+    return pl.col("split").replace_strict({s: i for i, s in enumerate(SPLITS)}, default=len(SPLITS),
+                                          return_dtype=pl.Int8)
+
+
+def observed_events(events: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """Events that carry a value (a null value and a null value_text count as no observation)."""
+    lazy = events.lazy()
+    names = lazy.collect_schema().names()
+    require_columns(lazy, ("stay_id", "hours"), "events")
+    present = [pl.col(c).is_not_null() for c in ("value", "value_text") if c in names]
+    if present:
+        lazy = lazy.filter(pl.any_horizontal(present))
+    return lazy
+
+
+def first_event_hours(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """Hour of the first observed event after ``-eps`` of each stay: stay_id, first_hours.
+
+    A stay has an event inside ``(-eps, end + eps)`` exactly when ``first_hours < end + eps``, so one pass over the
+    events serves every window (used to count samples under every preset).
+    """
+    return (
+        observed_events(events)
+        .filter(pl.col("hours") > -EPS)
+        .group_by(pl.col("stay_id").cast(pl.Int64))
+        .agg(pl.col("hours").min().alias("first_hours"))
+        .collect()
+    )
+
+
+def select_task_stays(stays: pl.DataFrame, first_events: pl.DataFrame, definition: TaskDefinition) -> pl.DataFrame:
+    """The stays that are samples of the task: subject_id, stay_id, intime, outtime, period_length, age."""
+    require_columns(stays, ("subject_id", "stay_id", "intime", "outtime", "los_hours", "age"), "stays")
+    out = stays.select(
+        pl.col("subject_id").cast(pl.Int64),
+        pl.col("stay_id").cast(pl.Int64),
+        "intime",
+        "outtime",
+        pl.col("los_hours").cast(pl.Float64),
+        "age",
+    ).filter(pl.col("los_hours").is_not_null())
+    if definition.min_stay_hours is not None:
+        out = out.filter(pl.col("los_hours") >= definition.min_stay_hours - EPS)
+    period = pl.col("los_hours")
+    if definition.ts_window_hours is not None:
+        period = pl.min_horizontal(period, pl.lit(definition.ts_window_hours))
+    out = out.with_columns(period.alias("period_length"))
+    first = first_events.select(pl.col("stay_id").cast(pl.Int64), "first_hours")
+    return (
+        out.join(first, on="stay_id", how="inner")
+        .filter(pl.col("first_hours") < pl.col("period_length") + EPS)
+        .select("subject_id", "stay_id", "intime", "outtime", "period_length", "age")
+    )
+
+
+def attach_splits(samples: pl.DataFrame, splits: pl.DataFrame) -> pl.DataFrame:
+    """Add each sample's patient split; raise when a subject has none."""
+    require_columns(splits, ("subject_id", "split"), "splits")
+    out = samples.join(splits.select(pl.col("subject_id").cast(pl.Int64), "split"), on="subject_id", how="left")
+    missing = out.filter(pl.col("split").is_null())
+    if missing.height:
+        raise MedfuseError(
+            f"splits has no row for {missing['subject_id'].n_unique()} subject(s) of the cohort "
+            f"(e.g. subject_id {missing['subject_id'][0]}); rebuild splits.parquet from the current stays.parquet"
+        )
+    return out
+
+
+def task_label_frame(task: str, stays: pl.DataFrame, phenotypes: pl.DataFrame | None) -> pl.DataFrame:
+    """stay_id and the task's Int8 label columns."""
+    if task == "in-hospital-mortality":
+        require_columns(stays, ("stay_id", "mortality"), "stays")
+        return stays.select(pl.col("stay_id").cast(pl.Int64), pl.col("mortality").cast(pl.Int8))
+    if phenotypes is None:
+        raise MedfuseError("task phenotyping needs the phenotype labels; pass --phenotypes etl/phenotypes.parquet")
+    labels = phenotype_labels()
+    require_columns(phenotypes, ("stay_id", *labels), "phenotypes")
+    return phenotypes.select(pl.col("stay_id").cast(pl.Int64), *(pl.col(c).cast(pl.Int8) for c in labels))
+
+
+def build_task_samples(stays: pl.DataFrame, events: pl.DataFrame | pl.LazyFrame | None, splits: pl.DataFrame,
+                       cxr_metadata: pl.DataFrame, definition: TaskDefinition,
+                       phenotypes: pl.DataFrame | None = None,
+                       first_events: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The samples table of ``definition.task`` (columns and order in the module docstring).
+
+    Pass ``first_events`` (from :func:`first_event_hours`) instead of ``events`` to reuse one pass over events.
+    """
+    if first_events is None:
+        if events is None:
+            raise MedfuseError("build_task_samples needs events or first_events")
+        first_events = first_event_hours(events)
+    chosen = attach_splits(select_task_stays(stays, first_events, definition), splits)
+    links = link_cxr(chosen, cxr_metadata, definition.cxr_window_hours, definition.views)
+    labels = task_label_frame(definition.task, stays, phenotypes)
+    names = task_labels(definition.task)
+    out = chosen.join(links.select("stay_id", pl.col("dicom_id").alias("cxr_dicom_id")), on="stay_id", how="left")
+    out = out.join(labels, on="stay_id", how="left")
+    unlabelled = out.filter(pl.any_horizontal(pl.col(n).is_null() for n in names)).height
+    if unlabelled:
+        if definition.task == "in-hospital-mortality":
+            raise MedfuseError(f"stays has {unlabelled} null 'mortality' value(s) among the task's stays")
+        log.warning("%d stay(s) have no row in phenotypes; their 25 labels are set to 0", unlabelled)
+        out = out.with_columns(pl.col(n).fill_null(0) for n in names)
+    return (
+        out.select(*SAMPLE_COLUMNS, *names)
+        .with_columns(pl.col("period_length").cast(pl.Float64))
+        .sort([split_rank(), pl.col("stay_id")])
+    )
+
+
+def write_samples(samples: pl.DataFrame, definition: TaskDefinition, path: str | os.PathLike[str]) -> None:
+    """Write the samples atomically, with the task definition in the Parquet metadata."""
+    with atomic_path(path) as tmp:
+        samples.write_parquet(tmp, compression="zstd", metadata={METADATA_KEY: json.dumps(definition.to_dict())})
+
+
+def read_task_definition(path: str | os.PathLike[str]) -> TaskDefinition | None:
+    """The task definition stored in a samples.parquet (None for a file written without one)."""
+    meta = pl.read_parquet_metadata(path)
+    if METADATA_KEY not in meta:
+        return None
+    return TaskDefinition.from_dict(json.loads(meta[METADATA_KEY]))
+
+
+def sample_counts(samples: pl.DataFrame) -> dict[str, dict[str, int]]:
+    """Samples (= the partial set) and paired samples (cxr_dicom_id not null) per split."""
+    total = {s: 0 for s in SPLITS}
+    paired = {s: 0 for s in SPLITS}
+    counts = samples.group_by("split").agg(pl.len().alias("n"), pl.col("cxr_dicom_id").is_not_null().sum().alias("p"))
+    for split, n, p in counts.iter_rows():
+        total[split] = int(n)
+        paired[split] = int(p)
+    return {"total": total, "paired": paired}

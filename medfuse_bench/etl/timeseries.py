@@ -1,0 +1,392 @@
+"""Discretised, imputed, normalised time series: 76 features per time step, one float32 array per split.
+
+The discretiser follows the original's (``impute_strategy='previous'``, ``start_time='zero'``, masks stored):
+
+- a sample of period length ``T`` hours has ``int(T / timestep + 1 - 1e-6)`` bins (at least 1);
+- an event at hour ``t`` with ``-eps < t < T + eps`` goes to bin ``int(t / timestep - 1e-6)`` (so ``t = 1.0`` lands
+  in bin 0 for a 1 h step; truncation toward zero keeps ``-eps < t < 0`` in bin 0); other events are skipped;
+- within a bin and channel the last event (by hour, then by row order) wins;
+- an empty bin takes the channel's previous observed value in the same sample, else the channel's normal value;
+- categorical channels are one-hot over their possible values, continuous channels keep the value;
+- one 0/1 mask per channel, 1 only where the bin holds a real observation.
+
+The layout is :func:`medfuse_bench.resources.feature_names`: 59 value columns (channel order, one-hots expanded),
+then 17 masks. The 12 continuous columns are normalised with ``(x - mean) / std`` where mean and std (floored at
+1e-7) come from all bins of all train samples, as the original's normalizer builder; one-hots and masks are not.
+
+Everything is vectorised: a Polars group-by yields the last (sample, bin, channel) observation, NumPy scatters it
+into a dense block and forward-fills with ``np.maximum.accumulate`` over row indices. Samples are processed in
+chunks written into ``np.lib.format.open_memmap`` arrays sized up front, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from tqdm import tqdm
+
+from medfuse_bench.errors import MedfuseError
+from medfuse_bench.etl.cxr import require_columns
+from medfuse_bench.etl.task_tables import EPS, observed_events, split_rank
+from medfuse_bench.io import atomic_path
+from medfuse_bench.resources import SPLITS, feature_names, variables
+
+log = logging.getLogger(__name__)
+
+STD_FLOOR = 1e-7
+N_FEATURES = 76
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelLayout:
+    """Where each of the 17 channels lands in the 76 features, and its imputation value."""
+
+    names: tuple[str, ...]
+    categorical: np.ndarray  # bool [17]
+    value_column: np.ndarray  # int [17]: first value column of the channel (its one-hot block start if categorical)
+    normal_code: np.ndarray  # float [17]: normal value (continuous) or index of the normal category (categorical)
+    categories: pl.DataFrame  # variable, value_text, code: category index of every possible value
+    continuous_columns: np.ndarray  # int [12]: the columns that are normalised
+    n_values: int  # 59
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.names)
+
+
+@cache
+def channel_layout() -> ChannelLayout:
+    """The channel layout built from ``resources/variables.yaml`` (checked against :func:`feature_names`)."""
+    names, categorical, value_column, normal_code, rows = [], [], [], [], []
+    column = 0
+    for var in variables():
+        names.append(var["name"])
+        categorical.append(bool(var["categorical"]))
+        value_column.append(column)
+        if var["categorical"]:
+            values = list(var["possible_values"])
+            normal_code.append(float(values.index(str(var["normal_value"]))))
+            rows.extend((var["name"], value, float(i)) for i, value in enumerate(values))
+            column += len(values)
+        else:
+            normal_code.append(float(var["normal_value"]))
+            column += 1
+    n_values = column
+    features = feature_names()
+    assert len(features) == n_values + len(names) == N_FEATURES, "variables.yaml does not give 76 features"
+    return ChannelLayout(
+        names=tuple(names),
+        categorical=np.array(categorical),
+        value_column=np.array(value_column),
+        normal_code=np.array(normal_code),
+        categories=pl.DataFrame(rows, schema={"variable": pl.String, "value_text": pl.String, "code": pl.Float64},
+                                orient="row"),
+        continuous_columns=np.array([i for i, f in enumerate(features[:n_values]) if "->" not in f]),
+        n_values=n_values,
+    )
+
+
+def bin_counts(period_length: np.ndarray, timestep: float) -> np.ndarray:
+    """Number of bins per sample: ``int(T / timestep + 1 - 1e-6)``, at least 1.
+
+    >>> bin_counts(np.array([48.0, 2.5, 0.0]), 1.0).tolist()
+    [48, 3, 1]
+    """
+    if not timestep > 0:
+        raise MedfuseError(f"timestep must be a positive number of hours (etl.timestep_hours), got {timestep}")
+    period = np.asarray(period_length, dtype=np.float64)
+    return np.maximum(1, (period / timestep + 1.0 - EPS).astype(np.int64))
+
+
+def prepare_samples(samples: pl.DataFrame) -> pl.DataFrame:
+    """The samples in output order (split train/val/test, samples.parquet order within a split) with ``pos``."""
+    require_columns(samples, ("stay_id", "split", "period_length"), "samples")
+    if samples["stay_id"].is_duplicated().any():
+        raise MedfuseError("samples has a stay_id more than once; a task has one sample per stay")
+    if samples["period_length"].null_count():
+        raise MedfuseError("samples column 'period_length' has nulls; rebuild it with task-tables")
+    out = samples.select(pl.col("stay_id").cast(pl.Int64), "split", pl.col("period_length").cast(pl.Float64))
+    out = out.with_row_index("_order").sort([split_rank(), "_order"]).drop("_order")
+    return out.with_row_index("pos")
+
+
+def _unknown_variables(lazy: pl.LazyFrame, known: tuple[str, ...]) -> None:
+    found = lazy.select(pl.col("variable").cast(pl.String).fill_null("(null)").unique()).collect()["variable"]
+    bad = sorted(v for v in found.to_list() if v not in known)
+    if bad:
+        raise MedfuseError(
+            f"events column 'variable' holds '{bad[0]}', not one of the 17 variables; "
+            "rebuild events.parquet with the variables step"
+        )
+
+
+def _unknown_categories(frame: pl.DataFrame, layout: ChannelLayout) -> None:
+    categorical = [n for n, c in zip(layout.names, layout.categorical) if c]
+    bad = frame.filter(pl.col("variable").is_in(categorical)).join(
+        layout.categories, on=["variable", "value_text"], how="anti"
+    )
+    if bad.height:
+        examples = bad.select("variable", "value_text").unique().sort(["variable", "value_text"]).head(3).rows()
+        raise MedfuseError(
+            f"events has {bad.height} categorical value(s) outside the variable's possible values, e.g. "
+            + "; ".join(f"'{v}' for '{n}'" for n, v in examples)
+            + " (resources/variables.yaml); map them in the variables step"
+        )
+
+
+def bin_observations(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame, timestep: float) -> pl.DataFrame:
+    """The last observation of each (sample, bin, channel): pos, bin, channel, code; sorted by pos, channel, bin.
+
+    ``samples`` comes from :func:`prepare_samples` (stay_id, period_length, pos). ``code`` is the value of a
+    continuous channel or the category index of a categorical one.
+    """
+    layout = channel_layout()
+    n_ch = layout.n_channels
+    lazy = observed_events(events)
+    names = lazy.collect_schema().names()
+    require_columns(lazy, ("stay_id", "hours", "variable"), "events")
+    value = pl.col("value").cast(pl.Float64) if "value" in names else pl.lit(None, pl.Float64)
+    text = pl.col("value_text").cast(pl.String) if "value_text" in names else pl.lit(None, pl.String)
+    channel_of = {name: i for i, name in enumerate(layout.names)}
+    texts = sorted(set(layout.categories["value_text"].to_list()))
+    text_of = {t: i for i, t in enumerate(texts)}
+    lookup = np.full((n_ch, len(texts) + 1), np.nan)  # last column: a text that is no possible value
+    for variable, value_text, code in layout.categories.iter_rows():  # the 47 possible values
+        lookup[channel_of[variable], text_of[value_text]] = code
+    categorical = [n for n, c in zip(layout.names, layout.categorical) if c]
+    # Categorical channels read value_text (falling back to the number written as text), others read value.
+    text = pl.when(pl.col("variable").cast(pl.String).is_in(categorical)).then(
+        pl.coalesce(text, value.cast(pl.String))
+    )
+    n_bins = bin_counts(samples["period_length"].to_numpy(), timestep)
+    width = int(n_bins.max()) + 1 if len(n_bins) else 1
+    last_bin = pl.max_horizontal(pl.lit(1, pl.Int64), (pl.col("period_length") / timestep + 1.0 - EPS).cast(pl.Int64))
+    windowed = (
+        lazy.with_row_index("_row")
+        .select("_row", pl.col("stay_id").cast(pl.Int64), pl.col("hours").cast(pl.Float64), pl.col("variable"),
+                value.alias("value"), text.alias("value_text"))
+        .join(samples.lazy().select("stay_id", "pos", "period_length"), on="stay_id", how="inner")
+        .filter((pl.col("hours") > -EPS) & (pl.col("hours") < pl.col("period_length") + EPS))
+        .with_columns(
+            pl.col("variable").cast(pl.String).replace_strict(channel_of, default=None, return_dtype=pl.Int64)
+            .alias("channel"),
+            pl.col("value_text").replace_strict(text_of, default=len(texts), return_dtype=pl.Int64).alias("_text"),
+            pl.min_horizontal((pl.col("hours") / timestep - EPS).cast(pl.Int64), last_bin - 1).alias("bin"),
+        )
+    )
+    frame = windowed.select("_row", "pos", "hours", "value", "channel", "_text", "bin").collect()
+    if frame["channel"].null_count():
+        _unknown_variables(lazy, layout.names)
+    channel = frame["channel"].to_numpy()
+    is_cat = layout.categorical[channel]
+    code = frame["value"].to_numpy().copy()
+    code[is_cat] = lookup[channel[is_cat], frame["_text"].to_numpy()[is_cat]]
+    if np.isnan(code[is_cat]).any():
+        _unknown_categories(windowed.select("variable", "value_text").collect(), layout)
+    # One sort on (sample, channel, bin) packed into one integer, then hour and row order: the last row of each
+    # run of equal keys is the observation that wins its bin.
+    keyed = pl.DataFrame({
+        "key": (frame["pos"].cast(pl.Int64).to_numpy() * n_ch + channel) * width + frame["bin"].to_numpy(),
+        "hours": frame["hours"], "_row": frame["_row"], "code": code,
+    }).filter(pl.col("code").is_not_nan()).sort(["key", "hours", "_row"])
+    del frame
+    key = keyed["key"].to_numpy()
+    last = np.flatnonzero(np.r_[key[1:] != key[:-1], True]) if len(key) else np.zeros(0, dtype=np.int64)
+    key = key[last]
+    return pl.DataFrame({
+        "pos": key // (n_ch * width), "bin": key % width, "channel": (key // width) % n_ch,
+        "code": keyed["code"].to_numpy()[last],
+    }, schema={"pos": pl.Int64, "bin": pl.Int64, "channel": pl.Int8, "code": pl.Float64})
+
+
+def densify(pos: np.ndarray, bins: np.ndarray, channel: np.ndarray, code: np.ndarray, n_bins: np.ndarray,
+            first_pos: int = 0, out: np.ndarray | None = None) -> np.ndarray:
+    """Dense [sum(n_bins), 76] float32 block of the samples ``first_pos .. first_pos + len(n_bins) - 1``.
+
+    ``pos, bins, channel, code`` are the last observations of those samples (from :func:`bin_observations`).
+    ``out``, when given, is filled in place (e.g. a slice of a memory-mapped array) and returned.
+    """
+    layout = channel_layout()
+    n_bins = np.asarray(n_bins, dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(n_bins)[:-1]]).astype(np.int64)
+    total = int(n_bins.sum())
+    index_dtype = np.int32 if total < 2**31 else np.int64
+    rows = (offsets[np.asarray(pos, dtype=np.int64) - first_pos] + np.asarray(bins, dtype=np.int64)).astype(index_dtype)
+    channel = np.asarray(channel, dtype=np.int64)
+    # Channel-major so that each channel's fill runs over contiguous memory.
+    raw = np.zeros((layout.n_channels, total), dtype=np.float32)
+    observed = np.zeros((layout.n_channels, total), dtype=bool)
+    raw[channel, rows] = code
+    observed[channel, rows] = True
+    if out is None:
+        out = np.zeros((total, N_FEATURES), dtype=np.float32)
+    else:
+        out[:, : layout.n_values] = 0.0
+    row_ids = np.arange(total, dtype=index_dtype)
+    sample_start = np.repeat(offsets, n_bins).astype(index_dtype)
+    for ch in range(layout.n_channels):  # 17 channels, each a vectorised pass over its column
+        # Forward fill: the latest observed row at or before each row counts only inside the same sample.
+        latest = np.where(observed[ch], row_ids, index_dtype(-1))
+        np.maximum.accumulate(latest, out=latest)
+        filled = np.where(latest >= sample_start, raw[ch][latest], np.float32(layout.normal_code[ch]))
+        start = layout.value_column[ch]
+        if layout.categorical[ch]:
+            out[row_ids, start + filled.astype(np.int64)] = 1.0
+        else:
+            out[:, start] = filled
+    out[:, layout.n_values:] = observed.T
+    return out
+
+
+def discretize(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
+               timestep: float = 1.0) -> tuple[np.ndarray, pl.DataFrame]:
+    """Unnormalised float32 [total_steps, 76] array of all samples and its index (stay_id, split, offset, length).
+
+    Samples are ordered by split (train, val, test), then as given; offsets count rows into the returned array.
+    """
+    prepared = prepare_samples(samples)
+    n_bins = bin_counts(prepared["period_length"].to_numpy(), timestep)
+    obs = bin_observations(events, prepared, timestep)
+    array = densify(obs["pos"].to_numpy(), obs["bin"].to_numpy(), obs["channel"].to_numpy(), obs["code"].to_numpy(),
+                    n_bins)
+    offsets = np.concatenate([[0], np.cumsum(n_bins)[:-1]])
+    index = prepared.select("stay_id", "split").with_columns(
+        pl.Series("offset", offsets, dtype=pl.Int64), pl.Series("length", n_bins, dtype=pl.Int64)
+    )
+    return array, index
+
+
+# --- normalisation --------------------------------------------------------------------------------------------------
+
+
+class NormalizerFit:
+    """Running sums of x and x^2 over every bin of the train samples (float64), as the original's builder."""
+
+    def __init__(self, n_features: int = N_FEATURES) -> None:
+        self.count = 0
+        self.sum = np.zeros(n_features, dtype=np.float64)
+        self.sum_sq = np.zeros(n_features, dtype=np.float64)
+
+    def update(self, block: np.ndarray) -> None:
+        self.count += block.shape[0]
+        for start in range(0, block.shape[0], 1 << 16):  # float64 copies of bounded size
+            part = np.asarray(block[start:start + (1 << 16)], dtype=np.float64)
+            self.sum += part.sum(axis=0)
+            self.sum_sq += np.einsum("ij,ij->j", part, part)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """(means, stds): std = sqrt((sum x^2 - 2 mean sum x + N mean^2) / (N - 1)), floored at 1e-7."""
+        if self.count == 0:
+            raise MedfuseError("the train split has no time steps, so there is nothing to fit the normalizer on")
+        n = self.count
+        mean = self.sum / n
+        var = (self.sum_sq - 2.0 * mean * self.sum + n * mean**2) / max(n - 1, 1)
+        std = np.sqrt(np.maximum(var, 0.0))
+        return mean, np.maximum(std, STD_FLOOR)
+
+
+def fit_normalizer(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Means and stds of all 76 features over the rows of ``array`` (the train split)."""
+    fit = NormalizerFit(array.shape[1])
+    fit.update(array)
+    return fit.result()
+
+
+def normalize(array: np.ndarray, means: np.ndarray, stds: np.ndarray) -> np.ndarray:
+    """Normalise the 12 continuous columns of ``array`` in place and return it."""
+    cols = channel_layout().continuous_columns
+    array[:, cols] = ((array[:, cols].astype(np.float64) - means[cols]) / stds[cols]).astype(array.dtype)
+    return array
+
+
+# --- writing --------------------------------------------------------------------------------------------------------
+
+
+def row_chunks(n_bins: np.ndarray, max_rows: int) -> list[tuple[int, int]]:
+    """Consecutive sample ranges [a, b) holding at most ``max_rows`` time steps each (at least one sample).
+
+    >>> row_chunks(np.array([3, 3, 3, 5]), 6)
+    [(0, 2), (2, 3), (3, 4)]
+    """
+    ends = np.cumsum(n_bins)
+    chunks, a = [], 0
+    while a < len(ends):
+        base = int(ends[a - 1]) if a else 0
+        b = max(a + 1, int(np.searchsorted(ends, base + max_rows, side="right")))
+        chunks.append((a, b))
+        a = b
+    return chunks
+
+
+def write_timeseries(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame, out_dir: str | os.PathLike[str],
+                     timestep: float = 1.0, chunk_rows: int = 250_000) -> dict:
+    """Write ``timeseries_{split}.npy``, ``timeseries_index.parquet`` and ``normalizer.json`` into ``out_dir``.
+
+    Each split's array is sized up front and filled chunk by chunk (at most ``chunk_rows`` time steps densified at
+    once). Train is filled first and normalised in place once its statistics are known; val and test are normalised
+    as they are filled. All five files appear together or not at all. Returns the normalizer dict.
+    """
+    out_dir = Path(out_dir)
+    prepared = prepare_samples(samples)
+    n_bins = bin_counts(prepared["period_length"].to_numpy(), timestep)
+    log.info("binning events of %d samples (timestep %s h)", prepared.height, timestep)
+    obs = bin_observations(events, prepared, timestep)
+    obs_pos = obs["pos"].to_numpy()
+    obs_cols = (obs["bin"].to_numpy(), obs["channel"].to_numpy(), obs["code"].to_numpy())
+    del obs
+    split_of = prepared["split"].to_numpy()
+    offsets = np.zeros(len(n_bins), dtype=np.int64)
+    fit = NormalizerFit()
+    means = stds = None
+    with contextlib.ExitStack() as stack:
+        for split in SPLITS:
+            members = np.flatnonzero(split_of == split)  # contiguous: prepared is sorted by split
+            first, count = (int(members[0]), len(members)) if len(members) else (0, 0)
+            split_bins = n_bins[first:first + count]
+            split_offsets = np.concatenate([[0], np.cumsum(split_bins)]).astype(np.int64)
+            offsets[first:first + count] = split_offsets[:-1]
+            tmp = stack.enter_context(atomic_path(out_dir / f"timeseries_{split}.npy"))
+            array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                              shape=(int(split_offsets[-1]), N_FEATURES))
+            for a, b in tqdm(row_chunks(split_bins, chunk_rows), desc=f"timeseries {split}", unit="chunk",
+                             disable=count == 0):
+                lo, hi = np.searchsorted(obs_pos, [first + a, first + b])
+                block = array[split_offsets[a]:split_offsets[b]]
+                densify(obs_pos[lo:hi], *(c[lo:hi] for c in obs_cols), split_bins[a:b], first_pos=first + a, out=block)
+                if split == "train":
+                    fit.update(block)
+                else:
+                    normalize(block, means, stds)
+            if split == "train":
+                means, stds = fit.result()
+                for a in range(0, array.shape[0], chunk_rows):
+                    normalize(array[a:a + chunk_rows], means, stds)
+            array.flush()
+            del array
+        index = prepared.select("stay_id", "split").with_columns(
+            pl.Series("offset", offsets, dtype=pl.Int64), pl.Series("length", n_bins, dtype=pl.Int64)
+        )
+        index_tmp = stack.enter_context(atomic_path(out_dir / "timeseries_index.parquet"))
+        index.write_parquet(index_tmp, compression="zstd")
+        features = feature_names()
+        normalizer = {
+            "timestep_hours": float(timestep),
+            "features": features,
+            "means": [float(x) for x in means],
+            "stds": [float(x) for x in stds],
+            "normalized_features": [features[i] for i in channel_layout().continuous_columns],
+            "train_samples": int((split_of == "train").sum()),
+            "train_steps": int(fit.count),
+        }
+        norm_tmp = stack.enter_context(atomic_path(out_dir / "normalizer.json"))
+        norm_tmp.write_text(json.dumps(normalizer, indent=2) + "\n")
+    log.info("wrote %d samples, %d time steps to %s", prepared.height, int(n_bins.sum()), out_dir)
+    return normalizer
