@@ -1,0 +1,1 @@
+"""Evaluation: AUROC / AUPRC with bootstrap confidence intervals, computed for all resamples at once."""

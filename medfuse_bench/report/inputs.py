@@ -1,0 +1,120 @@
+"""Where the report, scores and leaderboard find their inputs under ``{workdir}``, and how they read them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from medfuse_bench.errors import MedfuseError
+from medfuse_bench.resources import TASKS, task_labels
+
+_SWEEP = re.compile(r"^medfuse-p(\d+)$")
+
+
+@dataclass(frozen=True)
+class Workdir:
+    """The file layout of docs/architecture.md, rooted at ``root``."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, root: str | os.PathLike[str]) -> Workdir:
+        return cls(Path(root))
+
+    def samples(self, task: str) -> Path:
+        return self.root / "tasks" / task / "samples.parquet"
+
+    def predictions(self, task: str, experiment: str, test_set: str) -> Path:
+        return self.root / "predictions" / task / experiment / f"{test_set}.parquet"
+
+    def selected(self, task: str, experiment: str) -> Path:
+        return self.root / "models" / task / experiment / "selected.json"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "tasks" / "summary.json"
+
+    @property
+    def provenance(self) -> Path:
+        return self.root / "etl" / "provenance.json"
+
+    @property
+    def config_resolved(self) -> Path:
+        return self.root / "config.resolved.yaml"
+
+    @property
+    def scores(self) -> Path:
+        return self.root / "scores"
+
+    @property
+    def leaderboard(self) -> Path:
+        return self.root / "leaderboard"
+
+    def tasks_present(self) -> list[str]:
+        """Tasks whose samples table exists, in the package's task order."""
+        return [t for t in TASKS if self.samples(t).exists()]
+
+    def prediction_experiments(self, task: str, test_set: str) -> list[str]:
+        """Experiments with a prediction file for ``test_set``, sorted by name."""
+        return sorted(p.parent.name for p in (self.root / "predictions" / task).glob(f"*/{test_set}.parquet"))
+
+    def sweep(self, task: str) -> list[tuple[int, str]]:
+        """(percent, experiment) of every ``medfuse-p{N}`` with a selected.json, by percent."""
+        found = []
+        for path in (self.root / "models" / task).glob("medfuse-p*/selected.json"):
+            match = _SWEEP.match(path.parent.name)
+            if match:
+                found.append((int(match.group(1)), path.parent.name))
+        return sorted(found)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON file as a dict, None when absent; a broken file is an error naming it."""
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise MedfuseError(f"'{path}' is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise MedfuseError(f"'{path}' must hold a JSON object")
+    return data
+
+
+def read_samples(path: Path, task: str) -> pl.DataFrame:
+    """The task's samples table with the columns evaluation needs (checked, with a message naming the file)."""
+    if not path.exists():
+        raise MedfuseError(f"samples table '{path}' does not exist; run the task-tables step for '{task}' first")
+    frame = pl.read_parquet(path)
+    needed = ["stay_id", "split", "cxr_dicom_id", *task_labels(task)]
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise MedfuseError(f"samples table '{path}' lacks column '{missing[0]}' ({len(missing)} missing)")
+    duplicated = frame.filter(pl.col("stay_id").is_duplicated())
+    if duplicated.height:
+        raise MedfuseError(
+            f"samples table '{path}' has {duplicated['stay_id'].n_unique()} duplicated stay_id value(s), "
+            f"e.g. {duplicated['stay_id'][0]}"
+        )
+    return frame
+
+
+def select_test_set(samples: pl.DataFrame, test_set: str) -> pl.DataFrame:
+    """Test rows of a samples table: ``partial`` = every test stay, ``paired`` = those with a linked X-ray.
+
+    >>> s = pl.DataFrame({"stay_id": [1, 2, 3], "split": ["test", "test", "train"], "cxr_dicom_id": ["a", None, "b"]})
+    >>> select_test_set(s, "paired")["stay_id"].to_list(), select_test_set(s, "partial")["stay_id"].to_list()
+    ([1], [1, 2])
+    """
+    test = samples.filter(pl.col("split") == "test")
+    if test_set == "partial":
+        return test
+    if test_set in ("paired", "paired_nocxr"):
+        return test.filter(pl.col("cxr_dicom_id").is_not_null())
+    raise MedfuseError(f"unknown test set '{test_set}'; expected partial or paired")
