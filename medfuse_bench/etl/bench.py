@@ -1,0 +1,183 @@
+"""``bench-etl``: time every ETL stage on a synthetic dataset and report rows/s and peak memory per stage.
+
+Each stage runs as its own ``medfuse-bench`` process, as the workflow runs it, so its wall time includes start-up
+and its peak resident memory is its own. The ingest
+of chartevents is also timed inside the process, scan + filter + Parquet write only, to give the rows/s of the
+largest table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from medfuse_bench.errors import MedfuseError
+from medfuse_bench.io import write_json
+
+log = logging.getLogger(__name__)
+
+
+def _synthesize(out_dir: Path, stays: int, seed: int) -> None:
+    try:
+        from medfuse_bench.synth import generate
+    except ImportError as exc:
+        raise MedfuseError(f"the synthetic generator (medfuse_bench.synth) is not available: {exc}") from exc
+    generate(out_dir, stays, seed, force=True, progress=False)
+
+
+def _csv_rows(path: Path) -> int:
+    return duckdb.sql(f"SELECT count(*) FROM read_csv('{path}', header = true, all_varchar = true)").fetchall()[0][0]
+
+
+def _parquet_rows(*paths: Path) -> int:
+    return sum(duckdb.sql(f"SELECT count(*) FROM read_parquet('{p}')").fetchall()[0][0] for p in paths if p.exists())
+
+
+# Runs one subcommand and writes its own peak memory to the file named by argv[1]. The kernel's ru_maxrss of a
+# child also counts the memory of the parent it was forked from, so the child reads its high-water mark (VmHWM)
+# itself; resource.getrusage is the fallback where /proc is missing.
+_STAGE = """
+import resource, sys
+from pathlib import Path
+from medfuse_bench.cli import main
+try:
+    code = main(sys.argv[2:])
+finally:
+    try:
+        status = Path("/proc/self/status").read_text()
+        kb = int(next(l for l in status.splitlines() if l.startswith("VmHWM:")).split()[1])
+    except (OSError, StopIteration):
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    Path(sys.argv[1]).write_text(str(kb))
+sys.exit(code)
+"""
+
+
+def run_stage(args: list[str], log_path: Path) -> dict[str, Any]:
+    """Run one ``medfuse-bench`` subcommand in its own process; return wall seconds, exit code and peak RSS (MB)."""
+    memory = log_path.with_suffix(".peak_kb")
+    memory.unlink(missing_ok=True)
+    start = time.perf_counter()
+    with log_path.open("w") as fh:
+        code = subprocess.run([sys.executable, "-c", _STAGE, str(memory), *args], stdout=fh, stderr=fh).returncode
+    seconds = time.perf_counter() - start
+    peak_kb = int(memory.read_text()) if memory.exists() else 0
+    return {"seconds": round(seconds, 3), "exit_code": code, "peak_rss_mb": round(peak_kb / 1024, 1)}
+
+
+def _registered_commands() -> set[str]:
+    from medfuse_bench.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    return set(sub.choices)
+
+
+def bench_etl(
+    stays: int,
+    workdir: str | Path,
+    *,
+    seed: int = 1002,
+    fidelity: str = "corrected",
+    threads: int | None = None,
+    mimic_iv: str | Path | None = None,
+    mimic_cxr: str | Path | None = None,
+    out: str | Path | None = None,
+) -> dict[str, Any]:
+    """Generate ``stays`` synthetic stays under ``workdir`` (unless ``mimic_iv`` / ``mimic_cxr`` are given), run the
+    ETL stages one by one and write the timings as JSON (default ``workdir/bench_etl.json``)."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    logs = workdir / "bench_logs"
+    logs.mkdir(exist_ok=True)
+    report: dict[str, Any] = {"stays": stays, "seed": seed, "fidelity": fidelity, "threads": threads,
+                              "cpus": os.cpu_count(), "stages": []}
+    if mimic_iv is None:
+        start = time.perf_counter()
+        _synthesize(workdir / "synthetic", stays, seed)
+        report["synth_seconds"] = round(time.perf_counter() - start, 3)
+        mimic_iv, mimic_cxr = workdir / "synthetic" / "mimic-iv", workdir / "synthetic" / "mimic-cxr-jpg"
+    from medfuse_bench.etl.layout import detect_layout
+
+    layout = detect_layout(mimic_iv)
+    etl = workdir / "etl"
+    raw = etl / "raw"
+    chart_rows = _csv_rows(layout.files["chartevents"])
+    lab_rows = _csv_rows(layout.files["labevents"])
+
+    def stage(name: str, args: list[str], rows: int) -> dict[str, Any]:
+        log.info("bench: %s", name)
+        result = {"stage": name, "rows": rows, **run_stage(args, logs / f"{name}.log")}
+        result["rows_per_s"] = round(rows / result["seconds"]) if result["seconds"] else None
+        if result["exit_code"] != 0:
+            result["error"] = (logs / f"{name}.log").read_text()[-2000:]
+        report["stages"].append(result)
+        return result
+
+    threads_args = ["--threads", str(threads)] if threads else []
+    stage("ingest", ["ingest", "--mimic-iv", str(mimic_iv), "--mimic-cxr", str(mimic_cxr), "--out-dir", str(raw),
+                     "--provenance", str(etl / "provenance.json"), "--fidelity", fidelity, *threads_args],
+          chart_rows + lab_rows)
+    provenance = json.loads((etl / "provenance.json").read_text())
+    seconds = provenance["seconds"]["chartevents"]
+    report["ingest_chartevents"] = {
+        "rows_in": chart_rows,
+        "rows_kept": provenance["outputs"]["chartevents"]["rows"],
+        "seconds": seconds,
+        "rows_per_s": round(chart_rows / seconds) if seconds else None,
+    }
+    stays_path = etl / "stays.parquet"
+    stage("cohort", ["cohort", "--raw-dir", str(raw), "--out", str(stays_path), "--fidelity", fidelity],
+          _parquet_rows(raw / "icustays.parquet"))
+    stage("variables", ["variables", "--raw-dir", str(raw), "--stays", str(stays_path), "--out",
+                        str(etl / "events.parquet"), "--fidelity", fidelity],
+          _parquet_rows(raw / "chartevents.parquet", raw / "labevents.parquet"))
+    stage("phenotypes", ["phenotypes", "--raw-dir", str(raw), "--stays", str(stays_path), "--out",
+                         str(etl / "phenotypes.parquet"), "--stats", str(etl / "phenotype_mapping.json"),
+                         "--fidelity", fidelity], _parquet_rows(raw / "diagnoses_icd.parquet"))
+
+    commands = _registered_commands()
+    later = [
+        ("splits", ["splits", "--stays", str(stays_path), "--raw-dir", str(raw), "--out",
+                    str(etl / "splits.parquet")], _parquet_rows(stays_path)),
+        ("cxr-uni", ["cxr-uni", "--raw-dir", str(raw), "--splits", str(etl / "splits.parquet"), "--out",
+                     str(workdir / "cxr" / "cxr_uni.parquet")], _parquet_rows(raw / "cxr_metadata.parquet")),
+    ]
+    for task in ("in-hospital-mortality", "phenotyping"):
+        samples = workdir / "tasks" / task / "samples.parquet"
+        later.append((f"task-tables {task}", [
+            "task-tables", "--stays", str(stays_path), "--events", str(etl / "events.parquet"), "--phenotypes",
+            str(etl / "phenotypes.parquet"), "--splits", str(etl / "splits.parquet"), "--cxr-metadata",
+            str(raw / "cxr_metadata.parquet"), "--task", task, "--out", str(samples)], _parquet_rows(stays_path)))
+        later.append((f"timeseries {task}", [
+            "timeseries", "--events", str(etl / "events.parquet"), "--samples", str(samples), "--out-dir",
+            str(samples.parent)], _parquet_rows(etl / "events.parquet")))
+    for name, args, rows in later:
+        if args[0] in commands:
+            if stage(name, args, rows)["exit_code"] != 0:
+                break
+    out = Path(out) if out else workdir / "bench_etl.json"
+    write_json(report, out)
+    return report
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The report as an aligned text table."""
+    lines = [f"{'stage':<32} {'rows':>12} {'seconds':>9} {'rows/s':>12} {'peak RSS MB':>12}  status"]
+    for s in report["stages"]:
+        status = "ok" if s["exit_code"] == 0 else f"exit {s['exit_code']}"
+        lines.append(f"{s['stage']:<32} {s['rows']:>12,} {s['seconds']:>9.2f} {s['rows_per_s'] or 0:>12,} "
+                     f"{s['peak_rss_mb']:>12.1f}  {status}")
+    chart = report.get("ingest_chartevents")
+    if chart:
+        lines.append(f"chartevents scan + filter + write: {chart['rows_in']:,} rows in {chart['seconds']:.2f} s = "
+                     f"{chart['rows_per_s'] or 0:,} rows/s ({chart['rows_kept']:,} kept); {report['cpus']} CPUs")
+    return "\n".join(lines)

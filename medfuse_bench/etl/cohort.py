@@ -1,0 +1,128 @@
+"""Cohort: the ICU stays of the benchmark, with age and in-hospital mortality (original notes §1.3).
+
+Filters, in the original's order: stays whose first and last care unit differ are dropped; stays are joined to their
+admission and patient; admissions left with two or more ICU stays are dropped whole; adults (age >= 18) are kept.
+
+Fidelity differences (docs/fidelity.md):
+
+- age: ``original`` = anchor_age; ``corrected`` = anchor_age + (year of intime - anchor_year), the age at the stay.
+- mortality: ``original`` = dod (a date, compared as midnight) or deathtime within [admittime, dischtime];
+  ``corrected`` = deathtime within [admittime, dischtime] or hospital_expire_flag == 1, because dod also records
+  deaths after discharge (MIMIC-IV >= 2.0) and deathtime is sometimes minutes past dischtime.
+- los_hours: ``original`` = icustays.los (days) x 24; ``corrected`` = outtime - intime.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from medfuse_bench.errors import MedfuseError
+
+log = logging.getLogger(__name__)
+
+MIN_AGE = 18
+
+#: Output columns and types of stays.parquet.
+STAYS_SCHEMA: dict[str, pl.DataType] = {
+    "subject_id": pl.Int64(),
+    "hadm_id": pl.Int64(),
+    "stay_id": pl.Int64(),
+    "intime": pl.Datetime("us"),
+    "outtime": pl.Datetime("us"),
+    "los_hours": pl.Float64(),
+    "admittime": pl.Datetime("us"),
+    "dischtime": pl.Datetime("us"),
+    "deathtime": pl.Datetime("us"),
+    "dod": pl.Date(),
+    "age": pl.Int64(),
+    "gender": pl.String(),
+    "mortality": pl.Int8(),
+}
+
+
+def _between(t: pl.Expr, start: str, end: str) -> pl.Expr:
+    """``start <= t <= end``, false (not null) when any side is missing."""
+    return (t.is_not_null() & (t >= pl.col(start)) & (t <= pl.col(end))).fill_null(False)
+
+
+def stay_age(fidelity: str) -> pl.Expr:
+    """Age at the stay (corrected) or the patient's anchor_age (original)."""
+    if fidelity == "original":
+        return pl.col("anchor_age").cast(pl.Int64)
+    return (pl.col("anchor_age") + pl.col("intime").dt.year() - pl.col("anchor_year")).cast(pl.Int64)
+
+
+def in_hospital_mortality(fidelity: str) -> pl.Expr:
+    """1 when the patient died during the hospital admission, else 0 (rules in the module docstring)."""
+    death_in_stay = _between(pl.col("deathtime"), "admittime", "dischtime")
+    if fidelity == "original":
+        died = _between(pl.col("dod").cast(pl.Datetime("us")), "admittime", "dischtime") | death_in_stay
+    else:
+        died = death_in_stay | (pl.col("hospital_expire_flag") == 1).fill_null(False)
+    return died.cast(pl.Int8)
+
+
+def build_cohort(
+    icustays: pl.DataFrame, admissions: pl.DataFrame, patients: pl.DataFrame, *, fidelity: str = "corrected"
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Apply the stay filters and compute age and mortality; return the stays and the count after each filter.
+
+    >>> import datetime as dt
+    >>> icu = pl.DataFrame({"subject_id": [1, 2], "hadm_id": [10, 20], "stay_id": [100, 200],
+    ...     "first_careunit": ["MICU", "MICU"], "last_careunit": ["MICU", "SICU"],
+    ...     "intime": [dt.datetime(2150, 1, 1)] * 2, "outtime": [dt.datetime(2150, 1, 3)] * 2, "los": [2.0, 2.0]})
+    >>> adm = pl.DataFrame({"subject_id": [1, 2], "hadm_id": [10, 20],
+    ...     "admittime": [dt.datetime(2149, 12, 31)] * 2, "dischtime": [dt.datetime(2150, 1, 5)] * 2,
+    ...     "deathtime": [None, None], "hospital_expire_flag": [0, 0]},
+    ...     schema_overrides={"deathtime": pl.Datetime("us")})
+    >>> pat = pl.DataFrame({"subject_id": [1, 2], "gender": ["F", "M"], "anchor_age": [60, 70],
+    ...     "anchor_year": [2148, 2150], "dod": [None, None]}, schema_overrides={"dod": pl.Date})
+    >>> stays, counts = build_cohort(icu, adm, pat, fidelity="corrected")
+    >>> stays.select("stay_id", "age", "los_hours", "mortality").rows(), counts["after_careunit_filter"]
+    ([(100, 62, 48.0, 0)], 1)
+    """
+    counts: dict[str, Any] = {"fidelity": fidelity, "icu_stays": icustays.height}
+    stays = icustays.filter(pl.col("first_careunit") == pl.col("last_careunit"))
+    counts["after_careunit_filter"] = stays.height
+    stays = stays.join(admissions, on=["subject_id", "hadm_id"], how="inner").join(
+        patients, on="subject_id", how="inner"
+    )
+    counts["after_admission_patient_join"] = stays.height
+    stays = stays.filter(pl.len().over("hadm_id") == 1)
+    counts["after_single_stay_per_admission"] = stays.height
+    stays = stays.with_columns(age=stay_age(fidelity)).filter(pl.col("age") >= MIN_AGE)
+    counts["after_age_filter"] = stays.height
+    # A stay without times cannot be placed on the time axis of any later stage.
+    stays = stays.filter(pl.col("intime").is_not_null() & pl.col("outtime").is_not_null())
+    counts["after_missing_times"] = stays.height
+    if fidelity == "original":
+        los_hours = pl.col("los").cast(pl.Float64) * 24.0
+    else:
+        los_hours = (pl.col("outtime") - pl.col("intime")).dt.total_microseconds().cast(pl.Float64) / 3.6e9
+    stays = (
+        stays.with_columns(los_hours=los_hours, mortality=in_hospital_mortality(fidelity))
+        .select([pl.col(name).cast(dtype) for name, dtype in STAYS_SCHEMA.items()])
+        .sort("stay_id")
+    )
+    counts["stays"] = stays.height
+    counts["subjects"] = stays["subject_id"].n_unique()
+    counts["mortality_positive"] = int(stays["mortality"].sum())
+    return stays, counts
+
+
+def run_cohort(raw_dir: str | Path, *, fidelity: str = "corrected") -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Read icustays, admissions and patients from the ingest folder and build the cohort."""
+    raw_dir = Path(raw_dir)
+    frames = {}
+    for name in ("icustays", "admissions", "patients"):
+        path = raw_dir / f"{name}.parquet"
+        if not path.exists():
+            raise MedfuseError(f"'{path}' does not exist; run `medfuse-bench ingest` with --out-dir {raw_dir} first")
+        frames[name] = pl.read_parquet(path)
+    stays, counts = build_cohort(frames["icustays"], frames["admissions"], frames["patients"], fidelity=fidelity)
+    log.info("cohort (%s): %d stays of %d ICU stays", fidelity, counts["stays"], counts["icu_stays"])
+    return stays, counts

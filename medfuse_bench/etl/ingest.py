@@ -1,0 +1,247 @@
+"""Ingest: convert the raw MIMIC-IV and MIMIC-CXR-JPG CSV tables the ETL needs to Parquet with DuckDB.
+
+chartevents (about 30 GB in MIMIC-IV) never enters Python memory: DuckDB scans the CSV, keeps the rows whose item id
+belongs to one of the 17 variables and streams them to Parquet in one ``COPY (SELECT ... WHERE itemid IN ...)``.
+The whole output folder is written beside its final name and renamed at the end, so a failed ingest leaves nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from tqdm import tqdm
+
+from medfuse_bench import __version__, resources
+from medfuse_bench.errors import MedfuseError
+from medfuse_bench.etl.layout import (
+    DATE,
+    MIMIC_CXR_TABLES,
+    MIMIC_IV_TABLES,
+    TIMESTAMP,
+    TableSpec,
+    detect_layout,
+    locate_cxr_tables,
+    read_header,
+    resolve_columns,
+)
+from medfuse_bench.io import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+#: Version of the provenance record's layout.
+PROVENANCE_FORMAT = 1
+
+
+def event_itemids() -> dict[str, list[int]]:
+    """Item ids kept per event table: those of the 17 variables, original map and corrected additions together,
+    so one ingest serves both fidelity modes."""
+    out: dict[str, set[int]] = {"chartevents": set(), "labevents": set()}
+    for itemid, (_, table) in resources.itemid_map(include_corrected=True).items():
+        out[table].add(itemid)
+    return {table: sorted(ids) for table, ids in out.items()}
+
+
+def _lit(text: str | Path) -> str:
+    """A SQL string literal."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _reader(path: Path, header: list[str], types: dict[str, str]) -> str:
+    """``read_csv`` with every column's type spelled out (no type sniffing; unlisted columns stay VARCHAR)."""
+    columns = ", ".join(f"{_lit(c)}: {_lit(types.get(c, 'VARCHAR'))}" for c in header)
+    return (
+        f"read_csv({_lit(path)}, header = true, delim = ',', quote = '\"', escape = '\"', "
+        f"auto_detect = false, columns = {{{columns}}})"
+    )
+
+
+def _select_list(spec: TableSpec, chosen: dict[str, str | None]) -> tuple[str, dict[str, str]]:
+    """SELECT expressions casting each input column to its output type, and the read types of the input columns.
+
+    Timestamps are read as text and cast after the item-id filter, so the filter does not pay for parsing them.
+    """
+    exprs, read_types = [], {}
+    for column in spec.columns:
+        source = chosen[column.name]
+        if source is None:
+            exprs.append(f"CAST(NULL AS {column.type}) AS {_ident(column.name)}")
+            continue
+        if column.type == TIMESTAMP:
+            read_types[source] = "VARCHAR"
+            exprs.append(f"CAST({_ident(source)} AS TIMESTAMP) AS {_ident(column.name)}")
+        elif column.type == DATE:
+            read_types[source] = "VARCHAR"
+            exprs.append(f"CAST(CAST({_ident(source)} AS TIMESTAMP) AS DATE) AS {_ident(column.name)}")
+        else:
+            read_types[source] = column.type
+            exprs.append(f"{_ident(source)} AS {_ident(column.name)}")
+    return ", ".join(exprs), read_types
+
+
+def _diagnose(con: duckdb.DuckDBPyConnection, spec: TableSpec, path: Path, header: list[str],
+              chosen: dict[str, str | None], error: duckdb.Error) -> MedfuseError:
+    """Turn a DuckDB conversion failure into a message naming the file and the first column with a bad value."""
+    checks = []
+    for column in spec.columns:
+        source = chosen[column.name]
+        if source is None or column.type == "VARCHAR":
+            continue
+        target = TIMESTAMP if column.type == DATE else column.type
+        checks.append((source, column.type, f"TRY_CAST({_ident(source)} AS {target})"))
+    if checks:
+        text = _reader(path, header, {})
+        row = None
+        try:
+            conditions = " OR ".join(f"({_ident(s)} IS NOT NULL AND {expr} IS NULL)" for s, _, expr in checks)
+            picks = ", ".join(
+                f"max(CASE WHEN {_ident(s)} IS NOT NULL AND {expr} IS NULL THEN {_ident(s)} END)"
+                for s, _, expr in checks
+            )
+            row = con.execute(f"SELECT {picks} FROM {text} WHERE {conditions}").fetchone()
+        except duckdb.Error:
+            row = None
+        if row is not None:
+            for (source, type_, _), bad in zip(checks, row, strict=True):
+                if bad is not None:
+                    kind = "timestamps (YYYY-MM-DD HH:MM:SS)" if type_ in (TIMESTAMP, DATE) else f"of type {type_}"
+                    return MedfuseError(
+                        f"'{path}': column '{source}' holds values that are not {kind}, e.g. '{bad}'; "
+                        "fix or remove those rows"
+                    )
+    first_line = str(error).strip().splitlines()[0]
+    return MedfuseError(f"cannot read '{path}': {first_line}")
+
+
+def convert_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, path: Path, out: Path,
+                  itemids: list[int] | None = None) -> dict[str, Any]:
+    """Write ``spec``'s columns of the CSV at ``path`` to ``out`` (Parquet); return row count and chosen columns."""
+    header = read_header(path)
+    chosen = resolve_columns(spec, header, path)
+    select, read_types = _select_list(spec, chosen)
+    where = ""
+    if itemids is not None:
+        where = f" WHERE {_ident(chosen['itemid'])} IN ({', '.join(str(i) for i in itemids)})"
+    sql = (
+        f"COPY (SELECT {select} FROM {_reader(path, header, read_types)}{where}) "
+        f"TO {_lit(out)} (FORMAT parquet, COMPRESSION zstd)"
+    )
+    try:
+        rows = con.execute(sql).fetchone()[0]
+    except duckdb.Error as exc:
+        raise _diagnose(con, spec, path, header, chosen, exc) from exc
+    missing = [c.name for c in spec.columns if chosen[c.name] is None]
+    return {"rows": int(rows), "columns_from": {k: v for k, v in chosen.items() if v is not None}, "absent": missing}
+
+
+def check_icustays(con: duckdb.DuckDBPyConnection, parquet: Path, source: Path) -> None:
+    """Every stay_id of icustays must be unique: the cohort and every later table key on it."""
+    dup = con.execute(
+        f"SELECT stay_id, count(*) FROM read_parquet({_lit(parquet)}) GROUP BY stay_id HAVING count(*) > 1 "
+        "ORDER BY stay_id LIMIT 1"
+    ).fetchone()
+    if dup is not None:
+        raise MedfuseError(
+            f"'{source}': column 'stay_id' holds duplicated values (stay_id {dup[0]} appears {dup[1]} times); "
+            "each ICU stay must appear once"
+        )
+
+
+def _connect(memory_limit: str, threads: int | None, temp_dir: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    try:
+        con.execute(f"SET memory_limit = {_lit(memory_limit)}")
+    except duckdb.Error as exc:
+        raise MedfuseError(f"--memory-limit '{memory_limit}' is not a valid DuckDB memory limit (e.g. 4GB)") from exc
+    if threads is not None:
+        if threads < 1:
+            raise MedfuseError(f"--threads must be at least 1, got {threads}")
+        con.execute(f"SET threads = {int(threads)}")
+    con.execute(f"SET temp_directory = {_lit(temp_dir)}")
+    # Row order of the raw tables carries no meaning; dropping it lets DuckDB write in parallel with less memory.
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+def ingest(
+    mimic_iv_dir: str | Path,
+    mimic_cxr_dir: str | Path | None,
+    out_dir: str | Path,
+    provenance_path: str | Path | None = None,
+    *,
+    fidelity: str = "corrected",
+    memory_limit: str = "4GB",
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Convert the needed raw tables to ``out_dir/{table}.parquet``; return (and write) the provenance record.
+
+    ``fidelity`` is only recorded: the raw tables serve both modes.
+    """
+    layout = detect_layout(mimic_iv_dir)
+    jobs: list[tuple[TableSpec, Path]] = [(s, layout.files[s.name]) for s in MIMIC_IV_TABLES if s.name in layout.files]
+    if mimic_cxr_dir is not None:
+        cxr_files = locate_cxr_tables(mimic_cxr_dir)
+        jobs += [(s, cxr_files[s.name]) for s in MIMIC_CXR_TABLES]
+    # Check every header before the long scans start, so a missing column fails in seconds.
+    for spec, path in jobs:
+        resolve_columns(spec, read_header(path), path)
+
+    itemids = event_itemids()
+    outputs: dict[str, Any] = {}
+    inputs: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir, directory=True) as tmp:
+        temp_dir = tmp / ".duckdb-spill"
+        con = _connect(memory_limit, threads, temp_dir)
+        try:
+            for spec, path in tqdm(jobs, desc="ingest", unit="table"):
+                start = time.perf_counter()
+                out = tmp / f"{spec.name}.parquet"
+                info = convert_table(con, spec, path, out, itemids.get(spec.name) if spec.filtered else None)
+                seconds[spec.name] = round(time.perf_counter() - start, 3)
+                log.info("%s: %d rows from %s in %.1f s", spec.name, info["rows"], path, seconds[spec.name])
+                if spec.name == "icustays":
+                    check_icustays(con, out, path)
+                if spec.name == "chartevents" and info["rows"] == 0:
+                    raise MedfuseError(
+                        f"'{path}': no rows left after keeping the item ids of the 17 variables "
+                        f"(column 'itemid', e.g. {', '.join(map(str, itemids['chartevents'][:3]))}); "
+                        "is this the MIMIC-IV chartevents table?"
+                    )
+                inputs[spec.name] = {"path": str(path.resolve()), "bytes": path.stat().st_size}
+                outputs[spec.name] = {
+                    "file": out.name,
+                    "rows": info["rows"],
+                    "columns_from": info["columns_from"],
+                    "absent_optional_columns": info["absent"],
+                }
+        finally:
+            con.close()
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+    provenance = {
+        "format": PROVENANCE_FORMAT,
+        "package_version": __version__,
+        "duckdb_version": duckdb.__version__,
+        "fidelity": fidelity,
+        "mimic_iv": {"root": str(layout.root.resolve()), "layout": layout.layout, "version": layout.version,
+                     "race_column": outputs["admissions"]["columns_from"]["race"]},
+        "mimic_cxr": {"root": str(Path(mimic_cxr_dir).resolve())} if mimic_cxr_dir is not None else None,
+        "event_itemids": itemids,
+        "settings": {"memory_limit": memory_limit, "threads": threads},
+        "inputs": inputs,
+        "outputs": outputs,
+        "seconds": seconds,
+    }
+    if provenance_path is not None:
+        write_json(provenance, provenance_path)
+    return provenance

@@ -1,0 +1,499 @@
+"""Variables: chart and lab events -> the 17 clinical variables, cleaned, assigned to stays, one value per time.
+
+Steps (each a function from frame to frame): map item ids to variables, clean the values (units, text codes),
+handle outliers (``range`` mode), assign events to cohort stays, keep one value per (stay, charttime, variable),
+derive the GCS total (corrected), express time as hours since intime.
+
+Fidelity differences (docs/fidelity.md has the table with counts):
+
+=====================  ===========================================  ============================================
+step                   original                                     corrected
+=====================  ===========================================  ============================================
+item ids               the original map (no MIMIC-IV capillary      + capillary refill 223951 / 224308
+                       refill, no GCS total)                        + GCS total derived from its 3 components
+FiO2                   every value / 100                            / 100 only when > 1 (percent)
+Temperature            (v - 32) * 5/9 when v >= 79                  converted for item 223761 (°F) only
+Height                 226707 (inches) left in inches               226707 x 2.54 (cm)
+labs -> stay           through hadm_id (whole admission)            subject_id + charttime in [intime, outtime]
+chart -> stay          stay_id, or charttime in another stay's      stay_id
+                       [intime, outtime] of the same subject
+one value per time     last after sorting by value (text order     last by storetime; ties: mean (numbers) or
+                       for the uncleaned channels)                  the greatest text
+=====================  ===========================================  ============================================
+
+Both modes: SBP / DBP "a/b" split, capillary refill text -> "0.0" / "1.0", O2 saturation <= 1 -> x 100,
+non-numeric glucose / pH -> null, weight item 226531 (lbs) -> kg (the original's label rule catches it),
+categorical values outside the channel's possible values dropped and counted, rows with no value dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+from tqdm import tqdm
+
+from medfuse_bench import resources
+from medfuse_bench.errors import MedfuseError
+from medfuse_bench.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+# Variable names used by the cleaning rules.
+CRR = "Capillary refill rate"
+DBP = "Diastolic blood pressure"
+FIO2 = "Fraction inspired oxygen"
+GCS_EYE = "Glascow coma scale eye opening"
+GCS_MOTOR = "Glascow coma scale motor response"
+GCS_TOTAL = "Glascow coma scale total"
+GCS_VERBAL = "Glascow coma scale verbal response"
+GLUCOSE = "Glucose"
+HEIGHT = "Height"
+O2SAT = "Oxygen saturation"
+PH = "pH"
+SBP = "Systolic blood pressure"
+TEMPERATURE = "Temperature"
+WEIGHT = "Weight"
+
+#: Item ids whose unit the corrected mode converts (MIMIC-IV d_items: label / unit).
+FAHRENHEIT_ITEMS: tuple[int, ...] = (223761,)  # Temperature Fahrenheit
+POUND_ITEMS: tuple[int, ...] = (226531,)  # Admission Weight (lbs.)
+INCH_ITEMS: tuple[int, ...] = (226707,)  # Height, unit Inch
+LB_TO_KG = 0.453592
+INCH_TO_CM = 2.54
+
+#: Capillary refill text -> channel value. The original knows the CareVue texts; MIMIC-IV charts the "Seconds" ones.
+CAPILLARY_REFILL_ORIGINAL: dict[str, str] = {
+    "Normal <3 secs": "0.0",
+    "Brisk": "0.0",
+    "Abnormal >3 secs": "1.0",
+    "Delayed": "1.0",
+}
+CAPILLARY_REFILL_CORRECTED: dict[str, str] = {
+    **CAPILLARY_REFILL_ORIGINAL,
+    "Normal <3 Seconds": "0.0",
+    "Abnormal >3 Seconds": "1.0",
+}
+
+#: Channels whose value the original turned into a number while cleaning (its dedup then sorts them as numbers);
+#: the others stay text and sort as text ("8" after "12").
+NUMERIC_AFTER_CLEANING: frozenset[str] = frozenset(
+    {CRR, DBP, FIO2, GLUCOSE, HEIGHT, O2SAT, PH, SBP, TEMPERATURE, WEIGHT}
+)
+
+#: An unsigned decimal, the original's test for a numeric lab value.
+_DECIMAL = r"^(\d+(\.\d*)?|\.\d+)$"
+
+EVENT_KEYS = ["stay_id", "charttime", "variable"]
+
+#: ``variable`` inside the stage: an Enum of the 17 names, so grouping and joining on it hash small integers.
+VARIABLE = pl.Enum(resources.variable_names())
+
+EVENTS_SCHEMA: dict[str, pl.DataType] = {
+    "stay_id": pl.Int64(),
+    "hours": pl.Float64(),
+    "variable": pl.String(),
+    "value": pl.Float64(),
+    "value_text": pl.String(),
+}
+
+RAW_EVENT_SCHEMA: dict[str, pl.DataType] = {
+    "subject_id": pl.Int64(),
+    "hadm_id": pl.Int64(),
+    "stay_id": pl.Int64(),
+    "charttime": pl.Datetime("us"),
+    "storetime": pl.Datetime("us"),
+    "itemid": pl.Int64(),
+    "value": pl.String(),
+    "valuenum": pl.Float64(),
+    "valueuom": pl.String(),
+}
+
+
+def categorical_variables() -> list[str]:
+    return [v["name"] for v in resources.variables() if v["categorical"]]
+
+
+def item_table(fidelity: str) -> pl.DataFrame:
+    """itemid -> variable and source table, as the mode maps them.
+
+    >>> t = item_table("original")
+    >>> 223951 in t["itemid"].to_list(), 223951 in item_table("corrected")["itemid"].to_list()
+    (False, True)
+    """
+    mapping = resources.itemid_map(include_corrected=fidelity == "corrected")
+    return pl.DataFrame(
+        {
+            "itemid": list(mapping),
+            "variable": [v for v, _ in mapping.values()],
+            "table": [t for _, t in mapping.values()],
+        },
+        schema={"itemid": pl.Int64, "variable": VARIABLE, "table": pl.String},
+    )
+
+
+def map_items(events: pl.LazyFrame, fidelity: str) -> pl.LazyFrame:
+    """Keep events whose item id belongs to one of the 17 variables in this mode; add ``variable`` and ``table``."""
+    return events.join(item_table(fidelity).lazy(), on="itemid", how="inner")
+
+
+def _number(text: pl.Expr) -> pl.Expr:
+    return text.str.strip_chars().cast(pl.Float64, strict=False)
+
+
+def _decimal(text: pl.Expr) -> pl.Expr:
+    """The value when the text is an unsigned decimal, else null (the original's rule for labs)."""
+    return pl.when(text.str.contains(_DECIMAL)).then(text.cast(pl.Float64, strict=False))
+
+
+def _split_pressure(text: pl.Expr, part: int) -> pl.Expr:
+    """'120/80' -> 120 (part 1) or 80 (part 2); other text is read as a number."""
+    return _number(pl.when(text.str.contains("/")).then(text.str.extract(r"^(\d+)/(\d+)$", part)).otherwise(text))
+
+
+def numeric_value(fidelity: str) -> pl.Expr:
+    """Cleaned number of a continuous channel from the raw ``value`` text (null for categorical channels)."""
+    raw, var, item = pl.col("value"), pl.col("variable"), pl.col("itemid")
+    x = _number(raw)
+    if fidelity == "original":
+        fio2 = x / 100.0  # the original's string test is always true in Python 3
+        temperature = pl.when(x >= 79).then((x - 32.0) * 5.0 / 9.0).otherwise(x)
+        height = x  # the label "Height" has no "in": inches stay inches
+    else:
+        fio2 = pl.when(x > 1.0).then(x / 100.0).otherwise(x)
+        temperature = pl.when(item.is_in(FAHRENHEIT_ITEMS)).then((x - 32.0) * 5.0 / 9.0).otherwise(x)
+        height = pl.when(item.is_in(INCH_ITEMS)).then(x * INCH_TO_CM).otherwise(x)
+    o2sat = _decimal(raw)
+    return (
+        pl.when(var == SBP).then(_split_pressure(raw, 1))
+        .when(var == DBP).then(_split_pressure(raw, 2))
+        .when(var == FIO2).then(fio2)
+        .when(var == O2SAT).then(pl.when(o2sat <= 1.0).then(o2sat * 100.0).otherwise(o2sat))
+        .when(var.is_in([GLUCOSE, PH])).then(_decimal(raw))
+        .when(var == TEMPERATURE).then(temperature)
+        .when(var == WEIGHT).then(pl.when(item.is_in(POUND_ITEMS)).then(x * LB_TO_KG).otherwise(x))
+        .when(var == HEIGHT).then(height)
+        .when(var.is_in(categorical_variables())).then(pl.lit(None, dtype=pl.Float64))
+        .otherwise(x)
+    )
+
+
+def text_value(fidelity: str) -> pl.Expr:
+    """Value of a categorical channel: capillary refill text mapped to "0.0" / "1.0", GCS text as charted."""
+    table = CAPILLARY_REFILL_ORIGINAL if fidelity == "original" else CAPILLARY_REFILL_CORRECTED
+    raw, var = pl.col("value"), pl.col("variable")
+    return (
+        pl.when(var == CRR).then(raw.replace_strict(table, default=None, return_dtype=pl.String))
+        .when(var.is_in(categorical_variables())).then(raw)
+    )
+
+
+def clean_values(events: pl.LazyFrame, fidelity: str, *, sort_keys: bool | None = None) -> pl.LazyFrame:
+    """Replace the raw ``value`` text by ``value`` (Float64, continuous channels) and ``value_text`` (categorical).
+
+    ``sort_keys`` (default: in ``original`` mode) adds ``sort_number`` / ``sort_text``, the key by which the original
+    orders duplicates (see :func:`keep_one_per_time`). Rows are not dropped here; :func:`flag_invalid` marks those without a usable value.
+
+    >>> ev = pl.LazyFrame({"itemid": [223835, 223761, 226707], "variable": [FIO2, TEMPERATURE, HEIGHT],
+    ...                    "value": ["0.5", "98.6", "70"]})
+    >>> clean_values(ev, "original").collect()["value"].round(3).to_list()
+    [0.005, 37.0, 70.0]
+    >>> clean_values(ev, "corrected").collect()["value"].round(3).to_list()
+    [0.5, 37.0, 177.8]
+    """
+    cleaned = events.with_columns(value_text=text_value(fidelity), value_clean=numeric_value(fidelity))
+    if sort_keys or (sort_keys is None and fidelity == "original"):
+        is_numeric_sort = pl.col("variable").is_in(list(NUMERIC_AFTER_CLEANING))
+        cleaned = cleaned.with_columns(
+            sort_number=pl.when(is_numeric_sort)
+            .then(pl.coalesce(pl.col("value_clean"), pl.col("value_text").cast(pl.Float64, strict=False))),
+            sort_text=pl.when(~is_numeric_sort).then(pl.col("value")),
+        )
+    return cleaned.drop("value").rename({"value_clean": "value"})
+
+
+def possible_values() -> pl.DataFrame:
+    """(variable, value_text) pairs a categorical channel may take."""
+    rows = [(v["name"], p) for v in resources.variables() if v["categorical"] for p in v["possible_values"]]
+    return pl.DataFrame(rows, schema={"variable": VARIABLE, "value_text": pl.String}, orient="row")
+
+
+def flag_invalid(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Add ``problem``: 'no_value' (null after cleaning), 'not_a_possible_value' (categorical), else null."""
+    allowed = possible_values().with_columns(allowed=pl.lit(True)).lazy()
+    is_categorical = pl.col("variable").is_in(categorical_variables())
+    return (
+        events.join(allowed, on=["variable", "value_text"], how="left")
+        .with_columns(
+            problem=pl.when(is_categorical & pl.col("value_text").is_null()).then(pl.lit("no_value"))
+            .when(is_categorical & pl.col("allowed").is_null()).then(pl.lit("not_a_possible_value"))
+            .when(~is_categorical & pl.col("value").is_null()).then(pl.lit("no_value"))
+        )
+        .drop("allowed")
+    )
+
+
+def range_table() -> pl.DataFrame:
+    rows = [(v["name"], *(float(v["ranges"][k]) for k in ("outlier_low", "valid_low", "valid_high", "outlier_high")))
+            for v in resources.variables() if not v["categorical"]]
+    return pl.DataFrame(
+        rows, schema=["variable", "outlier_low", "valid_low", "valid_high", "outlier_high"], orient="row"
+    ).with_columns(pl.col("variable").cast(VARIABLE))
+
+
+def apply_ranges(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Outlier handling of the range table: outside the OUTLIER bounds -> null, outside the VALID bounds -> clipped.
+
+    Adds ``range_action`` ('removed', 'clipped' or null) so the caller can count them; categorical rows pass as is.
+
+    >>> ev = pl.LazyFrame({"variable": [FIO2] * 3, "value": [0.1, 1.05, 0.5]}, schema_overrides={"variable": VARIABLE})
+    >>> apply_ranges(ev).collect().select("value", "range_action").rows()
+    [(None, 'removed'), (1.0, 'clipped'), (0.5, None)]
+    """
+    v = pl.col("value")
+    out_of_range = (v < pl.col("outlier_low")) | (v > pl.col("outlier_high"))
+    clipped = v.clip(pl.col("valid_low"), pl.col("valid_high"))
+    return (
+        events.join(range_table().lazy(), on="variable", how="left")
+        .with_columns(
+            range_action=pl.when(out_of_range).then(pl.lit("removed")).when(clipped != v).then(pl.lit("clipped")),
+            value=pl.when(out_of_range).then(None).otherwise(clipped),
+        )
+        .drop("outlier_low", "valid_low", "valid_high", "outlier_high")
+    )
+
+
+def assign_stays(events: pl.LazyFrame, stays: pl.LazyFrame, fidelity: str) -> pl.LazyFrame:
+    """Attach each event to the cohort stay(s) it belongs to; ``stay_id`` becomes the stay's, ``intime`` is added.
+
+    ``original`` follows the original's validate_events + episode selection: events need a cohort hadm_id; a labevent
+    takes its admission's stay; a chartevent whose stay_id is not the admission's stay is dropped; then an event
+    belongs to stay S of its subject when its stay is S or its charttime lies in S's [intime, outtime].
+    ``corrected``: chartevents by stay_id; labevents by subject_id and charttime within [intime, outtime].
+    """
+    stay_cols = stays.select("subject_id", "hadm_id", "stay_id", "intime", "outtime")
+    if fidelity == "original":
+        by_adm = stay_cols.select("hadm_id", adm_stay="stay_id")
+        validated = events.join(by_adm, on="hadm_id", how="inner").filter(
+            pl.col("stay_id").is_null() | (pl.col("stay_id") == pl.col("adm_stay"))
+        )
+        joined = validated.drop("stay_id", "hadm_id").join(
+            stay_cols.drop("hadm_id"), on="subject_id", how="inner"
+        )
+        keep = (pl.col("adm_stay") == pl.col("stay_id")) | pl.col("charttime").is_between(
+            pl.col("intime"), pl.col("outtime")
+        )
+        return joined.filter(keep).drop("adm_stay", "outtime")
+    is_lab = pl.col("table") == "labevents"
+    charted = events.filter(~is_lab).drop("subject_id", "hadm_id").join(
+        stay_cols.drop("hadm_id"), on="stay_id", how="inner"
+    )
+    labs = (
+        events.filter(is_lab)
+        .drop("stay_id", "hadm_id")
+        .join(stay_cols.drop("hadm_id"), on="subject_id", how="inner")
+        .filter(pl.col("charttime").is_between(pl.col("intime"), pl.col("outtime")))
+    )
+    return pl.concat([charted, labs], how="diagonal_relaxed").drop("outtime")
+
+
+def keep_one_per_time(events: pl.LazyFrame, fidelity: str) -> pl.LazyFrame:
+    """One row per (stay_id, charttime, variable).
+
+    ``original``: the last row after sorting by value, as the original's pivot does: numbers for the channels it
+    cleaned to numbers, text for the others (so "8" wins over "12"). ``corrected``: the row(s) with the latest
+    storetime (a null storetime counts as oldest); ties give the mean of the numbers and the greatest text.
+
+    >>> import datetime as dt
+    >>> t = dt.datetime(2150, 1, 1)
+    >>> ev = pl.LazyFrame({"stay_id": [1, 1], "charttime": [t, t], "variable": ["Heart Rate"] * 2,
+    ...     "value": [12.0, 8.0], "value_text": [None, None], "sort_number": [None, None],
+    ...     "sort_text": ["12", "8"], "storetime": [t, t + dt.timedelta(minutes=5)], "intime": [t, t]},
+    ...     schema_overrides={"value_text": pl.String, "sort_number": pl.Float64})
+    >>> keep_one_per_time(ev, "original").collect()["value"].to_list()
+    [8.0]
+    """
+    # Most (stay, time, variable) keys hold one row: only the others need a per-group choice.
+    counted = events.with_columns(_n=pl.len().over(EVENT_KEYS))
+    single = counted.filter(pl.col("_n") == 1).select(*EVENT_KEYS, "value", "value_text", "intime")
+    several = counted.filter(pl.col("_n") > 1)
+    if fidelity == "original":
+        chosen = several.group_by(EVENT_KEYS).agg(
+            pl.col("value", "value_text", "intime").sort_by(["sort_number", "sort_text"], nulls_last=False).last()
+        )
+    else:
+        latest = pl.col("storetime").max().over(EVENT_KEYS)
+        chosen = (
+            several.filter((pl.col("storetime") == latest) | latest.is_null())
+            .group_by(EVENT_KEYS)
+            .agg(pl.col("value").mean(), pl.col("value_text").max(), pl.col("intime").first())
+        )
+    return pl.concat([single, chosen], how="vertical_relaxed")
+
+
+def derive_gcs_total(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Add a GCS total (text "3".."15") wherever eye, motor and verbal are all charted at the same time and no total
+    is; each component counts its ordinal, at least 1 (eye "None" and verbal "No Response-ETT" count 1)."""
+    rows = [(name, text, max(int(points), 1))
+            for name in (GCS_EYE, GCS_MOTOR, GCS_VERBAL)
+            for text, points in resources.variable(name)["ordinal"].items()]
+    points = pl.DataFrame(rows, schema={"variable": VARIABLE, "value_text": pl.String, "points": pl.Int64},
+                          orient="row").lazy()
+    keys = ["stay_id", "charttime"]
+    derived = (
+        events.join(points, on=["variable", "value_text"], how="inner")
+        .group_by(keys)
+        .agg(n=pl.col("variable").n_unique(), total=pl.col("points").sum(), intime=pl.col("intime").first())
+        .filter(pl.col("n") == 3)
+        .join(events.filter(pl.col("variable") == GCS_TOTAL).select(keys), on=keys, how="anti")
+        .select(
+            *keys,
+            variable=pl.lit(GCS_TOTAL, dtype=VARIABLE),
+            value=pl.lit(None, dtype=pl.Float64),
+            value_text=pl.col("total").cast(pl.String),
+            intime=pl.col("intime"),
+        )
+    )
+    return pl.concat([events, derived], how="diagonal_relaxed")
+
+
+def to_hours(events: pl.LazyFrame) -> pl.LazyFrame:
+    """``hours`` = (charttime - intime) in hours; the output columns in contract order (``variable`` as text)."""
+    hours = (pl.col("charttime") - pl.col("intime")).dt.total_microseconds().cast(pl.Float64) / 3.6e9
+    return events.with_columns(hours=hours).select([pl.col(c).cast(t) for c, t in EVENTS_SCHEMA.items()])
+
+
+def _counts_by(frame: pl.DataFrame, column: str) -> dict[str, int]:
+    if frame.height == 0:
+        return {}
+    return {str(k): int(n) for k, n in frame.group_by(column).len().sort(column).iter_rows()}
+
+
+#: Columns carried from cleaning to stay assignment.
+_CLEAN_COLUMNS = ["subject_id", "hadm_id", "stay_id", "charttime", "storetime", "variable", "table", "value",
+                  "value_text"]
+
+
+def extract_events(
+    events: pl.DataFrame, stays: pl.DataFrame, *, fidelity: str = "corrected", outliers: str | None = None
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Raw chart + lab events (ingest schema) of some subjects -> the long events table of their stays.
+
+    Returns the events (EVENTS_SCHEMA, sorted by stay_id, hours, variable) and counts of what each step removed.
+    """
+    outliers = outliers or ("keep" if fidelity == "original" else "range")
+    lf = flag_invalid(clean_values(map_items(events.lazy().filter(pl.col("charttime").is_not_null()), fidelity),
+                                   fidelity))
+    lf = apply_ranges(lf) if outliers == "range" else lf.with_columns(range_action=pl.lit(None, dtype=pl.String))
+    sort_columns = ["sort_number", "sort_text"] if fidelity == "original" else []
+    checked = lf.select(*_CLEAN_COLUMNS, *sort_columns, "problem", "range_action").collect()
+    tally = checked.group_by("problem", "range_action", "variable").len()
+
+    def by_variable(condition: pl.Expr) -> dict[str, int]:
+        part = tally.filter(condition).group_by("variable").agg(pl.col("len").sum()).sort("variable")
+        return {str(k): int(n) for k, n in part.iter_rows()}
+
+    no_time = events["charttime"].null_count()
+    counts: dict[str, Any] = {
+        "rows_in": events.height,
+        "dropped_no_charttime": no_time,
+        "rows_unmapped_itemid": events.height - no_time - checked.height,
+        "rows_mapped": by_variable(pl.lit(True)),
+        "dropped_no_value": by_variable(pl.col("problem") == "no_value"),
+        "dropped_not_a_possible_value": by_variable(pl.col("problem") == "not_a_possible_value"),
+    }
+    if outliers == "range":
+        counts["outliers_removed"] = by_variable(pl.col("range_action") == "removed")
+        counts["outliers_clipped"] = by_variable(pl.col("range_action") == "clipped")
+    valid = checked.filter(pl.col("problem").is_null() & pl.col("range_action").ne_missing("removed"))
+    del checked
+    assigned = assign_stays(valid.drop("problem", "range_action").lazy(), stays.lazy(), fidelity).collect()
+    del valid
+    counts["rows_assigned_to_stays"] = assigned.height
+    one = keep_one_per_time(assigned.lazy(), fidelity).collect()
+    counts["duplicates_collapsed"] = assigned.height - one.height
+    del assigned
+    lf = one.lazy()
+    if fidelity == "corrected":
+        lf = derive_gcs_total(lf)
+    out = to_hours(lf).sort(["stay_id", "hours", "variable"]).collect()
+    if fidelity == "corrected":
+        counts["gcs_total_derived"] = out.height - one.height
+    counts["rows_out"] = _counts_by(out, "variable")
+    return out, counts
+
+
+def merge_counts(total: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    """Add the counts of one batch of subjects to the running totals."""
+    for key, value in part.items():
+        if isinstance(value, dict):
+            total[key] = dict(Counter(total.get(key, {})) + Counter(value))
+        else:
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+def _raw(raw_dir: Path, name: str) -> Path:
+    path = raw_dir / f"{name}.parquet"
+    if not path.exists():
+        raise MedfuseError(f"'{path}' does not exist; run `medfuse-bench ingest` with --out-dir {raw_dir} first")
+    return path
+
+
+def run_variables(
+    raw_dir: str | Path,
+    stays_path: str | Path,
+    out: str | Path,
+    *,
+    fidelity: str = "corrected",
+    outliers: str | None = None,
+    rows_per_batch: int = 5_000_000,
+) -> dict[str, Any]:
+    """Write events.parquet from the ingest folder and the cohort; return the counts.
+
+    Subjects are processed in batches (subject_id modulo the batch count) so memory stays bounded whatever the size
+    of chartevents; the batches are then merged in stay_id, hours, variable order by DuckDB.
+    """
+    raw_dir = Path(raw_dir)
+    outliers = outliers or ("keep" if fidelity == "original" else "range")
+    stays = pl.read_parquet(stays_path)
+    sources = [_raw(raw_dir, "chartevents"), _raw(raw_dir, "labevents")]
+    scan = pl.concat([pl.scan_parquet(p).select(list(RAW_EVENT_SCHEMA)) for p in sources], how="vertical_relaxed")
+    n_rows = scan.select(pl.len()).collect().item()
+    batches = max(1, math.ceil(n_rows / rows_per_batch))
+    subjects = stays.select("subject_id").unique()
+    counts: dict[str, Any] = {"fidelity": fidelity, "outliers": outliers, "batches": batches, "rows_raw": n_rows}
+    with atomic_path(out) as tmp:
+        parts_dir = tmp.parent / f".{tmp.name}.parts"
+        parts_dir.mkdir(exist_ok=True)
+        try:
+            for b in tqdm(range(batches), desc="variables", unit="batch"):
+                in_batch = (pl.col("subject_id") % batches) == b
+                events = (
+                    scan.filter(in_batch)
+                    .join(subjects.lazy().filter(in_batch), on="subject_id", how="semi")
+                    .collect()
+                )
+                part, part_counts = extract_events(
+                    events, stays.filter(in_batch), fidelity=fidelity, outliers=outliers
+                )
+                merge_counts(counts, part_counts)
+                part.write_parquet(parts_dir / f"part-{b:05d}.parquet")
+            if batches == 1:
+                (parts_dir / "part-00000.parquet").replace(tmp)
+            else:
+                duckdb.execute(
+                    f"COPY (SELECT * FROM read_parquet('{parts_dir}/*.parquet') ORDER BY stay_id, hours, variable) "
+                    f"TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)"
+                )
+        finally:
+            shutil.rmtree(parts_dir, ignore_errors=True)
+    log.info("variables (%s, outliers %s): %d events in, %d out", fidelity, outliers, n_rows,
+             sum(counts.get("rows_out", {}).values()))
+    return counts

@@ -1,0 +1,307 @@
+"""Variables stage: item mapping, cleaning and unit rules, outliers, stay assignment and dedup in both fidelity modes,
+on hand-built frames with exact expected outputs; the command on a tiny CSV tree."""
+
+from __future__ import annotations
+
+import doctest
+import json
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from medfuse_bench import resources
+from medfuse_bench.etl import variables as V
+from medfuse_bench.etl.variables import RAW_EVENT_SCHEMA, extract_events
+
+T0 = datetime(2150, 1, 2)  # intime of stay 100
+H = timedelta(hours=1)
+
+STAYS = pl.DataFrame(
+    {
+        "subject_id": [1, 1, 2],
+        "hadm_id": [10, 30, 20],
+        "stay_id": [100, 300, 200],
+        "intime": [T0, T0 + 100 * H, T0],
+        "outtime": [T0 + 48 * H, T0 + 148 * H, T0 + 24 * H],
+    }
+)
+
+
+def events(*rows: tuple) -> pl.DataFrame:
+    """Raw events: (stay_id or None, hours after T0, itemid, value[, storetime offset in minutes[, hadm_id]]).
+
+    subject and hadm_id follow the stay (stays 100 / 300: subject 1; 200: subject 2); labs pass stay None and a hadm.
+    """
+    stay_subject = {100: (1, 10), 300: (1, 30), 200: (2, 20)}
+    out = []
+    for row in rows:
+        stay, hours, itemid, value, *rest = row
+        minutes = rest[0] if rest else 0
+        if stay is None:
+            hadm = rest[1] if len(rest) > 1 else 10
+            subject = {10: 1, 30: 1, 20: 2, None: 1}[hadm]
+        else:
+            subject, hadm = stay_subject[stay]
+        t = T0 + hours * H
+        out.append((subject, hadm, stay, t, t + timedelta(minutes=minutes), itemid, value, None, None))
+    return pl.DataFrame(out, schema=RAW_EVENT_SCHEMA, orient="row")
+
+
+def expected(*rows: tuple) -> pl.DataFrame:
+    """(stay_id, hours, variable, value, value_text) rows in output order."""
+    return pl.DataFrame(list(rows), schema=V.EVENTS_SCHEMA, orient="row")
+
+
+def run(frame: pl.DataFrame, fidelity: str, outliers: str | None = "keep") -> tuple[pl.DataFrame, dict]:
+    return extract_events(frame, STAYS, fidelity=fidelity, outliers=outliers)
+
+
+def values(frame: pl.DataFrame, variable: str) -> list:
+    return frame.filter(pl.col("variable") == variable)["value"].round(4).to_list()
+
+
+# --- cleaning and units ---------------------------------------------------------------------------------------
+
+
+def test_fio2_original_divides_every_value_corrected_only_percentages():
+    ev = events((100, 1, 223835, "50"), (100, 2, 223835, "0.5"), (100, 3, 223835, "1"))
+    assert values(run(ev, "original")[0], V.FIO2) == [0.5, 0.005, 0.01]
+    assert values(run(ev, "corrected")[0], V.FIO2) == [0.5, 0.5, 1.0]
+
+
+def test_temperature_original_converts_by_value_corrected_by_item():
+    # 223762 is Celsius but 79 >= 79; 223761 is Fahrenheit but 78 < 79.
+    ev = events((100, 1, 223762, "79"), (100, 2, 223761, "78"), (100, 3, 223761, "98.6"), (100, 4, 223762, "36.6"))
+    assert values(run(ev, "original")[0], V.TEMPERATURE) == [26.1111, 78.0, 37.0, 36.6]
+    assert values(run(ev, "corrected")[0], V.TEMPERATURE) == [79.0, 25.5556, 37.0, 36.6]
+
+
+def test_height_in_inches_converted_only_when_corrected_and_pounds_in_both_modes():
+    ev = events((100, 1, 226707, "70"), (100, 1, 226730, "170"), (100, 2, 226531, "200"), (100, 3, 224639, "80"))
+    original, corrected = run(ev, "original")[0], run(ev, "corrected")[0]
+    assert values(corrected, V.WEIGHT) == values(original, V.WEIGHT) == [90.7184, 80.0]
+    # 226707 and 226730 at the same time: one value per (stay, time, variable).
+    assert values(original, V.HEIGHT) == [170.0]  # numeric sort: 170 (cm) beats 70 (inches, unconverted)
+    assert values(corrected, V.HEIGHT) == [173.9]  # mean of 177.8 and 170 (same storetime)
+
+
+def test_unit_items_match_the_variable_table_labels():
+    labels = {item["itemid"]: (item["label"], item["unit"]) for v in resources.variables() for item in v["itemids"]}
+    assert labels[V.FAHRENHEIT_ITEMS[0]][0] == "Temperature Fahrenheit"
+    assert labels[V.POUND_ITEMS[0]][0] == "Admission Weight (lbs.)"
+    assert labels[V.INCH_ITEMS[0]][1] == "Inch"
+
+
+def test_blood_pressure_split_o2sat_fraction_and_non_numeric_labs():
+    ev = events(
+        (100, 1, 220050, "120/80"),
+        (100, 1, 220051, "120/80"),
+        (100, 2, 220277, "0.95"),
+        (100, 3, 220621, "abc"),
+        (100, 4, 223830, "-7.4"),
+        (100, 5, 223830, "7.4"),
+    )
+    for fidelity in ("original", "corrected"):
+        out, counts = run(ev, fidelity)
+        assert values(out, V.SBP) == [120.0]
+        assert values(out, V.DBP) == [80.0]
+        assert values(out, V.O2SAT) == [95.0]
+        assert values(out, V.GLUCOSE) == []
+        assert values(out, V.PH) == [7.4]
+        assert counts["dropped_no_value"] == {V.GLUCOSE: 1, V.PH: 1}
+
+
+def test_gcs_text_kept_when_a_possible_value_else_dropped_and_counted():
+    ev = events((200, 1, 220739, "Spontaneously"), (200, 2, 220739, "Bogus"), (200, 3, 223900, "No Response-ETT"))
+    out, counts = run(ev, "original")
+    assert_frame_equal(
+        out,
+        expected(
+            (200, 1.0, V.GCS_EYE, None, "Spontaneously"),
+            (200, 3.0, V.GCS_VERBAL, None, "No Response-ETT"),
+        ),
+    )
+    assert counts["dropped_not_a_possible_value"] == {V.GCS_EYE: 1}
+
+
+def test_capillary_refill_only_observed_when_corrected():
+    ev = events((100, 1, 223951, "Normal <3 Seconds"), (100, 2, 224308, "Abnormal >3 Seconds"),
+                (100, 3, 223951, "Comment"))
+    original, counts = run(ev, "original")
+    assert original.height == 0 and counts["rows_unmapped_itemid"] == 3
+    corrected, counts = run(ev, "corrected")
+    assert_frame_equal(corrected, expected((100, 1.0, V.CRR, None, "0.0"), (100, 2.0, V.CRR, None, "1.0")))
+    assert counts["dropped_no_value"] == {V.CRR: 1}
+
+
+def test_capillary_refill_text_of_the_original():
+    ev = pl.LazyFrame({"itemid": [1, 2, 3, 4], "variable": [V.CRR] * 4,
+                       "value": ["Brisk", "Delayed", "Normal <3 secs", "Normal <3 Seconds"]})
+    assert V.clean_values(ev, "original").collect()["value_text"].to_list() == ["0.0", "1.0", "0.0", None]
+
+
+def test_gcs_total_derived_from_three_components_when_corrected():
+    ev = events(
+        (200, 1, 220739, "None"),  # eye: "None" counts 1
+        (200, 1, 223901, "Obeys Commands"),
+        (200, 1, 223900, "No Response-ETT"),
+        (200, 2, 220739, "Spontaneously"),  # no motor / verbal at hour 2: no total
+        (200, 3, 220739, "Spontaneously"),
+        (200, 3, 223901, "Obeys Commands"),
+        (200, 3, 223900, "Oriented"),
+    )
+    original, _ = run(ev, "original")
+    assert V.GCS_TOTAL not in original["variable"].to_list()
+    corrected, counts = run(ev, "corrected")
+    totals = corrected.filter(pl.col("variable") == V.GCS_TOTAL)
+    assert_frame_equal(totals, expected((200, 1.0, V.GCS_TOTAL, None, "8"), (200, 3.0, V.GCS_TOTAL, None, "15")))
+    assert counts["gcs_total_derived"] == 2
+    assert set(totals["value_text"]) <= set(resources.variable(V.GCS_TOTAL)["possible_values"])
+
+
+# --- outliers ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fidelity", ["original", "corrected"])
+def test_outliers_keep_and_range(fidelity):
+    # Heart rate: valid [0, 350], outlier [0, 390].
+    ev = events((100, 1, 220045, "400"), (100, 2, 220045, "360"), (100, 3, 220045, "80"))
+    kept, _ = run(ev, fidelity, "keep")
+    assert values(kept, "Heart Rate") == [400.0, 360.0, 80.0]
+    ranged, counts = run(ev, fidelity, "range")
+    assert values(ranged, "Heart Rate") == [350.0, 80.0]
+    assert counts["outliers_removed"] == {"Heart Rate": 1}
+    assert counts["outliers_clipped"] == {"Heart Rate": 1}
+
+
+def test_outlier_default_follows_fidelity():
+    ev = events((100, 1, 220045, "400"))
+    assert run(ev, "original", None)[0].height == 1
+    assert run(ev, "corrected", None)[0].height == 0
+
+
+def test_range_table_is_the_resource_table():
+    table = V.range_table().filter(pl.col("variable") == V.FIO2)
+    assert table.row(0) == (V.FIO2, 0.2, 0.21, 1.0, 1.1)
+
+
+# --- one value per time -----------------------------------------------------------------------------------------
+
+
+def test_original_keeps_text_greatest_for_uncleaned_and_number_greatest_for_cleaned_channels():
+    ev = events(
+        (100, 1, 220045, "12", 9), (100, 1, 220045, "8", 0),  # heart rate: text order, "8" wins
+        (100, 1, 220050, "95", 0), (100, 1, 220050, "120", 9),  # systolic BP (cleaned): numeric order, 120 wins
+    )
+    out, counts = run(ev, "original")
+    assert_frame_equal(out, expected((100, 1.0, "Heart Rate", 8.0, None), (100, 1.0, V.SBP, 120.0, None)))
+    assert counts["duplicates_collapsed"] == 2
+
+
+def test_corrected_keeps_latest_storetime_and_averages_ties():
+    ev = events(
+        (100, 1, 220045, "12", 9), (100, 1, 220045, "8", 0),  # latest stored: 12
+        (100, 1, 220050, "95", 5), (100, 1, 220050, "120", 5),  # same storetime: mean 107.5
+        (100, 2, 220045, "70", 1),
+    )
+    out, _ = run(ev, "corrected")
+    assert_frame_equal(
+        out,
+        expected((100, 1.0, "Heart Rate", 12.0, None), (100, 1.0, V.SBP, 107.5, None),
+                 (100, 2.0, "Heart Rate", 70.0, None)),
+    )
+
+
+def test_corrected_null_storetime_counts_as_oldest():
+    ev = events((100, 1, 220045, "12"), (100, 1, 220045, "8")).with_columns(
+        storetime=pl.Series([None, T0], dtype=pl.Datetime("us"))
+    )
+    assert values(run(ev, "corrected")[0], "Heart Rate") == [8.0]
+
+
+# --- stay assignment --------------------------------------------------------------------------------------------
+
+
+def test_labs_join_by_admission_in_original_and_by_time_window_in_corrected():
+    ev = events(
+        (None, -15, 50931, "105", 0, 10),  # admission 10, before intime of stay 100
+        (None, 5, 50931, "110", 0, None),  # no hadm_id, inside stay 100
+        (None, 60, 50931, "120", 0, 10),  # admission 10, after outtime of stay 100
+    )
+    original, _ = run(ev, "original")
+    assert_frame_equal(original, expected((100, -15.0, V.GLUCOSE, 105.0, None), (100, 60.0, V.GLUCOSE, 120.0, None)))
+    corrected, _ = run(ev, "corrected")
+    assert_frame_equal(corrected, expected((100, 5.0, V.GLUCOSE, 110.0, None)))
+
+
+def test_original_also_takes_chart_events_in_another_stays_window():
+    # Charted for stay 300 (admission 30) but at hour 10, inside stay 100 of the same subject.
+    ev = events((300, 10, 220045, "90"), (100, 1, 220045, "80"))
+    original, _ = run(ev, "original")
+    assert_frame_equal(
+        original,
+        expected((100, 1.0, "Heart Rate", 80.0, None), (100, 10.0, "Heart Rate", 90.0, None),
+                 (300, -90.0, "Heart Rate", 90.0, None)),
+    )
+    corrected, _ = run(ev, "corrected")
+    assert_frame_equal(
+        corrected, expected((100, 1.0, "Heart Rate", 80.0, None), (300, -90.0, "Heart Rate", 90.0, None))
+    )
+
+
+def test_original_drops_chart_events_of_a_stay_outside_the_cohort():
+    frame = events((100, 1, 220045, "80")).with_columns(stay_id=pl.lit(999, dtype=pl.Int64))
+    assert run(frame, "original")[0].height == 0
+    assert run(frame, "corrected")[0].height == 0
+
+
+def test_output_schema_and_order():
+    ev = events((200, 2, 220045, "80"), (100, 3, 220045, "70"), (100, 1, 220739, "Spontaneously"))
+    out, _ = run(ev, "corrected")
+    assert out.schema == pl.Schema(V.EVENTS_SCHEMA)
+    assert out.select("stay_id", "hours").rows() == [(100, 1.0), (100, 3.0), (200, 2.0)]
+
+
+# --- command ----------------------------------------------------------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "medfuse_bench.cli", *args], capture_output=True, text=True)
+
+
+def test_variables_command_writes_events_and_stats(tmp_path: Path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    ev = events((100, 1, 220045, "80"), (None, 2, 50931, "105", 0, 10), (100, 1, 223951, "Normal <3 Seconds"))
+    ev.filter(pl.col("stay_id").is_not_null()).write_parquet(raw / "chartevents.parquet")
+    ev.filter(pl.col("stay_id").is_null()).write_parquet(raw / "labevents.parquet")
+    STAYS.write_parquet(tmp_path / "stays.parquet")
+    for fidelity, n in (("original", 2), ("corrected", 3)):
+        out = tmp_path / f"events_{fidelity}.parquet"
+        result = _cli("variables", "--raw-dir", str(raw), "--stays", str(tmp_path / "stays.parquet"), "--out",
+                      str(out), "--fidelity", fidelity, "--stats", str(tmp_path / f"{fidelity}.json"),
+                      "--rows-per-batch", "1")
+        assert result.returncode == 0, result.stderr
+        frame = pl.read_parquet(out)
+        assert frame.height == n and frame.schema == pl.Schema(V.EVENTS_SCHEMA)
+        assert frame.select("stay_id", "hours").rows() == sorted(frame.select("stay_id", "hours").rows())
+        stats = json.loads((tmp_path / f"{fidelity}.json").read_text())
+        assert stats["batches"] == 3 and stats["rows_raw"] == 3
+
+
+def test_variables_command_names_a_missing_raw_table(tmp_path: Path):
+    STAYS.write_parquet(tmp_path / "stays.parquet")
+    result = _cli("variables", "--raw-dir", str(tmp_path), "--stays", str(tmp_path / "stays.parquet"), "--out",
+                  str(tmp_path / "events.parquet"))
+    assert result.returncode == 2
+    assert "chartevents.parquet" in result.stderr
+    assert not (tmp_path / "events.parquet").exists()
+
+
+def test_docstring_examples():
+    assert doctest.testmod(V).failed == 0
