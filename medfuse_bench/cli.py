@@ -19,6 +19,11 @@ from medfuse_bench.errors import MedfuseError
 COMMAND_MODULES: list[str] = [
     "medfuse_bench.synth.cli",
     "medfuse_bench.config.cli",
+    "medfuse_bench.etl.cli_raw",
+    "medfuse_bench.etl.cli_tasks",
+    "medfuse_bench.train.cli",
+    "medfuse_bench.evaluation.cli",
+    "medfuse_bench.report.cli",
 ]
 
 

@@ -24,7 +24,7 @@ MIMIC_IV_DIR = CFG["mimic_iv_dir"]
 MIMIC_CXR_DIR = CFG["mimic_cxr_dir"]
 
 wildcard_constraints:
-    task="|".join(TASKS),
+    task="|".join((*TASKS, "radiology")),
     split="train|val|test",
     draw=r"\d+",
 

@@ -1,0 +1,81 @@
+"""Checkpoint files: writing them atomically, reading them with a clear error, rebuilding their model.
+
+``checkpoint.pt`` (the best epoch) holds ``model`` (state dict), ``meta`` (family, num_classes, options,
+labels, task, experiment, fidelity, image_size, crop, draw, lr), ``epoch``, ``val_auroc`` and ``val_auprc``.
+``last.pt`` (resume state) adds the optimizer(s), the scheduler, RNG states, the history and the
+early-stopping state. A ``selected.json`` names the checkpoint of the chosen learning-rate draw.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from medfuse_bench.errors import MedfuseError
+from medfuse_bench.io import atomic_path
+
+
+def save_torch(obj: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """``torch.save`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def read_torch(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a checkpoint written by this package (CPU tensors)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MedfuseError(f"checkpoint '{path}' does not exist; train that run first")
+    try:
+        # Our own files hold numpy RNG states and plain Python objects besides tensors.
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for corrupt files
+        raise MedfuseError(f"checkpoint '{path}' cannot be read ({exc}); delete it and train again") from exc
+    if not isinstance(obj, dict) or "model" not in obj:
+        raise MedfuseError(f"checkpoint '{path}' is not a medfuse-bench checkpoint (no 'model' entry)")
+    return obj
+
+
+def read_selected(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a ``selected.json``."""
+    path = Path(path)
+    if not path.is_file():
+        raise MedfuseError(f"selection file '{path}' does not exist; run `medfuse-bench select` first")
+    try:
+        selected = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise MedfuseError(f"selection file '{path}' is not valid JSON: {exc}") from exc
+    if not isinstance(selected, dict) or "checkpoint" not in selected:
+        raise MedfuseError(f"selection file '{path}' lacks the key 'checkpoint'; rerun `medfuse-bench select`")
+    return selected
+
+
+def checkpoint_path(path: str | os.PathLike[str]) -> Path:
+    """The checkpoint a path stands for: a ``.pt`` file itself, or the one a ``selected.json`` names.
+
+    A relative checkpoint path in a selection is taken as written when it exists (relative to the working
+    directory, as the workflow runs), else relative to the selection file's folder.
+    """
+    path = Path(path)
+    if path.suffix != ".json":
+        return path
+    named = Path(read_selected(path)["checkpoint"])
+    if named.is_absolute() or named.exists():
+        return named
+    return path.parent / named
+
+
+def build_from_checkpoint(checkpoint: dict[str, Any]) -> torch.nn.Module:
+    """Rebuild the model a checkpoint was trained as and load its weights."""
+    from medfuse_bench.models import build_model
+
+    meta = checkpoint.get("meta") or {}
+    if "family" not in meta:
+        raise MedfuseError("checkpoint lacks its model description ('meta'); it was not written by `medfuse-bench train`")
+    model = build_model(meta["family"], int(meta["num_classes"]), **meta.get("options", {}))
+    model.load_state_dict(checkpoint["model"])
+    return model

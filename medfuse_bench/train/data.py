@@ -1,0 +1,427 @@
+"""Sample sets and batches: task tables + time-series arrays + the image cache -> model batches.
+
+A :class:`SampleSet` holds, per sample, its key (stay_id, or dicom row for CXR_UNI), labels, where its time
+series lies in the split's array and which cached image it has (-1 = none). The sets of the paper are
+selections of a split's samples (Table 1 of the paper):
+
+- EHR_PAIRED / EHR_PARTIAL: the EHR of paired / of all stays;
+- CXR_PAIRED: the linked images of paired stays, task labels;
+- (EHR+CXR)_PAIRED: paired stays, both modalities;
+- (EHR+CXR)_PARTIAL: paired stays + a fraction p of the unpaired (EHR-only) stays. ``corrected``: a seeded
+  sample without replacement of round(p * n_unpaired) unpaired stays, fixed for the run. ``original``:
+  as MedFuse's dataset, int(p * n_unpaired) draws with replacement, redrawn every epoch (MedFuse issue #12);
+- paired_nocxr: the paired stays with their image withheld;
+- CXR_UNI: every image of a CXR_UNI split (all views), 14 CheXpert labels.
+
+Batches come from a batch sampler over row numbers and a vectorised collate: the time series of a batch are
+gathered with one fancy index into the memory-mapped array (padded with zeros to the batch's longest stay),
+and only the images that exist are gathered from the memory-mapped cache, as uint8 (the float conversion,
+augmentation and normalisation happen on the training device, see :mod:`medfuse_bench.train.augment`).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+
+from medfuse_bench.errors import MedfuseError
+from medfuse_bench.resources import SPLITS
+from medfuse_bench.train.image_cache import open_image_cache, read_cxr_uni
+
+SAMPLE_COLUMNS: tuple[str, ...] = ("stay_id", "split", "cxr_dicom_id")
+INDEX_COLUMNS: tuple[str, ...] = ("stay_id", "split", "offset", "length")
+EHR_FEATURES = 76
+
+# Tags that separate the random streams derived from the run's seed.
+_STREAM_UNPAIRED = 0x756E70
+_STREAM_SHUFFLE = 0x736866
+_STREAM_DRAWS = 0x647277
+
+
+@dataclass(frozen=True)
+class SampleSet:
+    """Samples of one set; row r of every array describes the same sample."""
+
+    name: str
+    keys: np.ndarray  # int64 [n]: stay_id, or the image's cache row for CXR_UNI
+    labels: np.ndarray  # float32 [n, C]
+    image_row: np.ndarray  # int64 [n], -1 = no image (all -1 for EHR-only sets)
+    ts_offset: np.ndarray | None = None  # int64 [n]; None = no EHR in this set
+    ts_length: np.ndarray | None = None
+    timeseries: np.ndarray | None = None  # float32 [steps, F] (memory-mapped)
+    images: np.ndarray | None = None  # uint8 [N, R, R] (memory-mapped)
+    #: Original fidelity's partial training set: the rows of one epoch, drawn anew from a generator.
+    resample: Callable[[np.random.Generator], np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return int(self.keys.shape[0])
+
+    @property
+    def has_ehr(self) -> bool:
+        return self.timeseries is not None
+
+    @property
+    def paired_count(self) -> int:
+        return int((self.image_row >= 0).sum())
+
+    def epoch_rows(self, rng: np.random.Generator) -> np.ndarray:
+        """Row numbers of one epoch, before shuffling."""
+        return self.resample(rng) if self.resample is not None else np.arange(len(self), dtype=np.int64)
+
+    def epoch_size(self) -> int:
+        return int(self.epoch_rows(np.random.default_rng(0)).shape[0])
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """Everything a task's sets are made from: samples joined to the index and image rows, arrays per split."""
+
+    task: str
+    labels: list[str]
+    samples: pl.DataFrame  # samples.parquet order + ts_offset, ts_length, image_row (-1 = none)
+    timeseries: dict[str, np.ndarray]
+    images: np.ndarray | None
+
+
+def _require(frame: pl.DataFrame, columns: tuple[str, ...] | list[str], path: Path) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise MedfuseError(f"'{path}' lacks the column(s) {missing}; rebuild it with the ETL step that writes it")
+
+
+def attach_index(samples: pl.DataFrame, index: pl.DataFrame, source: str = "timeseries_index.parquet") -> pl.DataFrame:
+    """Add ts_offset / ts_length from the index to every sample (same stay and split), keeping sample order.
+
+    >>> s = pl.DataFrame({"stay_id": [7, 3], "split": ["train", "val"]})
+    >>> i = pl.DataFrame({"stay_id": [3, 7], "split": ["val", "train"], "offset": [0, 5], "length": [2, 4]})
+    >>> attach_index(s, i).select("stay_id", "ts_offset", "ts_length").rows()
+    [(7, 5, 4), (3, 0, 2)]
+    """
+    joined = samples.join(
+        index.select(
+            "stay_id", "split", pl.col("offset").cast(pl.Int64).alias("ts_offset"), pl.col("length").cast(pl.Int64).alias("ts_length")
+        ),
+        on=["stay_id", "split"],
+        how="left",
+        maintain_order="left",
+    )
+    lost = joined.filter(pl.col("ts_offset").is_null())
+    if lost.height:
+        raise MedfuseError(
+            f"{source}: {lost.height} sample(s) have no time series (e.g. stay_id {lost['stay_id'][0]} in split "
+            f"'{lost['split'][0]}'); rebuild the task's time series"
+        )
+    return joined
+
+
+def attach_image_rows(samples: pl.DataFrame, index: pl.DataFrame, source: str = "images_index.parquet") -> pl.DataFrame:
+    """Add image_row (cache row of cxr_dicom_id, -1 = no linked image), keeping sample order.
+
+    >>> s = pl.DataFrame({"stay_id": [1, 2], "cxr_dicom_id": ["b", None]})
+    >>> attach_image_rows(s, pl.DataFrame({"dicom_id": ["a", "b"], "row": [0, 1]}))["image_row"].to_list()
+    [1, -1]
+    """
+    joined = samples.join(
+        index.select(pl.col("dicom_id").alias("cxr_dicom_id"), pl.col("row").cast(pl.Int64).alias("image_row")),
+        on="cxr_dicom_id",
+        how="left",
+        maintain_order="left",
+    )
+    lost = joined.filter(pl.col("cxr_dicom_id").is_not_null() & pl.col("image_row").is_null())
+    if lost.height:
+        raise MedfuseError(
+            f"{source}: {lost.height} linked X-ray(s) are not in the image cache (e.g. dicom_id "
+            f"'{lost['cxr_dicom_id'][0]}'); rebuild the cache from the same cxr_uni.parquet as the task tables"
+        )
+    return joined.with_columns(pl.col("image_row").fill_null(-1))
+
+
+def load_task_data(
+    tasks_dir: str | os.PathLike[str], task: str, labels: list[str], image_cache: str | os.PathLike[str] | None
+) -> TaskData:
+    """Read a task's samples, time-series index and arrays (memory-mapped), and the image cache when given."""
+    folder = Path(tasks_dir) / task
+    samples_path, index_path = folder / "samples.parquet", folder / "timeseries_index.parquet"
+    for path in (samples_path, index_path):
+        if not path.is_file():
+            raise MedfuseError(f"task file '{path}' does not exist; run the ETL for task '{task}' first")
+    samples = pl.read_parquet(samples_path)
+    _require(samples, [*SAMPLE_COLUMNS, *labels], samples_path)
+    index = pl.read_parquet(index_path)
+    _require(index, INDEX_COLUMNS, index_path)
+    samples = attach_index(samples, index, str(index_path))
+    timeseries: dict[str, np.ndarray] = {}
+    for split in SPLITS:
+        path = folder / f"timeseries_{split}.npy"
+        if not path.is_file():
+            raise MedfuseError(f"time-series file '{path}' does not exist; run the ETL for task '{task}' first")
+        array = np.load(path, mmap_mode="r")
+        if array.ndim != 2 or array.dtype != np.float32:
+            raise MedfuseError(f"time-series file '{path}' must hold float32 [steps, features], got {array.dtype} {array.shape}")
+        ends = samples.filter(pl.col("split") == split).select((pl.col("ts_offset") + pl.col("ts_length")).max())
+        end = ends.item() or 0
+        if end > array.shape[0]:
+            raise MedfuseError(f"time-series file '{path}' has {array.shape[0]} rows but the index needs {end}")
+        timeseries[split] = array
+    images = None
+    if image_cache is not None:
+        images, image_index = open_image_cache(image_cache)
+        samples = attach_image_rows(samples, image_index, str(Path(image_cache) / "images_index.parquet"))
+    else:
+        samples = samples.with_columns(pl.lit(-1, pl.Int64).alias("image_row"))
+    samples = samples.with_columns(pl.col(labels).fill_null(0))
+    return TaskData(task, list(labels), samples, timeseries, images)
+
+
+def _label_matrix(frame: pl.DataFrame, labels: list[str]) -> np.ndarray:
+    return frame.select(pl.col(labels).cast(pl.Float32)).to_numpy().astype(np.float32, copy=False).reshape(frame.height, len(labels))
+
+
+def split_set(
+    data: TaskData, split: str, *, stays: str, ehr: bool = True, images: bool = True, name: str | None = None
+) -> SampleSet:
+    """The samples of ``split``: ``stays`` = "paired" (linked image) or "all"; drop a modality with ehr/images."""
+    if stays not in ("paired", "all"):
+        raise ValueError(stays)
+    frame = data.samples.filter(pl.col("split") == split)
+    if stays == "paired":
+        frame = frame.filter(pl.col("cxr_dicom_id").is_not_null())
+    if images and data.images is None and frame["cxr_dicom_id"].is_not_null().any():
+        raise MedfuseError("this experiment needs X-ray images; pass --image-cache")
+    image_row = frame["image_row"].to_numpy().astype(np.int64) if images else np.full(frame.height, -1, np.int64)
+    return SampleSet(
+        name=name or f"{split}:{stays}",
+        keys=frame["stay_id"].to_numpy().astype(np.int64),
+        labels=_label_matrix(frame, data.labels),
+        image_row=image_row,
+        ts_offset=frame["ts_offset"].to_numpy().astype(np.int64) if ehr else None,
+        ts_length=frame["ts_length"].to_numpy().astype(np.int64) if ehr else None,
+        timeseries=data.timeseries[split] if ehr else None,
+        images=data.images if images else None,
+    )
+
+
+def take_rows(sample_set: SampleSet, rows: np.ndarray, name: str | None = None) -> SampleSet:
+    """A new set of the given rows (in that order)."""
+    pick = lambda a: None if a is None else a[rows]  # noqa: E731
+    return replace(
+        sample_set,
+        name=name or sample_set.name,
+        keys=sample_set.keys[rows],
+        labels=sample_set.labels[rows],
+        image_row=sample_set.image_row[rows],
+        ts_offset=pick(sample_set.ts_offset),
+        ts_length=pick(sample_set.ts_length),
+        resample=None,
+    )
+
+
+def unpaired_sample(n_unpaired: int, fraction: float, seed: int) -> np.ndarray:
+    """Corrected partial set: round(fraction * n_unpaired) distinct unpaired positions, sorted, seeded.
+
+    >>> unpaired_sample(10, 0.3, 1).shape, len(set(unpaired_sample(10, 0.3, 1)))
+    ((3,), 3)
+    >>> unpaired_sample(4, 1.0, 1).tolist()
+    [0, 1, 2, 3]
+    """
+    count = int(np.floor(fraction * n_unpaired + 0.5))
+    rng = np.random.default_rng([int(seed) % 2**63, _STREAM_UNPAIRED])
+    return np.sort(rng.choice(n_unpaired, size=count, replace=False)).astype(np.int64)
+
+
+def unpaired_draws(n_unpaired: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Original partial set: int(fraction * n_unpaired) unpaired positions drawn with replacement."""
+    count = int(fraction * n_unpaired)
+    if n_unpaired == 0:
+        return np.zeros(0, np.int64)
+    return rng.integers(0, n_unpaired, size=count).astype(np.int64)
+
+
+def partial_set(data: TaskData, split: str, fraction: float, *, fidelity: str, seed: int) -> SampleSet:
+    """(EHR+CXR)_PARTIAL: paired stays + a fraction of the unpaired ones (see the module docstring)."""
+    full = split_set(data, split, stays="all", name=f"{split}:partial")
+    paired = np.flatnonzero(full.image_row >= 0)
+    unpaired = np.flatnonzero(full.image_row < 0)
+    if fidelity == "original":
+        # Paired first, then the unpaired pool; each epoch draws int(p * n) pool positions with replacement.
+        pool = take_rows(full, np.concatenate([paired, unpaired]))
+        n_paired, n_unpaired = paired.shape[0], unpaired.shape[0]
+
+        def resample(rng: np.random.Generator) -> np.ndarray:
+            return np.concatenate([np.arange(n_paired), n_paired + unpaired_draws(n_unpaired, fraction, rng)])
+
+        return replace(pool, resample=resample)
+    chosen = unpaired[unpaired_sample(unpaired.shape[0], fraction, seed)]
+    return take_rows(full, np.sort(np.concatenate([paired, chosen])))
+
+
+def cxr_uni_set(cxr_uni_path: str | os.PathLike[str], image_cache: str | os.PathLike[str], split: str, labels: list[str]) -> SampleSet:
+    """CXR_UNI images of one split with their CheXpert labels (uncertain and blank are already 0)."""
+    frame = read_cxr_uni(cxr_uni_path)
+    _require(frame, labels, Path(cxr_uni_path))
+    images, index = open_image_cache(image_cache)
+    frame = frame.filter(pl.col("split") == split).join(
+        index.select("dicom_id", pl.col("row").cast(pl.Int64)), on="dicom_id", how="left", maintain_order="left"
+    )
+    lost = frame.filter(pl.col("row").is_null())
+    if lost.height:
+        raise MedfuseError(
+            f"image cache '{image_cache}' lacks {lost.height} CXR_UNI image(s) (e.g. dicom_id '{lost['dicom_id'][0]}'); "
+            "rebuild the cache from the same cxr_uni.parquet"
+        )
+    frame = frame.with_columns(pl.col(labels).fill_null(0))
+    rows = frame["row"].to_numpy().astype(np.int64)
+    return SampleSet(name=f"{split}:cxr_uni", keys=rows, labels=_label_matrix(frame, labels), image_row=rows, images=images)
+
+
+# ----------------------------------------------------------------------------------------------- batches
+
+
+def batch_rows(rows: np.ndarray, batch_size: int, *, rng: np.random.Generator | None, drop_last: bool) -> list[np.ndarray]:
+    """Split ``rows`` into batches, shuffled by ``rng`` when given.
+
+    >>> [b.tolist() for b in batch_rows(np.arange(5), 2, rng=None, drop_last=False)]
+    [[0, 1], [2, 3], [4]]
+    >>> len(batch_rows(np.arange(5), 2, rng=None, drop_last=True))
+    2
+    """
+    if rng is not None:
+        rows = rows[rng.permutation(rows.shape[0])]
+    stop = (rows.shape[0] // batch_size) * batch_size if drop_last else rows.shape[0]
+    return [rows[i : i + batch_size] for i in range(0, stop, batch_size)]
+
+
+def pad_gather(timeseries: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Gather stays [offset, offset + length) of a [steps, F] array into a zero-padded [B, max(length), F].
+
+    >>> ts = np.arange(6, dtype=np.float32).reshape(6, 1)
+    >>> pad_gather(ts, np.array([4, 0]), np.array([2, 3]))[..., 0].tolist()
+    [[4.0, 5.0, 0.0], [0.0, 1.0, 2.0]]
+    """
+    steps = max(int(lengths.max()) if lengths.size else 1, 1)
+    position = np.arange(steps)
+    valid = position[None, :] < lengths[:, None]
+    index = np.where(valid, offsets[:, None] + position[None, :], 0)
+    out = np.asarray(timeseries[index.ravel()]).reshape(lengths.shape[0], steps, timeseries.shape[1])
+    out[~valid] = 0.0
+    return out
+
+
+def collate(sample_set: SampleSet, rows: np.ndarray) -> dict[str, torch.Tensor]:
+    """One batch as CPU tensors: ehr [B, T, F] float32, ehr_lengths int64, cxr_uint8 [N, R, R] (present
+    images only, batch order), has_cxr bool [B], labels float32 [B, C], keys int64 [B]."""
+    image_row = sample_set.image_row[rows]
+    has_cxr = image_row >= 0
+    if sample_set.has_ehr:
+        lengths = sample_set.ts_length[rows]  # type: ignore[index]
+        ehr = pad_gather(sample_set.timeseries, sample_set.ts_offset[rows], lengths)  # type: ignore[arg-type,index]
+        lengths = np.maximum(lengths, 1)  # an empty stay is one step of zeros
+    else:
+        # Image-only sets: a one-step zero series keeps the batch layout uniform; image models ignore it.
+        ehr = np.zeros((rows.shape[0], 1, EHR_FEATURES), np.float32)
+        lengths = np.ones(rows.shape[0], np.int64)
+    if sample_set.images is not None and has_cxr.any():
+        images = np.asarray(sample_set.images[image_row[has_cxr]])
+    else:
+        side = sample_set.images.shape[1] if sample_set.images is not None else 1
+        images = np.zeros((0, side, side), np.uint8)
+    return {
+        "ehr": torch.from_numpy(np.ascontiguousarray(ehr, dtype=np.float32)),
+        "ehr_lengths": torch.from_numpy(lengths.astype(np.int64)),
+        "cxr_uint8": torch.from_numpy(np.ascontiguousarray(images)),
+        "has_cxr": torch.from_numpy(has_cxr),
+        "labels": torch.from_numpy(np.ascontiguousarray(sample_set.labels[rows])),
+        "keys": torch.from_numpy(sample_set.keys[rows]),
+    }
+
+
+def epoch_generator(seed: int, epoch: int, stream: int) -> np.random.Generator:
+    """The numpy generator of one epoch and purpose: a pure function of (seed, epoch, stream), so a resumed
+    run draws exactly what an uninterrupted run draws."""
+    return np.random.default_rng([int(seed) % 2**63, int(epoch), stream])
+
+
+class BatchLoader:
+    """Batches of a sample set, one epoch at a time, collated in a background thread (``prefetch`` ahead)."""
+
+    def __init__(
+        self, sample_set: SampleSet, batch_size: int, *, shuffle: bool, drop_last: bool, seed: int = 0, prefetch: int = 2,
+        pin_memory: bool = False,
+    ) -> None:
+        if batch_size < 1:
+            raise MedfuseError(f"--batch-size must be at least 1, got {batch_size}")
+        self.sample_set = sample_set
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.seed = seed
+        self.prefetch = prefetch
+        self.pin_memory = pin_memory  # page-locked batches let CUDA copies overlap with compute
+
+    def epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        rows = self.sample_set.epoch_rows(epoch_generator(self.seed, epoch, _STREAM_DRAWS))
+        rng = epoch_generator(self.seed, epoch, _STREAM_SHUFFLE) if self.shuffle else None
+        batches = batch_rows(rows, self.batch_size, rng=rng, drop_last=self.drop_last)
+        if not batches and rows.shape[0]:  # fewer samples than one batch: keep them rather than train on nothing
+            batches = batch_rows(rows, self.batch_size, rng=rng, drop_last=False)
+        return batches
+
+    def epoch(self, epoch: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+        """Collated batches of ``epoch``, in a fixed order for a given (seed, epoch)."""
+        batches = (self._collate(rows) for rows in self.epoch_batches(epoch))
+        if self.prefetch <= 0:
+            yield from batches
+            return
+        yield from _prefetched(batches, self.prefetch)
+
+    def _collate(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
+        batch = collate(self.sample_set, rows)
+        return {k: v.pin_memory() for k, v in batch.items()} if self.pin_memory else batch
+
+
+_DONE = object()
+
+
+def _prefetched(items: Iterator[dict[str, torch.Tensor]], depth: int) -> Iterator[dict[str, torch.Tensor]]:
+    """Run ``items`` in a daemon thread, ``depth`` ahead; errors re-raise in the consumer."""
+    out: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            put(exc)
+
+    thread = threading.Thread(target=work, daemon=True, name="batch-prefetch")
+    thread.start()
+    try:
+        while True:
+            item = out.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()

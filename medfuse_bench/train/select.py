@@ -1,0 +1,59 @@
+"""Model selection over learning-rate draws: the run with the best validation AUROC (ties: the lower draw)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from medfuse_bench.errors import MedfuseError
+from medfuse_bench.io import write_json
+from medfuse_bench.train.metrics import selection_score
+
+
+def read_result(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    path = Path(run_dir) / "result.json"
+    if not path.is_file():
+        raise MedfuseError(f"run result '{path}' does not exist; finish that training run first")
+    try:
+        result = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise MedfuseError(f"run result '{path}' is not valid JSON: {exc}") from exc
+    for key in ("draw", "lr", "val_auroc"):
+        if key not in result:
+            raise MedfuseError(f"run result '{path}' lacks the key '{key}'; rerun that training run")
+    return result
+
+
+def choose_run(results: list[dict[str, Any]]) -> int:
+    """Index of the best result: highest val_auroc (null/NaN lowest), then the lowest draw.
+
+    >>> choose_run([{"draw": 1, "val_auroc": 0.8}, {"draw": 0, "val_auroc": 0.8}, {"draw": 2, "val_auroc": None}])
+    1
+    """
+    if not results:
+        raise MedfuseError("select needs at least one run directory (--runs)")
+    return min(range(len(results)), key=lambda i: (-selection_score(results[i]["val_auroc"]), results[i]["draw"]))
+
+
+def select_runs(run_dirs: list[str | os.PathLike[str]], out: str | os.PathLike[str]) -> dict[str, Any]:
+    """Write ``selected.json`` for the best of ``run_dirs`` and return it."""
+    results = [read_result(d) for d in run_dirs]
+    best = choose_run(results)
+    chosen = results[best]
+    selected = {
+        "experiment": chosen.get("experiment"),
+        "task": chosen.get("task"),
+        "draw": chosen["draw"],
+        "lr": chosen["lr"],
+        "val_auroc": chosen["val_auroc"],
+        "val_auprc": chosen.get("val_auprc"),
+        "best_epoch": chosen.get("best_epoch"),
+        "checkpoint": str(Path(run_dirs[best]) / "checkpoint.pt"),
+        "runs": [{k: r.get(k) for k in ("draw", "lr", "val_auroc", "val_auprc")} for r in results],
+    }
+    if not Path(selected["checkpoint"]).is_file():
+        raise MedfuseError(f"checkpoint '{selected['checkpoint']}' of the selected run does not exist")
+    write_json(selected, out)
+    return selected

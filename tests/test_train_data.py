@@ -1,0 +1,323 @@
+"""Experiment table, learning-rate draws, image cache, sample sets, batches, augmentation, metrics, selection."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))
+from train_fixtures import TASK, make_workdir  # noqa: E402
+
+from medfuse_bench.errors import MedfuseError
+from medfuse_bench.train import experiments as ex
+from medfuse_bench.train.augment import IMAGENET_MEAN, IMAGENET_STD, ImageTransform, sampling_matrices
+from medfuse_bench.train.data import (
+    BatchLoader,
+    collate,
+    cxr_uni_set,
+    load_task_data,
+    pad_gather,
+    partial_set,
+    split_set,
+    unpaired_draws,
+    unpaired_sample,
+)
+from medfuse_bench.train.image_cache import build_image_cache, open_image_cache
+from medfuse_bench.train.metrics import macro_scores
+from medfuse_bench.train.run import sets_for
+from medfuse_bench.train.select import choose_run, select_runs
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    w = make_workdir(tmp_path_factory.mktemp("train_data"))
+    build_image_cache(w.cxr_uni, w.mimic_cxr, 32, w.cache)
+    return w
+
+
+@pytest.fixture(scope="module")
+def data(work):
+    return load_task_data(work.tasks_dir, TASK, ["mortality"], work.cache)
+
+
+# --------------------------------------------------------------------------------------------- experiments
+
+
+def test_experiment_table_covers_the_contract():
+    names = ex.experiment_names([0.0, 0.2, 1.0])
+    assert names[:3] == ["ehr-paired", "ehr-partial", "cxr-paired"]
+    assert names[-3:] == ["medfuse-p0", "medfuse-p20", "medfuse-p100"]
+    assert len(set(names)) == len(names) == 18
+    assert ex.get_experiment("daft").model_options("phenotyping") == {"layer_after": 3}
+    assert ex.get_experiment("daft").model_options("in-hospital-mortality") == {"layer_after": 4}
+    assert ex.get_experiment("early-partial-zeros").model_options(TASK) == {"missing": "zeros"}
+    assert ex.test_sets("ehr-partial") == ("paired", "partial")
+    assert ex.test_sets("medfuse-p30") == ()
+    assert ex.test_sets("ensemble") == ("paired", "partial")
+    assert ex.get_experiment("medfuse-p30").uni_fraction == pytest.approx(0.3)
+    assert ex.resolve_uni_fraction(ex.get_experiment("medfuse-optimal"), 0.1) == 0.1
+    assert ex.resolve_uni_fraction(ex.get_experiment("medfuse-pt"), 0.1) == 1.0
+    assert ex.resolve_uni_fraction(ex.get_experiment("joint-paired"), 0.1) is None
+
+
+def test_dependencies():
+    assert ex.dependencies("ehr-partial", TASK) == []
+    assert ex.dependencies("cxr-paired", TASK) == [("radiology", "cxr-pretrain")]
+    assert ex.dependencies("early-partial") == [("{task}", "ehr-paired"), ("{task}", "cxr-paired")]
+    assert ex.dependencies("medfuse-p40", "phenotyping") == [("phenotyping", "ehr-partial"), ("radiology", "cxr-pretrain")]
+    assert ex.dependencies("medfuse-ri", TASK) == []
+    assert ex.dependencies("ensemble", TASK) == [(TASK, "medfuse-optimal"), (TASK, "ehr-partial")]
+    assert ex.dependencies("cxr-pretrain") == []
+
+
+@pytest.mark.parametrize("name, task", [("nope", TASK), ("medfuse-p101", TASK), ("ehr-paired", "radiology"),
+                                        ("cxr-pretrain", TASK), ("ehr-paired", "sepsis")])
+def test_unknown_experiment_is_an_error(name, task):
+    with pytest.raises(MedfuseError):
+        ex.get_experiment(name, task)
+
+
+def test_lr_draws_are_deterministic_log_uniform_and_independent():
+    draws = [ex.lr_for_draw(1002, k) for k in range(10)]
+    assert draws == [ex.lr_for_draw(1002, k) for k in range(10)]
+    assert all(1e-5 <= lr <= 1e-3 for lr in draws)
+    assert len(set(draws)) == 10
+    assert draws != [ex.lr_for_draw(7, k) for k in range(10)]
+    many = np.log10([ex.lr_for_draw(3, k) for k in range(2000)])
+    assert many.mean() == pytest.approx(-4.0, abs=0.05)  # uniform in log10 over [-5, -3]
+    assert np.histogram(many, bins=4, range=(-5, -3))[0].min() > 400
+    with pytest.raises(MedfuseError):
+        ex.lr_for_draw(1, 0, 1e-3, 1e-5)
+
+
+# --------------------------------------------------------------------------------------------- image cache
+
+
+def _png_cxr_uni(root: Path, images: dict[str, np.ndarray]) -> Path:
+    rows = []
+    for i, (dicom, pixels) in enumerate(images.items()):
+        rel = f"files/{dicom}.png"
+        (root / "files").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(root / rel)
+        rows.append({"dicom_id": dicom, "subject_id": i, "split": "train", "path": rel})
+    path = root / "cxr_uni.parquet"
+    pl.DataFrame(rows).write_parquet(path)
+    return path
+
+
+def test_image_cache_round_trip(tmp_path):
+    band = np.zeros((80, 40), np.uint8)
+    band[20:60] = 200  # tall image: the centre square after resizing is the bright band
+    images = {
+        "flat10": np.full((30, 50), 10, np.uint8),
+        "rgb": np.dstack([np.full((40, 40), 90, np.uint8)] * 3),
+        "band": band,
+    }
+    cxr_uni = _png_cxr_uni(tmp_path, images)
+    build_image_cache(cxr_uni, tmp_path, 20, tmp_path / "cache", workers=2)
+    array, index = open_image_cache(tmp_path / "cache")
+    assert array.dtype == np.uint8 and array.shape == (3, 20, 20)
+    assert index.to_dicts() == [{"dicom_id": "flat10", "row": 0}, {"dicom_id": "rgb", "row": 1}, {"dicom_id": "band", "row": 2}]
+    assert (array[0] == 10).all()
+    assert (array[1] == 90).all()
+    assert (array[2, 2:-2] == 200).all() and array[2].min() > 150  # the band fills the square (edges blur)
+
+
+def test_image_cache_names_a_missing_or_broken_file(tmp_path):
+    cxr_uni = _png_cxr_uni(tmp_path, {"ok": np.zeros((20, 20), np.uint8)})
+    frame = pl.read_parquet(cxr_uni)
+    missing = frame.with_columns(pl.lit("files/gone.jpg").alias("path"), pl.lit("gone").alias("dicom_id"))
+    pl.concat([frame, missing]).write_parquet(cxr_uni)
+    with pytest.raises(MedfuseError, match="gone.jpg"):
+        build_image_cache(cxr_uni, tmp_path, 16, tmp_path / "cache")
+    assert not (tmp_path / "cache" / "images.npy").exists()  # nothing half-written
+    (tmp_path / "files" / "gone.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(MedfuseError, match="gone.jpg"):
+        build_image_cache(cxr_uni, tmp_path, 16, tmp_path / "cache")
+    with pytest.raises(MedfuseError, match="images.npy"):
+        open_image_cache(tmp_path / "cache")
+
+
+# --------------------------------------------------------------------------------------------- sets and batches
+
+
+def test_task_data_joins_index_and_images(work, data):
+    samples = pl.read_parquet(work.tasks_dir / TASK / "samples.parquet")
+    assert data.samples["stay_id"].to_list() == samples["stay_id"].to_list()
+    paired = data.samples.filter(pl.col("cxr_dicom_id").is_not_null())
+    _, index = open_image_cache(work.cache)
+    rows = dict(zip(index["dicom_id"], index["row"]))
+    assert paired["image_row"].to_list() == [rows[d] for d in paired["cxr_dicom_id"]]
+    assert (data.samples.filter(pl.col("cxr_dicom_id").is_null())["image_row"] == -1).all()
+
+
+def test_missing_task_inputs_are_named(work, tmp_path):
+    with pytest.raises(MedfuseError, match="samples.parquet"):
+        load_task_data(tmp_path, TASK, ["mortality"], None)
+    with pytest.raises(MedfuseError, match="images.npy"):
+        load_task_data(work.tasks_dir, TASK, ["mortality"], tmp_path)
+
+
+def test_pad_gather_pads_with_zeros():
+    ts = np.arange(20, dtype=np.float32).reshape(10, 2)
+    out = pad_gather(ts, np.array([8, 1, 5]), np.array([2, 4, 0]))
+    assert out.shape == (3, 4, 2)
+    assert out[0, :2].tolist() == [[16, 17], [18, 19]] and not out[0, 2:].any()
+    assert out[1].tolist() == ts[1:5].tolist()
+    assert not out[2].any()
+
+
+def test_collate_gathers_only_present_images(data):
+    fusion = split_set(data, "train", stays="all")
+    rows = np.arange(16)
+    batch = collate(fusion, rows)
+    has = fusion.image_row[rows] >= 0
+    lengths = fusion.ts_length[rows]
+    assert batch["ehr"].shape == (16, lengths.max(), 76) and batch["ehr"].dtype == torch.float32
+    assert batch["ehr_lengths"].tolist() == lengths.tolist()
+    for i in range(16):
+        start = fusion.ts_offset[rows[i]]
+        np.testing.assert_array_equal(batch["ehr"][i, : lengths[i]].numpy(), fusion.timeseries[start : start + lengths[i]])
+        assert not batch["ehr"][i, lengths[i]:].any()
+    assert batch["has_cxr"].tolist() == has.tolist()
+    assert batch["cxr_uint8"].shape == (has.sum(), 32, 32) and batch["cxr_uint8"].dtype == torch.uint8
+    np.testing.assert_array_equal(batch["cxr_uint8"].numpy(), fusion.images[fusion.image_row[rows][has]])
+    assert batch["keys"].tolist() == fusion.keys[rows].tolist()
+    ehr_only = collate(split_set(data, "train", stays="all", images=False), rows)
+    assert ehr_only["cxr_uint8"].shape[0] == 0 and not ehr_only["has_cxr"].any()
+    cxr_only = collate(split_set(data, "train", stays="paired", ehr=False), np.arange(4))
+    assert cxr_only["cxr_uint8"].shape[0] == 4 and cxr_only["ehr"].shape == (4, 1, 76)
+
+
+def test_loader_epochs_are_reproducible_and_shuffled(data):
+    train = split_set(data, "train", stays="all")
+    loader = BatchLoader(train, 16, shuffle=True, drop_last=True, seed=5)
+    first = [b["keys"].tolist() for b in loader.epoch(1)]
+    assert first == [b["keys"].tolist() for b in loader.epoch(1)]
+    assert first != [b["keys"].tolist() for b in loader.epoch(2)]
+    assert len(first) == len(train) // 16 and all(len(k) == 16 for k in first)
+    assert len({k for keys in first for k in keys}) == len(first) * 16
+    ordered = BatchLoader(train, 50, shuffle=False, drop_last=False, prefetch=0)
+    assert [k for b in ordered.epoch(0) for k in b["keys"].tolist()] == train.keys.tolist()
+
+
+def test_unpaired_sampling_corrected_is_without_replacement():
+    chosen = unpaired_sample(101, 0.2, seed=3)
+    assert chosen.shape == (20,) and len(set(chosen.tolist())) == 20 and (np.diff(chosen) > 0).all()
+    assert chosen.tolist() == unpaired_sample(101, 0.2, seed=3).tolist()
+    assert chosen.tolist() != unpaired_sample(101, 0.2, seed=4).tolist()
+    assert unpaired_sample(101, 0.0, seed=3).size == 0
+    assert unpaired_sample(101, 1.0, seed=3).tolist() == list(range(101))
+    draws = unpaired_draws(1000, 1.0, np.random.default_rng(0))
+    assert draws.shape == (1000,) and len(set(draws.tolist())) < 700  # with replacement: ~63 % unique
+
+
+def test_partial_sets_per_fidelity(data):
+    train = data.samples.filter(pl.col("split") == "train")
+    n_paired = train["cxr_dicom_id"].is_not_null().sum()
+    n_unpaired = train.height - n_paired
+    corrected = partial_set(data, "train", 0.5, fidelity="corrected", seed=1)
+    assert len(corrected) == n_paired + round(0.5 * n_unpaired)
+    assert corrected.paired_count == n_paired and len(set(corrected.keys.tolist())) == len(corrected)
+    order = {s: i for i, s in enumerate(train["stay_id"])}
+    assert all(order[a] < order[b] for a, b in zip(corrected.keys, corrected.keys[1:]))  # samples.parquet order
+    original = partial_set(data, "train", 0.5, fidelity="original", seed=1)
+    rows1 = original.epoch_rows(np.random.default_rng(1))
+    rows2 = original.epoch_rows(np.random.default_rng(2))
+    assert rows1.shape == rows2.shape == (n_paired + int(0.5 * n_unpaired),)
+    assert rows1.tolist() != rows2.tolist()
+    assert (original.image_row[rows1[:n_paired]] >= 0).all() and (original.image_row[rows1[n_paired:]] < 0).all()
+
+
+def test_validation_composition_per_fidelity(data):
+    spec = ex.get_experiment("medfuse-optimal")
+    val = data.samples.filter(pl.col("split") == "val")
+    common = {"fraction": 0.1, "seed": 0, "training": False}
+    assert len(sets_for(spec, data, "val", fidelity="corrected", **common)) == val.height
+    original = sets_for(spec, data, "val", fidelity="original", **common)
+    assert len(original) == val["cxr_dicom_id"].is_not_null().sum() and (original.image_row >= 0).all()
+    ehr_partial = sets_for(ex.get_experiment("ehr-partial"), data, "val", fidelity="original", **common)
+    assert len(ehr_partial) == val.height and ehr_partial.has_ehr and (ehr_partial.image_row < 0).all()
+
+
+def test_cxr_uni_set(work):
+    train = cxr_uni_set(work.cxr_uni, work.cache, "train", list(ex.CHEXPERT_LABELS))
+    frame = pl.read_parquet(work.cxr_uni).filter(pl.col("split") == "train")
+    assert len(train) == frame.height and train.labels.shape == (frame.height, 14) and not train.has_ehr
+    assert train.labels[:, 1].tolist() == frame["Cardiomegaly"].cast(pl.Float32).to_list()
+
+
+# --------------------------------------------------------------------------------------------- augmentation
+
+
+def test_augmentation_differs_per_sample_and_eval_crop_is_fixed():
+    image = torch.zeros(32, 32, dtype=torch.uint8)
+    image[4:14, 6:26] = 255  # asymmetric, so flips and rotations show
+    batch = image.expand(8, 32, 32).clone()
+    train = ImageTransform(28, train=True)
+    out = train(batch, torch.Generator().manual_seed(0))
+    assert out.shape == (8, 3, 28, 28)
+    assert len({tuple(o[0].flatten().tolist()) for o in out}) == 8
+    again = train(batch, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)
+    evaluate = ImageTransform(28, train=False)
+    first, second = evaluate(batch), evaluate(batch)
+    assert torch.equal(first, second) and torch.equal(first[0], first[7])
+    expected = (image[2:30, 2:30].float() / 255 - IMAGENET_MEAN[1]) / IMAGENET_STD[1]
+    torch.testing.assert_close(first[0, 1], expected)
+    assert ImageTransform(28, train=False)(torch.zeros(0, 32, 32, dtype=torch.uint8)).shape == (0, 3, 28, 28)
+
+
+def test_random_crop_without_augmentation_is_an_exact_shifted_window():
+    g = torch.Generator().manual_seed(1)
+    theta = sampling_matrices(50, 32, 28, g, augment=False, random_crop=True)
+    offsets = set()
+    for t in theta:
+        assert torch.allclose(t[:, :2], torch.eye(2) * 28 / 32)
+        offsets.add(tuple(((t[:, 2] * 16) + 16 - 14).round().int().tolist()))
+    assert len(offsets) > 5 and all(0 <= o <= 4 for pair in offsets for o in pair)
+    centre = sampling_matrices(3, 32, 28, None, augment=False, random_crop=False)
+    assert torch.allclose(centre[:, :, 2], torch.zeros(3, 2), atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------- metrics, select
+
+
+def test_macro_scores_skip_single_class_labels():
+    y = np.array([[0, 1], [1, 1], [0, 1], [1, 1]])
+    p = np.array([[0.1, 0.3], [0.9, 0.2], [0.2, 0.9], [0.8, 0.1]])
+    auroc, auprc = macro_scores(y, p)
+    assert auroc == 1.0 and auprc == 1.0
+    assert all(math.isnan(v) for v in macro_scores(np.ones((3, 1)), np.full((3, 1), 0.5)))
+
+
+def _fake_run(root: Path, draw: int, auroc: float | None) -> Path:
+    run = root / f"lr{draw}"
+    run.mkdir(parents=True)
+    (run / "checkpoint.pt").write_bytes(b"x")
+    result = {"experiment": "ehr-paired", "task": TASK, "draw": draw, "lr": 1e-4 * (draw + 1), "best_epoch": 2,
+              "val_auroc": auroc, "val_auprc": 0.5, "epochs_run": 3, "train_samples": 1, "val_samples": 1, "seconds": 1.0}
+    (run / "result.json").write_text(json.dumps(result))
+    return run
+
+
+def test_select_picks_the_best_draw_ties_lower(tmp_path):
+    runs = [_fake_run(tmp_path, 0, 0.70), _fake_run(tmp_path, 1, 0.81), _fake_run(tmp_path, 2, None),
+            _fake_run(tmp_path, 3, 0.81)]
+    selected = select_runs(list(reversed(runs)), tmp_path / "selected.json")
+    assert selected["draw"] == 1 and selected["lr"] == pytest.approx(2e-4)
+    on_disk = json.loads((tmp_path / "selected.json").read_text())
+    assert on_disk["checkpoint"] == str(runs[1] / "checkpoint.pt")
+    assert set(on_disk) >= {"experiment", "task", "draw", "lr", "val_auroc", "val_auprc", "best_epoch", "checkpoint", "runs"}
+    assert len(on_disk["runs"]) == 4
+    assert choose_run([{"draw": 0, "val_auroc": None}]) == 0
+    with pytest.raises(MedfuseError, match="result.json"):
+        select_runs([tmp_path / "nothing"], tmp_path / "s.json")

@@ -1,0 +1,295 @@
+"""Training runs on tiny fabricated data: learning, fusion beating EHR-only, frozen encoders, resume, every
+family, predictions, ensemble, and the command line's error paths."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+sys.path.insert(0, str(Path(__file__).parent))
+from train_fixtures import TASK, make_workdir  # noqa: E402
+
+import medfuse_bench.cli as cli
+from medfuse_bench.errors import MedfuseError
+from medfuse_bench.train.checkpoints import read_torch
+from medfuse_bench.train.data import load_task_data
+from medfuse_bench.train.experiments import get_experiment
+from medfuse_bench.train.image_cache import build_image_cache
+from medfuse_bench.train.loop import FitSettings, MMTMOriginalStep, fit, seed_everything
+from medfuse_bench.train.run import RunInputs, model_options, sets_for, train_run
+
+CROP = 28
+RESULT_KEYS = {"experiment", "task", "draw", "lr", "best_epoch", "val_auroc", "val_auprc", "epochs_run",
+               "train_samples", "val_samples", "seconds"}
+
+
+def run_cli(args: list[str]) -> int:
+    """``medfuse-bench ARGS`` in-process, with only the training subcommands registered."""
+    saved = cli.COMMAND_MODULES
+    cli.COMMAND_MODULES = ["medfuse_bench.train.cli"]
+    try:
+        return cli.main([str(a) for a in args])
+    finally:
+        cli.COMMAND_MODULES = saved
+
+
+def train_args(work, experiment: str, out: Path, *extra: object, epochs: int = 1) -> list[object]:
+    return ["train", "--tasks-dir", work.tasks_dir, "--image-cache", work.cache, "--cxr-uni", work.cxr_uni,
+            "--task", TASK, "--experiment", experiment, "--lr", "1e-3", "--out-dir", out, "--max-epochs", epochs,
+            "--patience", 5, "--crop", CROP, "--device", "cpu", "--threads", 1, "--quiet", *extra]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine more threads oversubscribe and run far slower."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    w = make_workdir(tmp_path_factory.mktemp("train_small"), counts={"train": 40, "val": 24, "test": 8}, extra_images=3)
+    build_image_cache(w.cxr_uni, w.mimic_cxr, 32, w.cache)
+    return w
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    w = make_workdir(tmp_path_factory.mktemp("train_loop"))
+    build_image_cache(w.cxr_uni, w.mimic_cxr, 32, w.cache)
+    return w
+
+
+@pytest.fixture(scope="module")
+def trained(work):
+    """ehr-partial and medfuse-ri trained for 3 epochs, selected and predicted through the CLI."""
+    models, predictions = work.root / "models" / TASK, work.root / "predictions" / TASK
+    for experiment in ("ehr-partial", "medfuse-ri"):
+        run = models / experiment / "runs" / "lr0"
+        assert run_cli(train_args(work, experiment, run, epochs=3)) == 0
+        assert run_cli(["select", "--runs", run, "--out", models / experiment / "selected.json"]) == 0
+        assert run_cli(["predict", "--selected", models / experiment / "selected.json", "--tasks-dir", work.tasks_dir,
+                        "--image-cache", work.cache, "--task", TASK, "--experiment", experiment,
+                        "--out-dir", predictions / experiment, "--device", "cpu", "--threads", 1]) == 0
+    return models, predictions
+
+
+def _auroc(path: Path) -> float:
+    frame = pl.read_parquet(path)
+    return roc_auc_score(frame["target:mortality"], frame["mortality"])
+
+
+def test_ehr_lstm_learns_the_planted_signal(trained):
+    _, predictions = trained
+    # The EHR carries about 0.87 AUROC of the label (the rest is in the images).
+    assert _auroc(predictions / "ehr-partial" / "partial.parquet") > 0.75
+    assert _auroc(predictions / "ehr-partial" / "paired.parquet") > 0.7
+
+
+def test_medfuse_beats_ehr_lstm_where_the_image_carries_signal(trained):
+    _, predictions = trained
+    fusion = _auroc(predictions / "medfuse-ri" / "paired.parquet")
+    ehr = _auroc(predictions / "ehr-partial" / "paired.parquet")
+    assert fusion > ehr + 0.05, (fusion, ehr)
+    # Without its X-ray MedFuse loses the image signal.
+    assert _auroc(predictions / "medfuse-ri" / "paired_nocxr.parquet") < fusion - 0.05
+
+
+def test_run_files(trained):
+    models, _ = trained
+    run = models / "medfuse-ri" / "runs" / "lr0"
+    history = pl.read_csv(run / "history.csv")
+    assert history.columns == ["epoch", "train_loss", "val_loss", "val_auroc", "val_auprc", "lr", "seconds"]
+    assert history["epoch"].to_list() == [1, 2, 3]
+    result = json.loads((run / "result.json").read_text())
+    assert set(result) == RESULT_KEYS
+    assert result["epochs_run"] == 3 and result["val_auroc"] == history["val_auroc"].max()
+    assert result["val_auroc"] == history["val_auroc"][result["best_epoch"] - 1]
+    best = read_torch(run / "checkpoint.pt")
+    assert best["epoch"] == result["best_epoch"] and best["meta"]["family"] == "medfuse"
+    last = read_torch(run / "last.pt")
+    assert {"model", "optimizers", "scheduler", "rng", "loop"} <= set(last) and last["loop"]["epoch"] == 3
+    selected = json.loads((models / "medfuse-ri" / "selected.json").read_text())
+    assert selected["draw"] == 0 and selected["checkpoint"] == str(run / "checkpoint.pt")
+
+
+def test_prediction_files_follow_the_contract(work, trained):
+    _, predictions = trained
+    samples = pl.read_parquet(work.tasks_dir / TASK / "samples.parquet").filter(pl.col("split") == "test")
+    paired = samples.filter(pl.col("cxr_dicom_id").is_not_null())
+    assert sorted(p.name for p in (predictions / "medfuse-ri").iterdir()) == [
+        "paired.parquet", "paired_nocxr.parquet", "partial.parquet"]
+    assert sorted(p.name for p in (predictions / "ehr-partial").iterdir()) == ["paired.parquet", "partial.parquet"]
+    for name, expected in (("paired", paired), ("partial", samples), ("paired_nocxr", paired)):
+        frame = pl.read_parquet(predictions / "medfuse-ri" / f"{name}.parquet")
+        assert frame.columns == ["stay_id", "target:mortality", "mortality"]
+        assert frame.dtypes == [pl.Int64, pl.Int8, pl.Float64]
+        assert frame["stay_id"].to_list() == expected["stay_id"].to_list()
+        assert frame["target:mortality"].to_list() == expected["mortality"].to_list()
+        assert frame["mortality"].is_between(0, 1).all()
+
+
+def test_ensemble_takes_fusion_with_an_xray_and_ehr_without(work, trained):
+    _, predictions = trained
+    out = work.root / "predictions" / TASK / "ensemble"
+    assert run_cli(["ensemble", "--fusion-dir", predictions / "medfuse-ri", "--ehr-dir", predictions / "ehr-partial",
+                    "--tasks-dir", work.tasks_dir, "--task", TASK, "--out-dir", out]) == 0
+    fusion = pl.read_parquet(predictions / "medfuse-ri" / "partial.parquet")
+    ehr = pl.read_parquet(predictions / "ehr-partial" / "partial.parquet")
+    mixed = pl.read_parquet(out / "partial.parquet")
+    samples = pl.read_parquet(work.tasks_dir / TASK / "samples.parquet").filter(pl.col("split") == "test")
+    has = samples["cxr_dicom_id"].is_not_null().to_numpy()
+    expected = np.where(has, fusion["mortality"].to_numpy(), ehr["mortality"].to_numpy())
+    np.testing.assert_array_equal(mixed["mortality"].to_numpy(), expected)
+    assert mixed.columns == fusion.columns
+    assert pl.read_parquet(out / "paired.parquet").equals(pl.read_parquet(predictions / "medfuse-ri" / "paired.parquet"))
+
+
+def test_pretraining_and_early_fusion_keep_loaded_encoders_frozen(work, trained):
+    models, _ = trained
+    pretrain = work.root / "models" / "radiology" / "cxr-pretrain" / "runs" / "lr0"
+    assert run_cli(["train", "--cxr-uni", work.cxr_uni, "--image-cache", work.cache, "--task", "radiology",
+                    "--experiment", "cxr-pretrain", "--lr", "1e-3", "--out-dir", pretrain, "--max-epochs", 1,
+                    "--crop", CROP, "--device", "cpu", "--threads", 1, "--quiet"]) == 0
+    assert json.loads((pretrain / "result.json").read_text())["train_samples"] > 0
+    early = work.root / "models" / TASK / "early-paired" / "runs" / "lr0"
+    assert run_cli(train_args(work, "early-paired", early, "--ehr-init", models / "ehr-partial" / "selected.json",
+                              "--cxr-init", pretrain / "checkpoint.pt")) == 0
+    trained_state = read_torch(early / "last.pt")["model"]
+    sources = {"ehr_encoder.": read_torch(models / "ehr-partial" / "runs" / "lr0" / "checkpoint.pt")["model"],
+               "cxr_encoder.": read_torch(pretrain / "checkpoint.pt")["model"]}
+    compared = 0
+    for prefix, source in sources.items():
+        for key, value in trained_state.items():
+            if key.startswith(prefix):
+                torch.testing.assert_close(value, source[key], rtol=0, atol=0, msg=key)
+                compared += 1
+    assert compared > 100  # LSTM weights and every ResNet tensor, BatchNorm statistics included
+    seed_everything(1002)
+    from medfuse_bench.models import build_model
+
+    fresh = build_model("early", 1).state_dict()
+    assert not torch.equal(fresh["classifier.weight"], trained_state["classifier.weight"])
+
+
+def test_missing_init_is_an_error(work, tmp_path, capsys):
+    assert run_cli(train_args(work, "early-paired", tmp_path / "run")) == 2
+    assert "--ehr-init" in capsys.readouterr().err
+
+
+def _settings(**kw) -> FitSettings:
+    return FitSettings(**{"lr": 1e-3, "max_epochs": 2, "patience": 5, "crop": CROP, "device": "cpu", "progress": False, **kw})
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_after_a_kill_matches_an_uninterrupted_run(work, tmp_path):
+    inputs = RunInputs(tasks_dir=work.tasks_dir, image_cache=work.cache)
+    small = {"ehr_hidden_dim": 32}
+    whole = train_run(TASK, "ehr-paired", inputs, tmp_path / "whole", _settings(), model_overrides=small)
+
+    def kill(epoch: int) -> None:
+        if epoch == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_run(TASK, "ehr-paired", inputs, tmp_path / "killed", _settings(), model_overrides=small, on_epoch_end=kill)
+    assert not (tmp_path / "killed" / "result.json").exists()
+    resumed = train_run(TASK, "ehr-paired", inputs, tmp_path / "killed", _settings(), model_overrides=small)
+    drop = lambda d: {k: v for k, v in d.items() if k != "seconds"}  # noqa: E731
+    assert drop(resumed) == drop(whole) and resumed["epochs_run"] == 2
+    a = pl.read_csv(tmp_path / "whole" / "history.csv").drop("seconds")
+    b = pl.read_csv(tmp_path / "killed" / "history.csv").drop("seconds")
+    assert a.equals(b)
+    for name in ("last.pt", "checkpoint.pt"):
+        left, right = read_torch(tmp_path / "whole" / name)["model"], read_torch(tmp_path / "killed" / name)["model"]
+        for key in left:
+            assert torch.equal(left[key], right[key]), (name, key)
+    # A finished run reruns to the same result without training; other settings are refused.
+    again = train_run(TASK, "ehr-paired", inputs, tmp_path / "whole", _settings(), model_overrides=small)
+    assert drop(again) == drop(whole)
+    with pytest.raises(MedfuseError, match="other settings"):
+        train_run(TASK, "ehr-paired", inputs, tmp_path / "whole", _settings(lr=1e-4), model_overrides=small)
+    # Same seed, same metrics: a fresh run reproduces the numbers.
+    repeat = train_run(TASK, "ehr-paired", inputs, tmp_path / "repeat", _settings(), model_overrides=small)
+    assert drop(repeat) == drop(whole)
+
+
+@pytest.mark.parametrize("experiment, fidelity", [
+    ("joint-partial", "corrected"), ("early-partial-zeros", "original"), ("mmtm", "original"), ("mmtm", "corrected"),
+    ("daft", "original"), ("unified", "corrected"), ("medfuse-optimal", "original"), ("cxr-paired", "corrected"),
+])
+def test_every_family_trains_an_epoch(small, tmp_path, experiment, fidelity):
+    spec = get_experiment(experiment, TASK)
+    data = load_task_data(small.tasks_dir, TASK, ["mortality"], small.cache)
+    common = {"fraction": 0.5, "fidelity": fidelity, "seed": 0}
+    train = sets_for(spec, data, "train", training=True, **common)
+    val = sets_for(spec, data, "val", training=False, **common)
+    from medfuse_bench.models import build_model
+
+    seed_everything(0)
+    model = build_model(spec.family, 1, **model_options(spec, TASK, fidelity, None), ehr_hidden_dim=32) \
+        if spec.uses_ehr else build_model(spec.family, 1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    settings = _settings(max_epochs=1, fidelity=fidelity)
+    settings.meta = {"task": TASK, "experiment": experiment, "family": spec.family}
+    result = fit(model, spec.family, train, val, settings, tmp_path)
+    assert result["epochs_run"] == 1 and (math.isnan(result["val_auroc"]) or 0 <= result["val_auroc"] <= 1)
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed
+
+
+def test_mmtm_original_steps_three_optimizers(work):
+    from medfuse_bench.models import build_model
+
+    seed_everything(0)
+    model = build_model("mmtm", 1, ehr_hidden_dim=32, layer_after=4, fidelity="original")
+    step = MMTMOriginalStep(model, "mmtm", 1e-3, (0.9, 0.9))
+    cxr_ids = {id(p) for p in model.cxr_encoder.parameters()}
+    assert len(step.optimizers) == 3
+    assert all(id(p) in cxr_ids for o in step.optimizers[:2] for g in o.param_groups for p in g["params"])
+    assert len(step.optimizers[2].param_groups[0]["params"]) == len(list(model.parameters()))
+    batch = {"ehr": torch.randn(4, 5, 76), "ehr_lengths": torch.tensor([5, 3, 2, 4]),
+             "cxr": torch.randn(4, 3, CROP, CROP), "has_cxr": torch.ones(4, dtype=torch.bool)}
+    before = {k: v.clone() for k, v in model.named_parameters()}
+    model.train()
+    loss = step(batch, torch.tensor([[1.0], [0.0], [1.0], [0.0]]), torch.autocast("cpu", enabled=False))
+    assert loss > 0
+    assert all(s["step"] == 1 for o in step.optimizers for s in o.state.values())
+    assert not torch.equal(before["ehr_encoder.layers.0.weight_ih_l0"], model.ehr_encoder.layers[0].weight_ih_l0)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--tasks-dir", "{tmp}/none", "--task", TASK, "--experiment", "ehr-paired", "--out-dir", "{tmp}/r"],
+     "none' does not exist"),
+    (["train", "--tasks-dir", "{tmp}", "--task", TASK, "--experiment", "ehr-paired", "--out-dir", "{tmp}/r"],
+     "samples.parquet"),
+    (["train", "--task", TASK, "--experiment", "ehr-paired", "--out-dir", "{tmp}/r"], "--tasks-dir"),
+    (["train", "--tasks-dir", "{tmp}", "--task", TASK, "--experiment", "medfuse-x", "--out-dir", "{tmp}/r"],
+     "unknown experiment"),
+    (["image-cache", "--cxr-uni", "{tmp}/cxr_uni.parquet", "--mimic-cxr", "{tmp}", "--size", "16", "--out-dir", "{tmp}/c"],
+     "cxr_uni.parquet"),
+    (["select", "--runs", "{tmp}/lr0", "--out", "{tmp}/selected.json"], "result.json"),
+    (["predict", "--selected", "{tmp}/selected.json", "--tasks-dir", "{tmp}", "--task", TASK,
+      "--experiment", "ehr-paired", "--out-dir", "{tmp}/p"], "selected.json"),
+    (["ensemble", "--fusion-dir", "{tmp}/f", "--ehr-dir", "{tmp}/e", "--tasks-dir", "{tmp}", "--task", TASK,
+      "--out-dir", "{tmp}/o"], "samples.parquet"),
+    (["bench-train", "--tasks-dir", "{tmp}", "--image-cache", "{tmp}", "--task", TASK, "--models", "resnet"],
+     "--models"),
+])
+def test_cli_errors_name_the_input(tmp_path, capsys, args, message):
+    assert run_cli([a.replace("{tmp}", str(tmp_path)) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("medfuse-bench: error:") and message in err

@@ -1,0 +1,187 @@
+# Training: image cache, CheXpert pretraining, every experiment of the paper as (task, experiment, draw) jobs,
+# learning-rate selection on validation AUROC, test-set predictions and the ensemble.
+
+from medfuse_bench.train.experiments import (
+    CXR_PRETRAIN,
+    ENSEMBLE,
+    RADIOLOGY,
+    dependencies,
+    experiment_names,
+    get_experiment,
+    test_sets,
+)
+
+TRAIN = CFG["train"]
+IMAGES = CFG["images"]
+CACHE = f"{W}/cache"
+DRAWS = list(range(TRAIN["lr_draws"]))
+
+
+def trained_experiments():
+    """Experiments of each task that the config asks for (train.models; null = all, sweep included)."""
+    names = experiment_names(TRAIN["uni_modal_sweep"])
+    if TRAIN["models"] is not None:
+        unknown = sorted(set(TRAIN["models"]) - set(names) - {ENSEMBLE})
+        if unknown:
+            raise WorkflowError(f"config key 'train.models' names unknown experiments: {', '.join(unknown)}")
+        names = [n for n in names if n in TRAIN["models"]]
+    return names
+
+
+def predicted_experiments():
+    names = [n for n in trained_experiments() if test_sets(n)]
+    if TRAIN["models"] is None or ENSEMBLE in TRAIN["models"]:
+        names.append(ENSEMBLE)
+    return names
+
+
+def selected_path(task, experiment):
+    return f"{W}/models/{task}/{experiment}/selected.json"
+
+
+def task_inputs(task):
+    arrays = [f"{W}/tasks/{task}/timeseries_{split}.npy" for split in ("train", "val", "test")]
+    return [f"{W}/tasks/{task}/samples.parquet", f"{W}/tasks/{task}/timeseries_index.parquet", *arrays]
+
+
+def train_inputs(wc):
+    spec = get_experiment(wc.experiment, wc.task)
+    inputs = {}
+    if wc.task == RADIOLOGY:
+        inputs["cxr_uni"] = f"{W}/cxr/cxr_uni.parquet"
+    else:
+        inputs["task"] = task_inputs(wc.task)
+    if spec.uses_images:
+        inputs["cache"] = f"{CACHE}/images.npy"
+    inputs["init"] = [selected_path(t, e) for t, e in dependencies(wc.experiment, wc.task)]
+    return inputs
+
+
+def init_flags(wc):
+    spec = get_experiment(wc.experiment, wc.task)
+    flags = []
+    deps = iter(dependencies(wc.experiment, wc.task))
+    if spec.ehr_init is not None:
+        flags.append(f"--ehr-init {q(selected_path(*next(deps)))}")
+    if spec.cxr_init is not None:
+        flags.append(f"--cxr-init {q(selected_path(*next(deps)))}")
+    if wc.experiment == CXR_PRETRAIN and TRAIN["cxr_weights"]:
+        flags.append(f"--cxr-weights {q(TRAIN['cxr_weights'])}")
+    return " ".join(flags)
+
+
+def uni_fraction(wc):
+    return TRAIN["uni_modal_fraction"].get(wc.task, 1.0)
+
+
+rule image_cache:
+    """Decode and resize every CXR_UNI image once into a memory-mapped uint8 array."""
+    input:
+        cxr_uni=rules.cxr_uni.output,
+        images=MIMIC_CXR_DIR,
+    output:
+        array=f"{CACHE}/images.npy",
+        index=f"{CACHE}/images_index.parquet",
+    params:
+        size=IMAGES["resize"],
+    threads: 2
+    resources:
+        mem_mb=4000,
+    log:
+        log_path("image_cache"),
+    benchmark:
+        bench_path("image_cache")
+    shell:
+        "medfuse-bench image-cache --cxr-uni {input.cxr_uni} --mimic-cxr {input.images} --size {params.size}"
+        " --out-dir {CACHE} --workers {threads} > {log} 2>&1"
+
+
+rule train:
+    """Train one learning-rate draw of one experiment; a killed job resumes from its last epoch."""
+    input:
+        unpack(train_inputs),
+    output:
+        checkpoint=f"{W}/models/{{task}}/{{experiment}}/runs/lr{{draw}}/checkpoint.pt",
+        result=f"{W}/models/{{task}}/{{experiment}}/runs/lr{{draw}}/result.json",
+        history=f"{W}/models/{{task}}/{{experiment}}/runs/lr{{draw}}/history.csv",
+    params:
+        out_dir=f"{W}/models/{{task}}/{{experiment}}/runs/lr{{draw}}",
+        init=init_flags,
+        uni_fraction=uni_fraction,
+        bf16="--bf16" if TRAIN["bf16"] else "",
+        augment="" if IMAGES["augment"] else "--no-augment",
+        settings=(
+            f"--max-epochs {TRAIN['max_epochs']} --patience {TRAIN['patience']} --batch-size {TRAIN['batch_size']}"
+            f" --lr-min {TRAIN['lr_min']} --lr-max {TRAIN['lr_max']} --device {TRAIN['device']}"
+            f" --crop {IMAGES['crop']} --seed {CFG['seed']} --fidelity {FIDELITY}"
+        ),
+    threads: TRAIN["num_threads"] or 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=720,
+    log:
+        log_path("train/{task}/{experiment}/lr{draw}"),
+    benchmark:
+        bench_path("train/{task}/{experiment}/lr{draw}")
+    shell:
+        "medfuse-bench train --tasks-dir {W}/tasks --cxr-uni {W}/cxr/cxr_uni.parquet --image-cache {CACHE}"
+        " --task {wildcards.task} --experiment {wildcards.experiment} --draw {wildcards.draw}"
+        " --out-dir {params.out_dir} {params.settings} --uni-fraction {params.uni_fraction}"
+        " {params.init} {params.bf16} {params.augment} --threads {threads} --quiet > {log} 2>&1"
+
+
+rule select:
+    """Keep the learning-rate draw with the best validation AUROC."""
+    input:
+        expand(f"{W}/models/{{{{task}}}}/{{{{experiment}}}}/runs/lr{{draw}}/result.json", draw=DRAWS),
+    output:
+        f"{W}/models/{{task}}/{{experiment}}/selected.json",
+    params:
+        runs=lambda wc, input: " ".join(q(Path(p).parent) for p in input),
+    log:
+        log_path("select/{task}/{experiment}"),
+    shell:
+        "medfuse-bench select --runs {params.runs} --out {output} > {log} 2>&1"
+
+
+rule predict:
+    """Predictions of the selected model on the test sets of its experiment (paired, partial, paired_nocxr)."""
+    input:
+        unpack(lambda wc: {"selected": selected_path(wc.task, wc.experiment), **train_inputs(wc)}),
+    output:
+        directory(f"{W}/predictions/{{task}}/{{experiment}}"),
+    wildcard_constraints:
+        experiment=f"(?!{ENSEMBLE}$)[a-z0-9-]+",
+    threads: TRAIN["num_threads"] or 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+    log:
+        log_path("predict/{task}/{experiment}"),
+    shell:
+        "medfuse-bench predict --selected {input.selected} --tasks-dir {W}/tasks --image-cache {CACHE}"
+        " --task {wildcards.task} --experiment {wildcards.experiment} --out-dir {output}"
+        " --device {TRAIN[device]} --threads {threads} > {log} 2>&1"
+
+
+rule ensemble:
+    """Appendix A.7: MedFuse (OPTIMAL) where an X-ray exists, the EHR-only LSTM elsewhere."""
+    input:
+        fusion=f"{W}/predictions/{{task}}/medfuse-optimal",
+        ehr=f"{W}/predictions/{{task}}/ehr-partial",
+        samples=f"{W}/tasks/{{task}}/samples.parquet",
+    output:
+        directory(f"{W}/predictions/{{task}}/{ENSEMBLE}"),
+    log:
+        log_path(f"predict/{{task}}/{ENSEMBLE}"),
+    shell:
+        "medfuse-bench ensemble --fusion-dir {input.fusion} --ehr-dir {input.ehr} --tasks-dir {W}/tasks"
+        " --task {wildcards.task} --out-dir {output} > {log} 2>&1"
+
+
+rule models:
+    """Every trained experiment of every task, selected on validation, with its test-set predictions."""
+    input:
+        expand(f"{W}/predictions/{{task}}/{{experiment}}", task=TASK_LIST, experiment=predicted_experiments()),
+        expand(selected_path("{task}", "{experiment}"), task=TASK_LIST, experiment=trained_experiments()),
