@@ -24,13 +24,13 @@ PROFILES: dict[str, dict[str, Any]] = {
         "synthetic": {"stays": 400, "image_size": 48},
         "etl": {"timestep_hours": 1.0},
         "images": {"resize": 32, "crop": 28},
-        "train": {"max_epochs": 1, "patience": 1, "lr_draws": 1, "uni_modal_sweep": [0.0, 1.0]},
+        "train": {"max_epochs": 1, "patience": 1, "lr_draws": 1, "uni_modal_sweep": [0.0, 1.0], "num_threads": 1},
     },
     "demo": {
         "synthetic": {"stays": 3000, "image_size": 96},
         "etl": {"timestep_hours": 1.0},
         "images": {"resize": 48, "crop": 40},
-        "train": {"max_epochs": 6, "patience": 3, "lr_draws": 2, "uni_modal_sweep": [0.0, 0.2, 0.5, 1.0]},
+        "train": {"max_epochs": 6, "patience": 3, "lr_draws": 2, "uni_modal_sweep": [0.0, 0.2, 0.5, 1.0], "num_threads": 1},
     },
     "paper": {
         "synthetic": {"stays": 50000, "image_size": 512},
@@ -41,6 +41,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "patience": 15,
             "lr_draws": 10,
             "uni_modal_sweep": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
+            "num_threads": 4,
         },
     },
 }

@@ -115,7 +115,7 @@ rule train:
             f" --lr-min {TRAIN['lr_min']} --lr-max {TRAIN['lr_max']} --device {TRAIN['device']}"
             f" --crop {IMAGES['crop']} --seed {CFG['seed']} --fidelity {FIDELITY}"
         ),
-    threads: TRAIN["num_threads"] or 2
+    threads: TRAIN["num_threads"]
     resources:
         gpu=1,
         mem_mb=8000,
@@ -153,7 +153,7 @@ rule predict:
         directory(f"{W}/predictions/{{task}}/{{experiment}}"),
     wildcard_constraints:
         experiment=f"(?!{ENSEMBLE}$)[a-z0-9-]+",
-    threads: TRAIN["num_threads"] or 2
+    threads: TRAIN["num_threads"]
     resources:
         gpu=1,
         mem_mb=8000,
