@@ -321,3 +321,31 @@ def test_select_picks_the_best_draw_ties_lower(tmp_path):
     assert choose_run([{"draw": 0, "val_auroc": None}]) == 0
     with pytest.raises(MedfuseError, match="result.json"):
         select_runs([tmp_path / "nothing"], tmp_path / "s.json")
+
+
+def test_image_cache_adds_linked_images_without_chexpert_rows(tmp_path):
+    """A paired stay may link an image that has no CheXpert row; the cache must still hold it."""
+    import numpy as np
+    import polars as pl
+    from PIL import Image
+
+    from medfuse_bench.train.image_cache import build_image_cache, open_image_cache
+
+    root = tmp_path / "cxr"
+    rows = []
+    for i, (subject, study, dicom) in enumerate([(10000001, 5, "a"), (10000002, 6, "b")]):
+        path = root / f"files/p10/p{subject}/s{study}/{dicom}.jpg"
+        path.parent.mkdir(parents=True)
+        Image.fromarray(np.full((12, 10), 40 * (i + 1), np.uint8)).save(path)
+        rows.append({"dicom_id": dicom, "subject_id": subject, "study_id": study})
+    uni = pl.DataFrame({"dicom_id": ["a"], "split": ["train"], "path": ["files/p10/p10000001/s5/a.jpg"]})
+    uni.write_parquet(tmp_path / "uni.parquet")
+    pl.DataFrame(rows).write_parquet(tmp_path / "meta.parquet")
+    pl.DataFrame({"cxr_dicom_id": ["b", None, "a"]}).write_parquet(tmp_path / "samples.parquet")
+
+    build_image_cache(tmp_path / "uni.parquet", root, 8, tmp_path / "cache",
+                      samples_paths=[tmp_path / "samples.parquet"], metadata_path=tmp_path / "meta.parquet")
+    images, index = open_image_cache(tmp_path / "cache")
+    assert index["dicom_id"].to_list() == ["a", "b"]
+    assert images.shape == (2, 8, 8)
+    assert int(images[1].mean()) == 80 and int(images[0].mean()) == 40

@@ -22,15 +22,15 @@ SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {
         "synthetic": {"stays": 400, "image_size": 48},
-        "etl": {"timestep_hours": 1.0},
+        "etl": {"timestep_hours": 2.0},
         "images": {"resize": 32, "crop": 28},
         "train": {"max_epochs": 1, "patience": 1, "lr_draws": 1, "uni_modal_sweep": [0.0, 1.0], "num_threads": 1},
     },
     "demo": {
-        "synthetic": {"stays": 3000, "image_size": 96},
-        "etl": {"timestep_hours": 1.0},
-        "images": {"resize": 48, "crop": 40},
-        "train": {"max_epochs": 6, "patience": 3, "lr_draws": 2, "uni_modal_sweep": [0.0, 0.2, 0.5, 1.0], "num_threads": 1},
+        "synthetic": {"stays": 1200, "image_size": 64},
+        "etl": {"timestep_hours": 2.0},
+        "images": {"resize": 32, "crop": 28},
+        "train": {"max_epochs": 3, "patience": 2, "lr_draws": 1, "uni_modal_sweep": [0.0, 0.5, 1.0], "num_threads": 1},
     },
     "paper": {
         "synthetic": {"stays": 50000, "image_size": 512},

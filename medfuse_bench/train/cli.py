@@ -40,13 +40,18 @@ def _register_image_cache(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", required=True, type=int, help="side R of the cached square images in pixels (images.resize; paper 256)")
     p.add_argument("--out-dir", required=True, type=Path, help="output folder, e.g. {workdir}/cache")
     p.add_argument("--workers", type=int, default=1, help="decoding processes (default 1)")
+    p.add_argument("--samples", nargs="+", type=Path, default=None,
+                   help="tasks/{task}/samples.parquet files: also cache their linked X-rays that have no CheXpert row")
+    p.add_argument("--cxr-metadata", type=Path, default=None,
+                   help="etl/raw/cxr_metadata.parquet (locates the images named by --samples)")
     p.set_defaults(func=_run_image_cache)
 
 
 def _run_image_cache(args: argparse.Namespace) -> int:
     from medfuse_bench.train.image_cache import build_image_cache
 
-    build_image_cache(args.cxr_uni, args.mimic_cxr, args.size, args.out_dir, workers=max(1, args.workers))
+    build_image_cache(args.cxr_uni, args.mimic_cxr, args.size, args.out_dir, workers=max(1, args.workers),
+                      samples_paths=args.samples, metadata_path=args.cxr_metadata)
     return 0
 
 

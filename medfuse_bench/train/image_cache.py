@@ -76,17 +76,59 @@ def read_cxr_uni(path: str | os.PathLike[str]) -> pl.DataFrame:
     return frame
 
 
+def linked_images_without_labels(
+    cxr_uni: pl.DataFrame, samples: list[pl.DataFrame], metadata: pl.DataFrame
+) -> pl.DataFrame:
+    """(dicom_id, path) of X-rays linked to task samples but absent from CXR_UNI (no CheXpert row).
+
+    Linking uses the metadata alone, so a paired stay can point at an image without labels; the cache must
+    still hold it (the original code crashed on such images).
+
+    >>> uni = pl.DataFrame({"dicom_id": ["a"], "path": ["files/p10/p10000001/s5/a.jpg"]})
+    >>> s = pl.DataFrame({"cxr_dicom_id": ["a", "b", None]})
+    >>> meta = pl.DataFrame({"dicom_id": ["a", "b"], "subject_id": [10000001, 10000002], "study_id": [5, 6]})
+    >>> linked_images_without_labels(uni, [s], meta).to_dicts()
+    [{'dicom_id': 'b', 'path': 'files/p10/p10000002/s6/b.jpg'}]
+    """
+    from medfuse_bench.etl.cxr import cxr_image_path
+
+    linked = pl.concat([f.select(pl.col("cxr_dicom_id").alias("dicom_id")) for f in samples]) if samples else None
+    if linked is None:
+        return pl.DataFrame(schema={"dicom_id": pl.String, "path": pl.String})
+    missing = linked.drop_nulls().unique().join(cxr_uni.select("dicom_id"), on="dicom_id", how="anti")
+    found = missing.join(metadata.select("dicom_id", "subject_id", "study_id"), on="dicom_id", how="left")
+    unknown = found.filter(pl.col("subject_id").is_null())
+    if unknown.height:
+        raise MedfuseError(
+            f"{unknown.height} linked X-ray(s) are in no CXR metadata row (e.g. dicom_id '{unknown['dicom_id'][0]}'); "
+            "rebuild the task tables from the same ingest"
+        )
+    return found.select("dicom_id", cxr_image_path()).sort("dicom_id")
+
+
 def build_image_cache(
     cxr_uni_path: str | os.PathLike[str],
     mimic_cxr_dir: str | os.PathLike[str],
     size: int,
     out_dir: str | os.PathLike[str],
     workers: int = 1,
+    samples_paths: list[str | os.PathLike[str]] | None = None,
+    metadata_path: str | os.PathLike[str] | None = None,
 ) -> Path:
-    """Decode every CXR_UNI image into ``out_dir/images.npy`` + ``images_index.parquet``; return out_dir."""
+    """Decode every CXR_UNI image, plus linked task images without CheXpert labels (``samples_paths`` +
+    ``metadata_path``), into ``out_dir/images.npy`` + ``images_index.parquet``; return out_dir."""
     if size < 8:
         raise MedfuseError(f"--size must be at least 8 pixels, got {size}")
     cxr_uni = read_cxr_uni(cxr_uni_path)
+    if samples_paths:
+        if metadata_path is None:
+            raise MedfuseError("--samples needs --cxr-metadata (etl/raw/cxr_metadata.parquet) to locate linked images")
+        extra = linked_images_without_labels(
+            cxr_uni, [pl.read_parquet(p, columns=["cxr_dicom_id"]) for p in samples_paths], pl.read_parquet(metadata_path)
+        )
+        if extra.height:
+            log.info("adding %d linked X-rays without CheXpert labels to the cache", extra.height)
+        cxr_uni = pl.concat([cxr_uni.select("dicom_id", "path"), extra])
     paths = image_paths(cxr_uni, mimic_cxr_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

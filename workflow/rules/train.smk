@@ -75,9 +75,11 @@ def uni_fraction(wc):
 
 
 rule image_cache:
-    """Decode and resize every CXR_UNI image once into a memory-mapped uint8 array."""
+    """Decode and resize every CXR_UNI image (and linked images without CheXpert labels) once into a uint8 memmap."""
     input:
         cxr_uni=rules.cxr_uni.output,
+        samples=expand(f"{W}/tasks/{{task}}/samples.parquet", task=TASK_LIST),
+        raw=RAW,
         images=MIMIC_CXR_DIR,
     output:
         array=f"{CACHE}/images.npy",
@@ -93,6 +95,7 @@ rule image_cache:
         bench_path("image_cache")
     shell:
         "medfuse-bench image-cache --cxr-uni {input.cxr_uni} --mimic-cxr {input.images} --size {params.size}"
+        " --samples {input.samples} --cxr-metadata {input.raw}/cxr_metadata.parquet"
         " --out-dir {CACHE} --workers {threads} > {log} 2>&1"
 
 
