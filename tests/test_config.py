@@ -82,3 +82,9 @@ def test_every_schema_key_has_a_description():
                 walk(sub.get("properties", {}), f"{prefix}{key}.<task>.")
 
     walk(load_schema()["properties"])
+
+
+def test_workdir_spelling_is_normalised():
+    cfg = resolve_config(validate_config({"workdir": "./out//run/"}))
+    assert cfg["workdir"] == "out/run"
+    assert cfg["mimic_iv_dir"] == "out/run/synthetic/mimic-iv"

@@ -101,6 +101,8 @@ def is_synthetic(config: dict[str, Any]) -> bool:
 def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
     """Return a copy of a validated config with the profile's values filled into every null budget key."""
     resolved = copy.deepcopy(config)
+    # One spelling of the workdir, so generated paths and rule outputs match ("results/" == "results").
+    resolved["workdir"] = os.path.normpath(resolved["workdir"])
     profile = resolved["profile"] or ("demo" if is_synthetic(resolved) else "paper")
     resolved["profile"] = profile
     for section, values in PROFILES[profile].items():

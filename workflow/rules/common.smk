@@ -1,4 +1,4 @@
-# Configuration and helpers shared by the rule files.
+# Configuration, shortcuts into it and the helpers and input functions that the stage files share.
 
 import json
 import shlex
@@ -8,6 +8,15 @@ from snakemake.utils import validate
 from medfuse_bench.config import resolve_config, validate_config
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.resources import TASKS
+from medfuse_bench.train.experiments import (
+    CXR_PRETRAIN,
+    ENSEMBLE,
+    RADIOLOGY,
+    dependencies,
+    experiment_names,
+    get_experiment,
+    test_sets,
+)
 
 
 validate(config, "../schemas/config.schema.yaml")
@@ -19,9 +28,21 @@ except MedfuseError as exc:
 W = CFG["workdir"]
 FIDELITY = CFG["fidelity"]
 TASK_LIST = CFG["tasks"]
-SYNTHETIC = CFG["synthetic"]["enabled"]
 MIMIC_IV_DIR = CFG["mimic_iv_dir"]
 MIMIC_CXR_DIR = CFG["mimic_cxr_dir"]
+ETL = CFG["etl"]
+RAW = f"{W}/etl/raw"
+TRAIN = CFG["train"]
+IMAGES = CFG["images"]
+CACHE = f"{W}/cache"
+DRAWS = list(range(TRAIN["lr_draws"]))
+EVAL = CFG["evaluation"]
+
+# Software of every shell job: one named conda environment, created once from the repository root with
+#   conda env create -f envs/medfuse-bench.yaml
+# (its pip section installs this package with `-e ..`, which resolves because conda runs pip from envs/).
+# `snakemake --use-conda` activates it for each job; without --use-conda jobs run in the current environment.
+CONDA_ENV = "medfuse-bench"
 
 wildcard_constraints:
     task="|".join((*TASKS, "radiology")),
@@ -45,3 +66,66 @@ def q(value):
 def opt(flag, value):
     """`--flag value`, or nothing when value is None."""
     return "" if value is None else f"{flag} {q(value)}"
+
+
+# Training: which (task, experiment) jobs the config asks for, and what each one reads.
+
+
+def trained_experiments():
+    """Experiments of each task that the config asks for (train.models; null = all, sweep included)."""
+    names = experiment_names(TRAIN["uni_modal_sweep"])
+    if TRAIN["models"] is not None:
+        unknown = sorted(set(TRAIN["models"]) - set(names) - {ENSEMBLE})
+        if unknown:
+            raise WorkflowError(f"config key 'train.models' names unknown experiments: {', '.join(unknown)}")
+        names = [n for n in names if n in TRAIN["models"]]
+    return names
+
+
+def predicted_experiments():
+    """Experiments with test-set predictions: the trained ones that have test sets, plus the ensemble."""
+    names = [n for n in trained_experiments() if test_sets(n)]
+    if TRAIN["models"] is None or ENSEMBLE in TRAIN["models"]:
+        names.append(ENSEMBLE)
+    return names
+
+
+def selected_path(task, experiment):
+    return f"{W}/models/{task}/{experiment}/selected.json"
+
+
+def task_inputs(task):
+    arrays = [f"{W}/tasks/{task}/timeseries_{split}.npy" for split in ("train", "val", "test")]
+    return [f"{W}/tasks/{task}/samples.parquet", f"{W}/tasks/{task}/timeseries_index.parquet", *arrays]
+
+
+def train_inputs(wc):
+    """Inputs of a train/predict job: its task's data (or CXR_UNI), the image cache, and encoders it starts from."""
+    spec = get_experiment(wc.experiment, wc.task)
+    inputs = {}
+    if wc.task == RADIOLOGY:
+        inputs["cxr_uni"] = f"{W}/cxr/cxr_uni.parquet"
+    else:
+        inputs["task"] = task_inputs(wc.task)
+    if spec.uses_images:
+        inputs["cache"] = f"{CACHE}/images.npy"
+    inputs["init"] = [selected_path(t, e) for t, e in dependencies(wc.experiment, wc.task)]
+    return inputs
+
+
+def init_flags(wc):
+    """`--ehr-init` / `--cxr-init` / `--cxr-weights` flags, in the order dependencies() lists the encoders."""
+    spec = get_experiment(wc.experiment, wc.task)
+    flags = []
+    deps = iter(dependencies(wc.experiment, wc.task))
+    if spec.ehr_init is not None:
+        flags.append(f"--ehr-init {q(selected_path(*next(deps)))}")
+    if spec.cxr_init is not None:
+        flags.append(f"--cxr-init {q(selected_path(*next(deps)))}")
+    if wc.experiment == CXR_PRETRAIN and TRAIN["cxr_weights"]:
+        flags.append(f"--cxr-weights {q(TRAIN['cxr_weights'])}")
+    return " ".join(flags)
+
+
+def uni_fraction(wc):
+    return TRAIN["uni_modal_fraction"].get(wc.task, 1.0)

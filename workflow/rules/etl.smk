@@ -2,9 +2,6 @@
 
 import yaml
 
-ETL = CFG["etl"]
-RAW = f"{W}/etl/raw"
-
 
 rule resolved_config:
     """Write the validated configuration, profile values filled in, next to the results."""
@@ -29,6 +26,7 @@ rule ingest:
         raw=directory(RAW),
         provenance=f"{W}/etl/provenance.json",
     params:
+        fidelity=FIDELITY,
         memory_limit=ETL["duckdb_memory_limit"],
     threads: 2
     resources:
@@ -37,9 +35,11 @@ rule ingest:
         log_path("ingest"),
     benchmark:
         bench_path("ingest")
+    conda:
+        CONDA_ENV
     shell:
         "medfuse-bench ingest --mimic-iv {input.iv} --mimic-cxr {input.cxr} --out-dir {output.raw}"
-        " --provenance {output.provenance} --fidelity {FIDELITY} --memory-limit {params.memory_limit}"
+        " --provenance {output.provenance} --fidelity {params.fidelity} --memory-limit {params.memory_limit}"
         " --threads {threads} > {log} 2>&1"
 
 
@@ -50,15 +50,19 @@ rule cohort:
     output:
         stays=f"{W}/etl/stays.parquet",
         counts=f"{W}/etl/cohort_counts.json",
+    params:
+        fidelity=FIDELITY,
     log:
         log_path("cohort"),
     benchmark:
         bench_path("cohort")
     resources:
         mem_mb=4000,
+    conda:
+        CONDA_ENV
     shell:
         "medfuse-bench cohort --raw-dir {input.raw} --out {output.stays} --counts {output.counts}"
-        " --fidelity {FIDELITY} > {log} 2>&1"
+        " --fidelity {params.fidelity} > {log} 2>&1"
 
 
 rule variables:
@@ -69,6 +73,7 @@ rule variables:
     output:
         f"{W}/etl/events.parquet",
     params:
+        fidelity=FIDELITY,
         outliers=ETL["outlier_handling"],
     log:
         log_path("variables"),
@@ -76,9 +81,11 @@ rule variables:
         bench_path("variables")
     resources:
         mem_mb=6000,
+    conda:
+        CONDA_ENV
     shell:
         "medfuse-bench variables --raw-dir {input.raw} --stays {input.stays} --out {output}"
-        " --fidelity {FIDELITY} --outliers {params.outliers} > {log} 2>&1"
+        " --fidelity {params.fidelity} --outliers {params.outliers} > {log} 2>&1"
 
 
 rule phenotypes:
@@ -90,15 +97,18 @@ rule phenotypes:
         labels=f"{W}/etl/phenotypes.parquet",
         stats=f"{W}/etl/phenotype_mapping.json",
     params:
+        fidelity=FIDELITY,
         definitions=opt("--definitions", CFG["phenotype_definitions"]),
         gem=opt("--gem-file", ETL["icd10_gem_file"]),
     log:
         log_path("phenotypes"),
     benchmark:
         bench_path("phenotypes")
+    conda:
+        CONDA_ENV
     shell:
         "medfuse-bench phenotypes --raw-dir {input.raw} --stays {input.stays} --out {output.labels}"
-        " --stats {output.stats} --fidelity {FIDELITY} {params.definitions} {params.gem} > {log} 2>&1"
+        " --stats {output.stats} --fidelity {params.fidelity} {params.definitions} {params.gem} > {log} 2>&1"
 
 
 rule splits:
@@ -119,6 +129,8 @@ rule splits:
         ),
     log:
         log_path("splits"),
+    conda:
+        CONDA_ENV
     shell:
         "medfuse-bench splits --stays {input.stays} --raw-dir {input.raw} --out {output} --salt {params.salt}"
         " --train {params.train} --val {params.val} {params.lists} > {log} 2>&1"
@@ -133,6 +145,8 @@ rule cxr_uni:
         f"{W}/cxr/cxr_uni.parquet",
     log:
         log_path("cxr_uni"),
+    conda:
+        CONDA_ENV
     shell:
         "medfuse-bench cxr-uni --raw-dir {input.raw} --splits {input.splits} --out {output} > {log} 2>&1"
 
@@ -152,6 +166,8 @@ rule task_tables:
         overrides=lambda wc: q(json.dumps(ETL["task_overrides"].get(wc.task, {}))),
     log:
         log_path("task_tables_{task}"),
+    conda:
+        CONDA_ENV
     shell:
         "medfuse-bench task-tables --stays {input.stays} --events {input.events} --phenotypes {input.phenotypes}"
         " --splits {input.splits} --cxr-metadata {input.raw}/cxr_metadata.parquet --task {wildcards.task}"
@@ -168,7 +184,7 @@ rule timeseries:
         index=f"{W}/tasks/{{task}}/timeseries_index.parquet",
         normalizer=f"{W}/tasks/{{task}}/normalizer.json",
     params:
-        out_dir=f"{W}/tasks/{{task}}",
+        out_dir=lambda wc, output: Path(output.index).parent,
         timestep=ETL["timestep_hours"],
     resources:
         mem_mb=8000,
@@ -176,6 +192,8 @@ rule timeseries:
         log_path("timeseries_{task}"),
     benchmark:
         bench_path("timeseries_{task}")
+    conda:
+        CONDA_ENV
     shell:
         "medfuse-bench timeseries --events {input.events} --samples {input.samples} --out-dir {params.out_dir}"
         " --timestep {params.timestep} > {log} 2>&1"
@@ -191,10 +209,15 @@ rule etl_summary:
     output:
         json=f"{W}/tasks/summary.json",
         md=f"{W}/tasks/summary.md",
+    params:
+        workdir=lambda wc, output: Path(output.json).parents[1],  # {workdir}/tasks/summary.json
     log:
         log_path("etl_summary"),
+    conda:
+        CONDA_ENV
     shell:
-        "medfuse-bench etl-summary --workdir {W} --out-json {output.json} --out-md {output.md} > {log} 2>&1"
+        "medfuse-bench etl-summary --workdir {params.workdir} --out-json {output.json} --out-md {output.md}"
+        " > {log} 2>&1"
 
 
 rule check_splits:
@@ -204,10 +227,14 @@ rule check_splits:
         cxr=rules.cxr_uni.output,
     output:
         f"{W}/etl/split_check.txt",
+    params:
+        workdir=lambda wc, output: Path(output[0]).parents[1],  # {workdir}/etl/split_check.txt
     log:
         log_path("check_splits"),
+    conda:
+        CONDA_ENV
     shell:
-        "medfuse-bench check-splits --workdir {W} --out {output} > {log} 2>&1"
+        "medfuse-bench check-splits --workdir {params.workdir} --out {output} > {log} 2>&1"
 
 
 rule etl:

@@ -1,7 +1,5 @@
 # Evaluation: the paper's tables and figures with bootstrap CIs, and the leaderboard of the workdir's models.
 
-EVAL = CFG["evaluation"]
-
 
 rule report:
     """Tables 1-5, A2, A3 and Figures 4, A1-A3 as CSV/Markdown/PNG, gathered in report.md with provenance."""
@@ -11,19 +9,24 @@ rule report:
     output:
         f"{W}/report/report.md",
     params:
-        out_dir=f"{W}/report",
+        workdir=lambda wc, output: Path(output[0]).parents[1],  # {workdir}/report/report.md
+        out_dir=lambda wc, output: Path(output[0]).parent,
         drop=" ".join(str(f) for f in EVAL["drop_fractions"]),
         unimodal=" ".join(str(f) for f in EVAL["unimodal_test_fractions"]),
         tasks=" ".join(TASK_LIST),
+        bootstrap=EVAL["bootstrap"],
+        seed=EVAL["seed"],
     resources:
         mem_mb=4000,
     log:
         log_path("report"),
     benchmark:
         bench_path("report")
+    conda:
+        CONDA_ENV
     shell:
-        "medfuse-bench report --workdir {W} --out-dir {params.out_dir} --bootstrap {EVAL[bootstrap]}"
-        " --seed {EVAL[seed]} --drop-fractions {params.drop} --unimodal-test-fractions {params.unimodal}"
+        "medfuse-bench report --workdir {params.workdir} --out-dir {params.out_dir} --bootstrap {params.bootstrap}"
+        " --seed {params.seed} --drop-fractions {params.drop} --unimodal-test-fractions {params.unimodal}"
         " --tasks {params.tasks} > {log} 2>&1"
 
 
@@ -34,9 +37,14 @@ rule leaderboard:
     output:
         expand(f"{W}/leaderboard/{{task}}_{{test_set}}.md", task=TASK_LIST, test_set=["partial", "paired"]),
     params:
+        workdir=lambda wc, output: Path(output[0]).parents[1],  # {workdir}/leaderboard/<task>_<test set>.md
         tasks=" ".join(TASK_LIST),
+        bootstrap=EVAL["bootstrap"],
+        seed=EVAL["seed"],
     log:
         log_path("leaderboard"),
+    conda:
+        CONDA_ENV
     shell:
-        "medfuse-bench leaderboard --workdir {W} --task {params.tasks} --test-set partial paired"
-        " --bootstrap {EVAL[bootstrap]} --seed {EVAL[seed]} > {log} 2>&1"
+        "medfuse-bench leaderboard --workdir {params.workdir} --task {params.tasks} --test-set partial paired"
+        " --bootstrap {params.bootstrap} --seed {params.seed} > {log} 2>&1"

@@ -7,7 +7,7 @@ rule synth:
         iv=directory(f"{W}/synthetic/mimic-iv"),
         cxr=directory(f"{W}/synthetic/mimic-cxr-jpg"),
     params:
-        out=f"{W}/synthetic",
+        out=lambda wc, output: Path(output.iv).parent,
         stays=CFG["synthetic"]["stays"],
         image_size=CFG["synthetic"]["image_size"],
         seed=CFG["seed"],
@@ -17,6 +17,8 @@ rule synth:
         bench_path("synth")
     resources:
         mem_mb=4000,
+    conda:
+        CONDA_ENV
     shell:
         "medfuse-bench synth --out {params.out} --stays {params.stays} --seed {params.seed}"
         " --image-size {params.image_size} --force > {log} 2>&1"

@@ -1,78 +1,6 @@
 # Training: image cache, CheXpert pretraining, every experiment of the paper as (task, experiment, draw) jobs,
 # learning-rate selection on validation AUROC, test-set predictions and the ensemble.
 
-from medfuse_bench.train.experiments import (
-    CXR_PRETRAIN,
-    ENSEMBLE,
-    RADIOLOGY,
-    dependencies,
-    experiment_names,
-    get_experiment,
-    test_sets,
-)
-
-TRAIN = CFG["train"]
-IMAGES = CFG["images"]
-CACHE = f"{W}/cache"
-DRAWS = list(range(TRAIN["lr_draws"]))
-
-
-def trained_experiments():
-    """Experiments of each task that the config asks for (train.models; null = all, sweep included)."""
-    names = experiment_names(TRAIN["uni_modal_sweep"])
-    if TRAIN["models"] is not None:
-        unknown = sorted(set(TRAIN["models"]) - set(names) - {ENSEMBLE})
-        if unknown:
-            raise WorkflowError(f"config key 'train.models' names unknown experiments: {', '.join(unknown)}")
-        names = [n for n in names if n in TRAIN["models"]]
-    return names
-
-
-def predicted_experiments():
-    names = [n for n in trained_experiments() if test_sets(n)]
-    if TRAIN["models"] is None or ENSEMBLE in TRAIN["models"]:
-        names.append(ENSEMBLE)
-    return names
-
-
-def selected_path(task, experiment):
-    return f"{W}/models/{task}/{experiment}/selected.json"
-
-
-def task_inputs(task):
-    arrays = [f"{W}/tasks/{task}/timeseries_{split}.npy" for split in ("train", "val", "test")]
-    return [f"{W}/tasks/{task}/samples.parquet", f"{W}/tasks/{task}/timeseries_index.parquet", *arrays]
-
-
-def train_inputs(wc):
-    spec = get_experiment(wc.experiment, wc.task)
-    inputs = {}
-    if wc.task == RADIOLOGY:
-        inputs["cxr_uni"] = f"{W}/cxr/cxr_uni.parquet"
-    else:
-        inputs["task"] = task_inputs(wc.task)
-    if spec.uses_images:
-        inputs["cache"] = f"{CACHE}/images.npy"
-    inputs["init"] = [selected_path(t, e) for t, e in dependencies(wc.experiment, wc.task)]
-    return inputs
-
-
-def init_flags(wc):
-    spec = get_experiment(wc.experiment, wc.task)
-    flags = []
-    deps = iter(dependencies(wc.experiment, wc.task))
-    if spec.ehr_init is not None:
-        flags.append(f"--ehr-init {q(selected_path(*next(deps)))}")
-    if spec.cxr_init is not None:
-        flags.append(f"--cxr-init {q(selected_path(*next(deps)))}")
-    if wc.experiment == CXR_PRETRAIN and TRAIN["cxr_weights"]:
-        flags.append(f"--cxr-weights {q(TRAIN['cxr_weights'])}")
-    return " ".join(flags)
-
-
-def uni_fraction(wc):
-    return TRAIN["uni_modal_fraction"].get(wc.task, 1.0)
-
 
 rule image_cache:
     """Decode and resize every CXR_UNI image (and linked images without CheXpert labels) once into a uint8 memmap."""
@@ -86,6 +14,7 @@ rule image_cache:
         index=f"{CACHE}/images_index.parquet",
     params:
         size=IMAGES["resize"],
+        out_dir=lambda wc, output: Path(output.array).parent,
     threads: 2
     resources:
         mem_mb=4000,
@@ -93,10 +22,12 @@ rule image_cache:
         log_path("image_cache"),
     benchmark:
         bench_path("image_cache")
+    conda:
+        CONDA_ENV
     shell:
         "medfuse-bench image-cache --cxr-uni {input.cxr_uni} --mimic-cxr {input.images} --size {params.size}"
         " --samples {input.samples} --cxr-metadata {input.raw}/cxr_metadata.parquet"
-        " --out-dir {CACHE} --workers {threads} > {log} 2>&1"
+        " --out-dir {params.out_dir} --workers {threads} > {log} 2>&1"
 
 
 rule train:
@@ -108,7 +39,10 @@ rule train:
         result=f"{W}/models/{{task}}/{{experiment}}/runs/lr{{draw}}/result.json",
         history=f"{W}/models/{{task}}/{{experiment}}/runs/lr{{draw}}/history.csv",
     params:
-        out_dir=f"{W}/models/{{task}}/{{experiment}}/runs/lr{{draw}}",
+        tasks_dir=f"{W}/tasks",
+        cxr_uni=f"{W}/cxr/cxr_uni.parquet",
+        image_cache=CACHE,
+        out_dir=lambda wc, output: Path(output.result).parent,
         init=init_flags,
         uni_fraction=uni_fraction,
         bf16="--bf16" if TRAIN["bf16"] else "",
@@ -127,10 +61,12 @@ rule train:
         log_path("train/{task}/{experiment}/lr{draw}"),
     benchmark:
         bench_path("train/{task}/{experiment}/lr{draw}")
+    conda:
+        CONDA_ENV
     shell:
-        "medfuse-bench train --tasks-dir {W}/tasks --cxr-uni {W}/cxr/cxr_uni.parquet --image-cache {CACHE}"
-        " --task {wildcards.task} --experiment {wildcards.experiment} --draw {wildcards.draw}"
-        " --out-dir {params.out_dir} {params.settings} --uni-fraction {params.uni_fraction}"
+        "medfuse-bench train --tasks-dir {params.tasks_dir} --cxr-uni {params.cxr_uni}"
+        " --image-cache {params.image_cache} --task {wildcards.task} --experiment {wildcards.experiment}"
+        " --draw {wildcards.draw} --out-dir {params.out_dir} {params.settings} --uni-fraction {params.uni_fraction}"
         " {params.init} {params.bf16} {params.augment} --threads {threads} --quiet > {log} 2>&1"
 
 
@@ -144,6 +80,8 @@ rule select:
         runs=lambda wc, input: " ".join(q(Path(p).parent) for p in input),
     log:
         log_path("select/{task}/{experiment}"),
+    conda:
+        CONDA_ENV
     shell:
         "medfuse-bench select --runs {params.runs} --out {output} > {log} 2>&1"
 
@@ -156,16 +94,22 @@ rule predict:
         directory(f"{W}/predictions/{{task}}/{{experiment}}"),
     wildcard_constraints:
         experiment=f"(?!{ENSEMBLE}$)[a-z0-9-]+",
+    params:
+        tasks_dir=f"{W}/tasks",
+        image_cache=CACHE,
+        device=TRAIN["device"],
     threads: TRAIN["num_threads"]
     resources:
         gpu=1,
         mem_mb=8000,
     log:
         log_path("predict/{task}/{experiment}"),
+    conda:
+        CONDA_ENV
     shell:
-        "medfuse-bench predict --selected {input.selected} --tasks-dir {W}/tasks --image-cache {CACHE}"
-        " --task {wildcards.task} --experiment {wildcards.experiment} --out-dir {output}"
-        " --device {TRAIN[device]} --threads {threads} > {log} 2>&1"
+        "medfuse-bench predict --selected {input.selected} --tasks-dir {params.tasks_dir}"
+        " --image-cache {params.image_cache} --task {wildcards.task} --experiment {wildcards.experiment}"
+        " --out-dir {output} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
 rule ensemble:
@@ -176,10 +120,14 @@ rule ensemble:
         samples=f"{W}/tasks/{{task}}/samples.parquet",
     output:
         directory(f"{W}/predictions/{{task}}/{ENSEMBLE}"),
+    params:
+        tasks_dir=lambda wc, input: Path(input.samples).parents[1],  # {tasks_dir}/{task}/samples.parquet
     log:
         log_path(f"predict/{{task}}/{ENSEMBLE}"),
+    conda:
+        CONDA_ENV
     shell:
-        "medfuse-bench ensemble --fusion-dir {input.fusion} --ehr-dir {input.ehr} --tasks-dir {W}/tasks"
+        "medfuse-bench ensemble --fusion-dir {input.fusion} --ehr-dir {input.ehr} --tasks-dir {params.tasks_dir}"
         " --task {wildcards.task} --out-dir {output} > {log} 2>&1"
 
 
