@@ -24,13 +24,29 @@ PROFILES: dict[str, dict[str, Any]] = {
         "synthetic": {"stays": 400, "image_size": 48},
         "etl": {"timestep_hours": 2.0},
         "images": {"resize": 32, "crop": 28},
-        "train": {"max_epochs": 1, "patience": 1, "lr_draws": 1, "uni_modal_sweep": [0.0, 1.0], "num_threads": 1},
+        "train": {
+            "max_epochs": 1,
+            "patience": 1,
+            "lr_draws": 1,
+            "lr_min": 3.0e-4,
+            "lr_max": 1.0e-3,
+            "uni_modal_sweep": [0.0, 1.0],
+            "num_threads": 1,
+        },
     },
     "demo": {
-        "synthetic": {"stays": 1200, "image_size": 64},
+        "synthetic": {"stays": 1400, "image_size": 64},
         "etl": {"timestep_hours": 2.0},
         "images": {"resize": 32, "crop": 28},
-        "train": {"max_epochs": 3, "patience": 2, "lr_draws": 1, "uni_modal_sweep": [0.0, 0.5, 1.0], "num_threads": 1},
+        "train": {
+            "max_epochs": 4,
+            "patience": 3,
+            "lr_draws": 1,
+            "lr_min": 3.0e-4,
+            "lr_max": 1.0e-3,
+            "uni_modal_sweep": [0.0, 0.5, 1.0],
+            "num_threads": 1,
+        },
     },
     "paper": {
         "synthetic": {"stays": 50000, "image_size": 512},
@@ -40,6 +56,8 @@ PROFILES: dict[str, dict[str, Any]] = {
             "max_epochs": 50,
             "patience": 15,
             "lr_draws": 10,
+            "lr_min": 1.0e-5,
+            "lr_max": 1.0e-3,
             "uni_modal_sweep": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
             "num_threads": 4,
         },
@@ -89,7 +107,8 @@ def validate_config(config: dict[str, Any], source: str = "config") -> dict[str,
     split = config["etl"]["split"]
     if split["train"] + split["val"] > 1:
         raise MedfuseError(f"{source}: keys 'etl.split.train' + 'etl.split.val' exceed 1")
-    if config["train"]["lr_min"] > config["train"]["lr_max"]:
+    lr_min, lr_max = config["train"]["lr_min"], config["train"]["lr_max"]
+    if lr_min is not None and lr_max is not None and lr_min > lr_max:
         raise MedfuseError(f"{source}: key 'train.lr_min' is larger than 'train.lr_max'")
     return config
 
@@ -109,6 +128,8 @@ def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
         for key, value in values.items():
             if resolved[section].get(key) is None:
                 resolved[section][key] = copy.deepcopy(value)
+    if resolved["train"]["lr_min"] > resolved["train"]["lr_max"]:
+        raise MedfuseError("config: key 'train.lr_min' is larger than 'train.lr_max' (after applying the profile)")
     if resolved["etl"]["outlier_handling"] is None:
         resolved["etl"]["outlier_handling"] = "keep" if resolved["fidelity"] == "original" else "range"
     if is_synthetic(resolved):

@@ -164,9 +164,21 @@ def bench_etl(
         if args[0] in commands:
             if stage(name, args, rows)["exit_code"] != 0:
                 break
+    total = sum(s["seconds"] for s in report["stages"])
+    report["etl_total"] = {
+        "seconds": round(total, 3),
+        "chartevents_rows_per_s": round(chart_rows / total) if total else None,
+        "original_chartevents_rows_per_s": ORIGINAL_ROWS_PER_S,
+        "speedup_vs_original": round(chart_rows / total / ORIGINAL_ROWS_PER_S, 1) if total else None,
+    }
     out = Path(out) if out else workdir / "bench_etl.json"
     write_json(report, out)
     return report
+
+
+#: The original extraction's throughput: its Python row loop reads chartevents at about 16k rows/s (some six
+#: hours for MIMIC-IV's 330 M rows), before validation, episode splitting and task creation even start.
+ORIGINAL_ROWS_PER_S = 16_000
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -180,4 +192,8 @@ def format_table(report: dict[str, Any]) -> str:
     if chart:
         lines.append(f"chartevents scan + filter + write: {chart['rows_in']:,} rows in {chart['seconds']:.2f} s = "
                      f"{chart['rows_per_s'] or 0:,} rows/s ({chart['rows_kept']:,} kept); {report['cpus']} CPUs")
+    total = report.get("etl_total")
+    if total and total["seconds"]:
+        lines.append(f"whole ETL: {total['seconds']:.1f} s = {total['chartevents_rows_per_s']:,} chartevents rows/s, "
+                     f"{total['speedup_vs_original']}x the original extraction's ~{ORIGINAL_ROWS_PER_S:,} rows/s")
     return "\n".join(lines)

@@ -89,13 +89,13 @@ def findings_matrix(lat: Latents) -> np.ndarray:
 def mortality_probability(lat: Latents, age: np.ndarray) -> np.ndarray:
     """Probability of in-hospital death: severity plus image findings the vitals do not show."""
     logit = (
-        -3.05
+        -3.5
         + 1.0 * lat["severity"]
         + 1.3 * lat["opacity"]
-        + 1.4 * lat["edema"]
-        + 1.0 * lat["effusion"]
-        + 1.7 * lat["pneumothorax"]
-        + 0.7 * lat["cardiomegaly"]
+        + 2.0 * lat["edema"]
+        + 1.6 * lat["effusion"]
+        + 2.6 * lat["pneumothorax"]
+        + 1.0 * lat["cardiomegaly"]
         + 0.25 * (age - 65.0) / 15.0
     )
     return _sigmoid(logit)

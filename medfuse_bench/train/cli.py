@@ -68,8 +68,8 @@ def _register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--draw", type=int, default=0, help="learning-rate draw number k (default 0)")
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate; default: draw k's log-uniform value in [--lr-min, --lr-max] from --seed")
-    p.add_argument("--lr-min", type=float, default=_schema_default("train", "lr_min"), help="train.lr_min (default %(default)s)")
-    p.add_argument("--lr-max", type=float, default=_schema_default("train", "lr_max"), help="train.lr_max (default %(default)s)")
+    p.add_argument("--lr-min", type=float, default=1e-5, help="train.lr_min (default %(default)s, the paper's)")
+    p.add_argument("--lr-max", type=float, default=1e-3, help="train.lr_max (default %(default)s, the paper's)")
     p.add_argument("--out-dir", required=True, type=Path, help="run folder, e.g. {workdir}/models/T/E/runs/lrK")
     p.add_argument("--max-epochs", type=int, default=50, help="train.max_epochs (default 50, the paper's)")
     p.add_argument("--patience", type=int, default=15, help="epochs without validation AUROC gain before stopping (default 15)")
