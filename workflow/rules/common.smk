@@ -38,11 +38,10 @@ CACHE = f"{W}/cache"
 DRAWS = list(range(TRAIN["lr_draws"]))
 EVAL = CFG["evaluation"]
 
-# Software of every shell job: one named conda environment, created once from the repository root with
-#   conda env create -f envs/medfuse-bench.yaml
-# (its pip section installs this package with `-e ..`, which resolves because conda runs pip from envs/).
-# `snakemake --use-conda` activates it for each job; without --use-conda jobs run in the current environment.
-CONDA_ENV = "medfuse-bench"
+# Software of every shell job for `snakemake --use-conda`: envs/medfuse-bench.yaml holds the dependencies and
+# its post-deploy script installs this package into the new environment. Without --use-conda, jobs run in the
+# environment that runs Snakemake (where `pip install -e .` put the package).
+CONDA_ENV = "../../envs/medfuse-bench.yaml"
 
 wildcard_constraints:
     task="|".join((*TASKS, "radiology")),
