@@ -150,3 +150,14 @@ def test_splits_cli_writes_every_subject(tmp_path):
     assert got["subject_id"].to_list() == [1, 2, 3, 4]
     assert got["ehr"].to_list() == [True, True, False, False]
     assert got["split"][0] == "test"
+
+
+def test_split_lists_absent_on_a_large_cohort_keeps_hashed_splits():
+    """Regression: a filter on literal-only predicates failed on frames of tens of thousands of subjects."""
+    import numpy as np
+
+    from medfuse_bench.etl.splits import apply_split_lists, assign_splits
+
+    ids = pl.Series("subject_id", np.arange(10_000_000, 10_016_708))
+    hashed = assign_splits(ids, "medfuse-bench-v1")
+    assert apply_split_lists(hashed).equals(hashed.with_columns(pl.col("subject_id").cast(pl.Int64)))
