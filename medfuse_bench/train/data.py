@@ -425,3 +425,6 @@ def _prefetched(items: Iterator[dict[str, torch.Tensor]], depth: int) -> Iterato
             yield item
     finally:
         stop.set()
+        # Join so no batch is being built when the interpreter exits (a daemon thread killed inside a torch op
+        # aborts the process).
+        thread.join(timeout=10)
