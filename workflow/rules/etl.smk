@@ -11,6 +11,8 @@ rule resolved_config:
         resolved=CFG,
     log:
         log_path("resolved_config"),
+    benchmark:
+        bench_path("resolved_config")
     run:
         from medfuse_bench.io import write_text
 
@@ -129,6 +131,8 @@ rule splits:
         ),
     log:
         log_path("splits"),
+    benchmark:
+        bench_path("splits")
     conda:
         CONDA_ENV
     shell:
@@ -145,6 +149,8 @@ rule cxr_uni:
         f"{W}/cxr/cxr_uni.parquet",
     log:
         log_path("cxr_uni"),
+    benchmark:
+        bench_path("cxr_uni")
     conda:
         CONDA_ENV
     shell:
@@ -166,6 +172,8 @@ rule task_tables:
         overrides=lambda wc: q(json.dumps(ETL["task_overrides"].get(wc.task, {}))),
     log:
         log_path("task_tables_{task}"),
+    benchmark:
+        bench_path("task_tables_{task}")
     conda:
         CONDA_ENV
     shell:
@@ -213,6 +221,8 @@ rule etl_summary:
         workdir=lambda wc, output: Path(output.json).parents[1],  # {workdir}/tasks/summary.json
     log:
         log_path("etl_summary"),
+    benchmark:
+        bench_path("etl_summary")
     conda:
         CONDA_ENV
     shell:
@@ -231,6 +241,8 @@ rule check_splits:
         workdir=lambda wc, output: Path(output[0]).parents[1],  # {workdir}/etl/split_check.txt
     log:
         log_path("check_splits"),
+    benchmark:
+        bench_path("check_splits")
     conda:
         CONDA_ENV
     shell:

@@ -43,6 +43,8 @@ rule leaderboard:
         seed=EVAL["seed"],
     log:
         log_path("leaderboard"),
+    benchmark:
+        bench_path("leaderboard")
     conda:
         CONDA_ENV
     shell:

@@ -80,6 +80,8 @@ rule select:
         runs=lambda wc, input: " ".join(q(Path(p).parent) for p in input),
     log:
         log_path("select/{task}/{experiment}"),
+    benchmark:
+        bench_path("select/{task}/{experiment}")
     conda:
         CONDA_ENV
     shell:
@@ -104,6 +106,8 @@ rule predict:
         mem_mb=8000,
     log:
         log_path("predict/{task}/{experiment}"),
+    benchmark:
+        bench_path("predict/{task}/{experiment}")
     conda:
         CONDA_ENV
     shell:
@@ -124,6 +128,8 @@ rule ensemble:
         tasks_dir=lambda wc, input: Path(input.samples).parents[1],  # {tasks_dir}/{task}/samples.parquet
     log:
         log_path(f"predict/{{task}}/{ENSEMBLE}"),
+    benchmark:
+        bench_path(f"predict/{{task}}/{ENSEMBLE}")
     conda:
         CONDA_ENV
     shell:
