@@ -326,22 +326,30 @@ def row_chunks(n_bins: np.ndarray, max_rows: int) -> list[tuple[int, int]]:
     return chunks
 
 
+def chunk_observations(events: pl.LazyFrame, chunk: pl.DataFrame, timestep: float) -> tuple[np.ndarray, ...]:
+    """(pos, bin, channel, code) of the samples in ``chunk`` only, so memory follows the chunk, not the table.
+
+    The stay_id range lets the Parquet reader skip the row groups of other stays (events.parquet is sorted by
+    stay_id); the join inside :func:`bin_observations` keeps exactly the chunk's stays.
+    """
+    ids = chunk["stay_id"]
+    obs = bin_observations(events.filter(pl.col("stay_id").is_between(ids.min(), ids.max())), chunk, timestep)
+    return obs["pos"].to_numpy(), obs["bin"].to_numpy(), obs["channel"].to_numpy(), obs["code"].to_numpy()
+
+
 def write_timeseries(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame, out_dir: str | os.PathLike[str],
                      timestep: float = 1.0, chunk_rows: int = 250_000) -> dict:
     """Write ``timeseries_{split}.npy``, ``timeseries_index.parquet`` and ``normalizer.json`` into ``out_dir``.
 
-    Each split's array is sized up front and filled chunk by chunk (at most ``chunk_rows`` time steps densified at
-    once). Train is filled first and normalised in place once its statistics are known; val and test are normalised
+    Each split's array is sized up front and filled chunk by chunk (at most ``chunk_rows`` time steps binned and
+    densified at once, reading only that chunk's events). Train is filled first and normalised in place once its statistics are known; val and test are normalised
     as they are filled. All five files appear together or not at all. Returns the normalizer dict.
     """
     out_dir = Path(out_dir)
     prepared = prepare_samples(samples)
     n_bins = bin_counts(prepared["period_length"].to_numpy(), timestep)
     log.info("binning events of %d samples (timestep %s h)", prepared.height, timestep)
-    obs = bin_observations(events, prepared, timestep)
-    obs_pos = obs["pos"].to_numpy()
-    obs_cols = (obs["bin"].to_numpy(), obs["channel"].to_numpy(), obs["code"].to_numpy())
-    del obs
+    events = events.lazy()
     split_of = prepared["split"].to_numpy()
     offsets = np.zeros(len(n_bins), dtype=np.int64)
     fit = NormalizerFit()
@@ -358,9 +366,9 @@ def write_timeseries(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
                                               shape=(int(split_offsets[-1]), N_FEATURES))
             for a, b in tqdm(row_chunks(split_bins, chunk_rows), desc=f"timeseries {split}", unit="chunk",
                              disable=count == 0):
-                lo, hi = np.searchsorted(obs_pos, [first + a, first + b])
                 block = array[split_offsets[a]:split_offsets[b]]
-                densify(obs_pos[lo:hi], *(c[lo:hi] for c in obs_cols), split_bins[a:b], first_pos=first + a, out=block)
+                densify(*chunk_observations(events, prepared.slice(first + a, b - a), timestep),
+                        split_bins[a:b], first_pos=first + a, out=block)
                 if split == "train":
                     fit.update(block)
                 else:
