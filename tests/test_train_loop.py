@@ -44,7 +44,7 @@ def run_cli(args: list[str]) -> int:
 def train_args(work, experiment: str, out: Path, *extra: object, epochs: int = 1) -> list[object]:
     return ["train", "--tasks-dir", work.tasks_dir, "--image-cache", work.cache, "--cxr-uni", work.cxr_uni,
             "--task", TASK, "--experiment", experiment, "--lr", "1e-3", "--out-dir", out, "--max-epochs", epochs,
-            "--patience", 5, "--crop", CROP, "--device", "cpu", "--threads", 1, "--quiet", *extra]
+            "--patience", 5, "--crop", CROP, "--device", "cpu", "--threads", 1, "--quiet", "--keep-resume-state", *extra]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -293,3 +293,11 @@ def test_cli_errors_name_the_input(tmp_path, capsys, args, message):
     assert run_cli([a.replace("{tmp}", str(tmp_path)) for a in args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("medfuse-bench: error:") and message in err
+
+
+def test_finished_run_drops_its_resume_state_unless_asked(work, tmp_path):
+    """last.pt only serves to resume a killed run: the train command deletes it once the run has finished."""
+    args = [a for a in train_args(work, "ehr-partial", tmp_path / "run") if a != "--keep-resume-state"]
+    assert run_cli(args) == 0
+    assert (tmp_path / "run" / "checkpoint.pt").exists() and (tmp_path / "run" / "result.json").exists()
+    assert not (tmp_path / "run" / "last.pt").exists()

@@ -89,6 +89,9 @@ def _register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cxr-init", type=Path, help="selected.json (or checkpoint.pt) whose CXR encoder starts this model")
     p.add_argument("--cxr-weights", type=Path, help="torchvision ResNet-34 state dict starting radiology/cxr-pretrain (train.cxr_weights)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--keep-resume-state", action="store_true",
+                   help="keep last.pt (optimizer and RNG state) after the run finishes; by default it is deleted then, "
+                        "as it only serves to resume a killed run")
     p.set_defaults(func=_run_train)
 
 
@@ -107,6 +110,7 @@ def _run_train(args: argparse.Namespace) -> int:
         lr=lr, max_epochs=args.max_epochs, patience=args.patience, batch_size=args.batch_size,
         eval_batch_size=args.eval_batch_size, fidelity=args.fidelity, seed=args.seed, device=args.device,
         bf16=args.bf16, crop=args.crop, augment=not args.no_augment, progress=not args.quiet,
+        keep_resume_state=args.keep_resume_state,
     )
     inputs = RunInputs(tasks_dir=args.tasks_dir, cxr_uni=args.cxr_uni, image_cache=args.image_cache,
                        ehr_init=args.ehr_init, cxr_init=args.cxr_init, cxr_weights=args.cxr_weights)

@@ -66,6 +66,9 @@ class FitSettings:
     crop: int | None = None
     augment: bool = True
     progress: bool = True
+    #: Keep ``last.pt`` once the run has finished; it is only needed to resume a killed run, and the optimizer
+    #: state of a ResNet model triples the checkpoint's size on disk.
+    keep_resume_state: bool = True
     #: Identity of the run for resume checks and result.json (experiment, task, draw, ...).
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -386,6 +389,8 @@ def fit(
         "seconds": float(sum(row["seconds"] for row in state["history"])),
     }
     write_json(_json_safe(result), out_dir / "result.json")
+    if not settings.keep_resume_state:
+        last_path.unlink(missing_ok=True)
     return result
 
 
