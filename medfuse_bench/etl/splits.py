@@ -93,6 +93,7 @@ def apply_split_lists(splits: pl.DataFrame, test_list: pl.DataFrame | None = Non
     -> val, listed otherwise -> train; subjects in no list keep their hashed split."""
     out = splits.with_columns(pl.col("subject_id").cast(pl.Int64))
     if test_list is None and val_list is None:
+        # Nothing to override; also spares Polars a filter on literal-only predicates, which fails on large frames.
         return out.select(splits.columns)
     listed = pl.lit(False)
     to_test = pl.lit(False)
@@ -107,12 +108,7 @@ def apply_split_lists(splits: pl.DataFrame, test_list: pl.DataFrame | None = Non
             to_test = pl.col("_test_flag") == 1
         else:
             to_val = pl.col("_val_flag") == 1
-    # Materialise the flags as columns: a filter on literal-only predicates breaks on large frames.
-    out = out.with_columns(
-        to_test.fill_null(False).alias("_to_test"), to_val.fill_null(False).alias("_to_val"), listed.alias("_listed")
-    )
-    to_test, to_val, listed = pl.col("_to_test"), pl.col("_to_val"), pl.col("_listed")
-    both = out.filter(to_test & to_val)
+    both = out.filter(to_test.fill_null(False) & to_val.fill_null(False))
     if both.height:
         raise MedfuseError(
             f"{both.height} subject(s) are flagged 1 in both the test list and the val list "
