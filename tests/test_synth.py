@@ -160,6 +160,27 @@ def test_another_seed_gives_other_data(tmp_path: Path) -> None:
     assert a["mimic-iv/icu/d_items.csv.gz"] == b["mimic-iv/icu/d_items.csv.gz"]
 
 
+def test_unrelated_chart_share_fills_chartevents_with_other_items(tmp_path: Path) -> None:
+    from medfuse_bench.etl.ingest import event_itemids
+
+    generate(tmp_path / "plain", 30, 4, image_size=16, progress=False)
+    generate(tmp_path / "mimic", 30, 4, image_size=16, progress=False, unrelated_chart_share=0.8)
+    ids = event_itemids()["chartevents"]
+    shares = {}
+    for name in ("plain", "mimic"):
+        chart = pl.read_csv(tmp_path / name / "mimic-iv" / "icu" / "chartevents.csv.gz", infer_schema=False)
+        related = chart["itemid"].cast(pl.Int64).is_in(ids)
+        shares[name] = (chart.height, 1.0 - related.mean(), int(related.sum()))
+        assert chart["stay_id"].is_not_null().all()
+    assert shares["plain"][1] < 0.1
+    assert abs(shares["mimic"][1] - 0.8) < 0.01
+    # the 17 variables' rows keep their number: only unrelated rows are added
+    assert shares["mimic"][2] == shares["plain"][2] and shares["mimic"][0] > 4 * shares["plain"][0]
+    d_items = pl.read_csv(tmp_path / "mimic" / "mimic-iv" / "icu" / "d_items.csv.gz")
+    chart = pl.read_csv(tmp_path / "mimic" / "mimic-iv" / "icu" / "chartevents.csv.gz", infer_schema=False)
+    assert set(chart["itemid"].cast(pl.Int64)) <= set(d_items["itemid"])
+
+
 # --- formats ------------------------------------------------------------------------------------------------------
 
 
@@ -479,6 +500,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
         (["--stays", "0"], "--stays"),
         (["--stays", "5", "--image-size", "0"], "--image-size"),
         (["--stays", "-3"], "--stays"),
+        (["--stays", "5", "--unrelated-chart-share", "1.0"], "--unrelated-chart-share"),
     ],
 )
 def test_cli_rejects_bad_sizes(tmp_path: Path, args: list[str], message: str) -> None:

@@ -25,12 +25,12 @@ from medfuse_bench.io import write_json
 log = logging.getLogger(__name__)
 
 
-def _synthesize(out_dir: Path, stays: int, seed: int) -> None:
+def _synthesize(out_dir: Path, stays: int, seed: int, unrelated_chart_share: float | None = None) -> None:
     try:
         from medfuse_bench.synth import generate
     except ImportError as exc:
         raise MedfuseError(f"the synthetic generator (medfuse_bench.synth) is not available: {exc}") from exc
-    generate(out_dir, stays, seed, force=True, progress=False)
+    generate(out_dir, stays, seed, force=True, progress=False, unrelated_chart_share=unrelated_chart_share)
 
 
 def _csv_rows(path: Path) -> int:
@@ -91,6 +91,7 @@ def bench_etl(
     mimic_iv: str | Path | None = None,
     mimic_cxr: str | Path | None = None,
     out: str | Path | None = None,
+    unrelated_chart_share: float | None = None,
 ) -> dict[str, Any]:
     """Generate ``stays`` synthetic stays under ``workdir`` (unless ``mimic_iv`` / ``mimic_cxr`` are given), run the
     ETL stages one by one and write the timings as JSON (default ``workdir/bench_etl.json``)."""
@@ -99,10 +100,11 @@ def bench_etl(
     logs = workdir / "bench_logs"
     logs.mkdir(exist_ok=True)
     report: dict[str, Any] = {"stays": stays, "seed": seed, "fidelity": fidelity, "threads": threads,
-                              "cpus": os.cpu_count(), "stages": []}
+                              "cpus": os.cpu_count(), "unrelated_chart_share": unrelated_chart_share,
+                              "stages": []}
     if mimic_iv is None:
         start = time.perf_counter()
-        _synthesize(workdir / "synthetic", stays, seed)
+        _synthesize(workdir / "synthetic", stays, seed, unrelated_chart_share)
         report["synth_seconds"] = round(time.perf_counter() - start, 3)
         mimic_iv, mimic_cxr = workdir / "synthetic" / "mimic-iv", workdir / "synthetic" / "mimic-cxr-jpg"
     from medfuse_bench.etl.layout import detect_layout

@@ -35,8 +35,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import duckdb
+import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from medfuse_bench import resources
@@ -375,35 +376,96 @@ def _counts_by(frame: pl.DataFrame, column: str) -> dict[str, int]:
     return {str(k): int(n) for k, n in frame.group_by(column).len().sort(column).iter_rows()}
 
 
-#: Columns carried from cleaning to stay assignment.
-_CLEAN_COLUMNS = ["subject_id", "hadm_id", "stay_id", "charttime", "storetime", "variable", "table", "value",
-                  "value_text"]
+#: Columns of a raw event that cleaning does not look at; they ride along to stay assignment.
+_CARRIED_COLUMNS = ["subject_id", "hadm_id", "stay_id", "charttime", "storetime"]
+
+#: Physical code standing for a null ``value`` in :func:`distinct_values` (categorical codes are u32).
+_NULL_CODE = 2**32 - 1
+
+
+def distinct_values(events: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
+    """The distinct (itemid, value) pairs of ``events``, and for each row the index of its pair.
+
+    Cleaning depends on nothing but the item id and the raw text, and event tables repeat few values (a few thousand
+    distinct pairs in millions of rows), so the cleaning expressions run on the pairs and rows look their result up.
+
+    >>> ev = pl.DataFrame({"itemid": [220045, 220045, 220210, 220045], "value": ["80", "90", "80", "80"]})
+    >>> pairs, index = distinct_values(ev)
+    >>> pairs.height, pairs[index.tolist()]["value"].to_list() == ev["value"].to_list()
+    (3, True)
+    """
+    # One integer per pair (item id, categorical code of the text): hashing integers is far cheaper than strings.
+    code = events["value"].cast(pl.Categorical).to_physical().cast(pl.Int64).fill_null(_NULL_CODE)
+    key = ((events["itemid"].cast(pl.Int64).fill_null(-1) + 1) * 2**32 + code).alias("_key")
+    first = (
+        key.to_frame().with_row_index("_row").group_by("_key").agg(pl.col("_row").first()).sort("_key")
+    )
+    index = key.replace_strict(
+        first["_key"], pl.int_range(first.height, eager=True, dtype=pl.UInt32), return_dtype=pl.UInt32
+    ).to_numpy()
+    return events.select("itemid", "value")[first["_row"]], index
+
+
+def clean_pairs(pairs: pl.DataFrame, fidelity: str, outliers: str) -> pl.DataFrame:
+    """Every (itemid, value) pair with its variable, source table, cleaned value and what cleaning found.
+
+    One row per input row, in input order; ``variable`` is null for item ids the mode does not map. ``problem`` and
+    ``range_action`` are as in :func:`flag_invalid` and :func:`apply_ranges`; ``keep`` says whether the value is used.
+    """
+    indexed = pairs.lazy().with_row_index("_pair")
+    lf = flag_invalid(clean_values(map_items(indexed, fidelity), fidelity))
+    lf = apply_ranges(lf) if outliers == "range" else lf.with_columns(range_action=pl.lit(None, dtype=pl.String))
+    sort_columns = ["sort_number", "sort_text"] if fidelity == "original" else []
+    cleaned = lf.select("_pair", "variable", "table", "value", "value_text", *sort_columns, "problem",
+                        "range_action")
+    return (
+        indexed.select("_pair")
+        .join(cleaned, on="_pair", how="left")
+        .sort("_pair")
+        .with_columns(keep=pl.col("variable").is_not_null() & pl.col("problem").is_null()
+                      & pl.col("range_action").ne_missing("removed"))
+        .drop("_pair")
+        .collect()
+    )
 
 
 def extract_events(
-    events: pl.DataFrame, stays: pl.DataFrame, *, fidelity: str = "corrected", outliers: str | None = None
+    events: pl.DataFrame,
+    stays: pl.DataFrame,
+    *,
+    fidelity: str = "corrected",
+    outliers: str | None = None,
+    counted: pl.Series | None = None,
+    keep_stays: pl.Series | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Raw chart + lab events (ingest schema) of some subjects -> the long events table of their stays.
 
     Returns the events (EVENTS_SCHEMA, sorted by stay_id, hours, variable) and counts of what each step removed.
+    ``counted`` (a boolean per event row, default all) picks the rows the raw-row counts include, so a caller whose
+    batches share subjects counts each raw event once; ``keep_stays`` limits the output to those stay ids.
     """
     outliers = outliers or ("keep" if fidelity == "original" else "range")
-    lf = flag_invalid(clean_values(map_items(events.lazy().filter(pl.col("charttime").is_not_null()), fidelity),
-                                   fidelity))
-    lf = apply_ranges(lf) if outliers == "range" else lf.with_columns(range_action=pl.lit(None, dtype=pl.String))
-    sort_columns = ["sort_number", "sort_text"] if fidelity == "original" else []
-    checked = lf.select(*_CLEAN_COLUMNS, *sort_columns, "problem", "range_action").collect()
-    tally = checked.group_by("problem", "range_action", "variable").len()
+    has_time = events["charttime"].is_not_null()
+    counted = pl.Series(np.ones(events.height, dtype=bool)) if counted is None else counted
+    pairs, index = distinct_values(events)
+    table = clean_pairs(pairs, fidelity, outliers)
+
+    # Counts of the raw rows, per pair first: a bincount instead of a group-by over every row.
+    tallied = (counted & has_time).to_numpy()
+    tally = table.with_columns(len=pl.Series(np.bincount(index[tallied], minlength=table.height)))
+    tally = tally.filter(pl.col("variable").is_not_null())
 
     def by_variable(condition: pl.Expr) -> dict[str, int]:
-        part = tally.filter(condition).group_by("variable").agg(pl.col("len").sum()).sort("variable")
+        part = (tally.filter(condition).group_by("variable").agg(pl.col("len").sum())
+                .filter(pl.col("len") > 0).sort("variable"))
         return {str(k): int(n) for k, n in part.iter_rows()}
 
-    no_time = events["charttime"].null_count()
+    rows_in = int(counted.sum())
+    no_time = int((counted & ~has_time).sum())
     counts: dict[str, Any] = {
-        "rows_in": events.height,
+        "rows_in": rows_in,
         "dropped_no_charttime": no_time,
-        "rows_unmapped_itemid": events.height - no_time - checked.height,
+        "rows_unmapped_itemid": rows_in - no_time - int(tally["len"].sum()),
         "rows_mapped": by_variable(pl.lit(True)),
         "dropped_no_value": by_variable(pl.col("problem") == "no_value"),
         "dropped_not_a_possible_value": by_variable(pl.col("problem") == "not_a_possible_value"),
@@ -411,9 +473,18 @@ def extract_events(
     if outliers == "range":
         counts["outliers_removed"] = by_variable(pl.col("range_action") == "removed")
         counts["outliers_clipped"] = by_variable(pl.col("range_action") == "clipped")
-    valid = checked.filter(pl.col("problem").is_null() & pl.col("range_action").ne_missing("removed"))
-    del checked
-    assigned = assign_stays(valid.drop("problem", "range_action").lazy(), stays.lazy(), fidelity).collect()
+
+    use = has_time.to_numpy() & table["keep"].to_numpy()[index]
+    valid = pl.concat(
+        [events.select(_CARRIED_COLUMNS).filter(pl.Series(use)),
+         table.drop("keep", "problem", "range_action")[index[use]]],
+        how="horizontal",
+    )
+    del use
+    assigned = assign_stays(valid.lazy(), stays.lazy(), fidelity)
+    if keep_stays is not None:
+        assigned = assigned.filter(pl.col("stay_id").is_in(keep_stays.implode()))
+    assigned = assigned.collect()
     del valid
     counts["rows_assigned_to_stays"] = assigned.height
     one = keep_one_per_time(assigned.lazy(), fidelity).collect()
@@ -422,7 +493,8 @@ def extract_events(
     lf = one.lazy()
     if fidelity == "corrected":
         lf = derive_gcs_total(lf)
-    out = to_hours(lf).sort(["stay_id", "hours", "variable"]).collect()
+    # The Enum's order is the names' order, so sorting before the cast to text gives the same rows.
+    out = lf.sort(["stay_id", "charttime", "variable"]).pipe(to_hours).collect()
     if fidelity == "corrected":
         counts["gcs_total_derived"] = out.height - one.height
     counts["rows_out"] = _counts_by(out, "variable")
@@ -446,6 +518,20 @@ def _raw(raw_dir: Path, name: str) -> Path:
     return path
 
 
+def stay_batches(stays: pl.DataFrame, batches: int) -> pl.DataFrame:
+    """subject_id, stay_id and ``batch``: stays in stay_id order cut into ``batches`` runs of equal size.
+
+    Batches are stay_id ranges, so the batches' sorted outputs put together are sorted by stay_id.
+
+    >>> stays = pl.DataFrame({"subject_id": [1, 1, 2, 3], "stay_id": [40, 10, 20, 30]})
+    >>> stay_batches(stays, 2)["batch"].to_list()
+    [0, 0, 1, 1]
+    """
+    ordered = stays.select("subject_id", "stay_id").sort("stay_id")
+    n = ordered.height
+    return ordered.with_columns(batch=pl.Series(np.arange(n, dtype=np.int64) * batches // max(n, 1)))
+
+
 def run_variables(
     raw_dir: str | Path,
     stays_path: str | Path,
@@ -457,8 +543,11 @@ def run_variables(
 ) -> dict[str, Any]:
     """Write events.parquet from the ingest folder and the cohort; return the counts.
 
-    Subjects are processed in batches (subject_id modulo the batch count) so memory stays bounded whatever the size
-    of chartevents; the batches are then merged in stay_id, hours, variable order by DuckDB.
+    Stays are processed in batches of consecutive stay ids (about ``rows_per_batch`` events each), so memory stays
+    bounded whatever the size of chartevents. A batch reads the events of every subject with a stay in it (the
+    original mode assigns an event to any stay of its subject) and keeps its own stays; each subject's raw events are
+    counted in the first batch that reads them. Batch outputs are sorted and appended in stay_id order, so the file
+    is sorted by stay_id, hours, variable without a merge.
     """
     raw_dir = Path(raw_dir)
     outliers = outliers or ("keep" if fidelity == "original" else "range")
@@ -467,33 +556,36 @@ def run_variables(
     scan = pl.concat([pl.scan_parquet(p).select(list(RAW_EVENT_SCHEMA)) for p in sources], how="vertical_relaxed")
     n_rows = scan.select(pl.len()).collect().item()
     batches = max(1, math.ceil(n_rows / rows_per_batch))
-    subjects = stays.select("subject_id").unique()
+    batch_of = stay_batches(stays, batches)
+    home = batch_of.group_by("subject_id").agg(home=pl.col("batch").min())
     counts: dict[str, Any] = {"fidelity": fidelity, "outliers": outliers, "batches": batches, "rows_raw": n_rows}
     with atomic_path(out) as tmp:
-        parts_dir = tmp.parent / f".{tmp.name}.parts"
-        parts_dir.mkdir(exist_ok=True)
+        writer = None
         try:
             for b in tqdm(range(batches), desc="variables", unit="batch"):
-                in_batch = (pl.col("subject_id") % batches) == b
-                events = (
-                    scan.filter(in_batch)
-                    .join(subjects.lazy().filter(in_batch), on="subject_id", how="semi")
-                    .collect()
-                )
+                members = batch_of.filter(pl.col("batch") == b)
+                subjects = members["subject_id"].unique()
+                events = scan.filter(pl.col("subject_id").is_in(subjects.implode())).collect()
+                first_read = home.filter(pl.col("home") == b)["subject_id"]
                 part, part_counts = extract_events(
-                    events, stays.filter(in_batch), fidelity=fidelity, outliers=outliers
+                    events, stays.filter(pl.col("subject_id").is_in(subjects.implode())), fidelity=fidelity,
+                    outliers=outliers, counted=events["subject_id"].is_in(first_read.implode()),
+                    keep_stays=members["stay_id"],
                 )
+                del events
                 merge_counts(counts, part_counts)
-                part.write_parquet(parts_dir / f"part-{b:05d}.parquet")
-            if batches == 1:
-                (parts_dir / "part-00000.parquet").replace(tmp)
-            else:
-                duckdb.execute(
-                    f"COPY (SELECT * FROM read_parquet('{parts_dir}/*.parquet') ORDER BY stay_id, hours, variable) "
-                    f"TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)"
-                )
+                table = part.to_arrow()
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                writer.write_table(table.cast(writer.schema), row_group_size=EVENTS_ROW_GROUP)
         finally:
-            shutil.rmtree(parts_dir, ignore_errors=True)
+            if writer is not None:
+                writer.close()
     log.info("variables (%s, outliers %s): %d events in, %d out", fidelity, outliers, n_rows,
              sum(counts.get("rows_out", {}).values()))
     return counts
+
+
+#: Rows per Parquet row group of events.parquet: small enough that the time-series stage, reading one chunk of
+#: stays by stay_id range, skips most of the file.
+EVENTS_ROW_GROUP = 131_072

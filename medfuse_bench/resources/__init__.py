@@ -39,7 +39,7 @@ CHEXPERT_LABELS: tuple[str, ...] = (
 @cache
 def _load(name: str) -> dict[str, Any]:
     with (_HERE / name).open() as fh:
-        return yaml.safe_load(fh)
+        return yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def variables() -> list[dict[str, Any]]:

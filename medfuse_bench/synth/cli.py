@@ -20,10 +20,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--image-size", type=int, default=48, help="JPEG width in pixels; height is round(1.2 x width) (default: 48)"
     )
+    p.add_argument(
+        "--unrelated-chart-share", type=float, default=None, metavar="SHARE",
+        help="add chartevents rows of items outside the 17 variables until they make SHARE of the table (MIMIC: "
+        "about 0.82; default: none added, about 0.05); for benchmarks of the ingest's item filter",
+    )
     p.add_argument("--force", action="store_true", help="replace existing non-empty mimic-iv/ and mimic-cxr-jpg/")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    generate(args.out, args.stays, args.seed, image_size=args.image_size, force=args.force)
+    generate(args.out, args.stays, args.seed, image_size=args.image_size, force=args.force,
+             unrelated_chart_share=args.unrelated_chart_share)
     return 0

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from medfuse_bench.errors import MedfuseError
 from medfuse_bench.synth.arrays import HOUR, number_text, str_series, within_group_index
 from medfuse_bench.synth.items import (
     CAPILLARY_REFILL,
@@ -115,8 +116,12 @@ def _outliers(rng: np.random.Generator, values: np.ndarray, p: float, choices: l
     return np.where(hit, np.asarray(choices)[rng.integers(0, len(choices), len(values))], values)
 
 
-def chart_events(rng: np.random.Generator, chunk: StayChunk) -> pl.DataFrame:
-    """The chunk's chartevents rows, sorted by stay, charttime and itemid."""
+def chart_events(rng: np.random.Generator, chunk: StayChunk, unrelated_share: float | None = None) -> pl.DataFrame:
+    """The chunk's chartevents rows, sorted by stay, charttime and itemid.
+
+    ``unrelated_share`` (default: none added) fills chartevents with items outside the 17 variables up to that share
+    of its rows, as in MIMIC (see :func:`_unrelated_rows`).
+    """
     lat = chunk.lat
     n = len(chunk.los_h)
     los = chunk.los_h
@@ -244,7 +249,58 @@ def chart_events(rng: np.random.Generator, chunk: StayChunk) -> pl.DataFrame:
     parts.add(i, t, 220047, np.array([50.0, 45.0, 40.0])[rng.integers(0, 3, len(i))])
     parts.add(i, t, 224641, text=np.full(len(i), "Yes", dtype=object))
 
-    return _finish_icu_events(rng, chunk, parts.frame(), with_valuenum=True)
+    raw = parts.frame()
+    if unrelated_share is not None:
+        raw = pl.concat([raw, _unrelated_rows(rng, los, raw, unrelated_share)])
+    return _finish_icu_events(rng, chunk, raw, with_valuenum=True)
+
+
+#: Items outside the 17 variables that :func:`_unrelated_rows` charts: numeric ones with their values, text ones
+#: with their texts.
+UNRELATED_ITEMS: tuple[tuple[int, tuple[float, ...] | None, tuple[str, ...] | None], ...] = (
+    (220046, (120.0, 130.0, 140.0), None),
+    (220047, (40.0, 45.0, 50.0), None),
+    (220048, None, HEART_RHYTHMS),
+    (220056, (80.0, 90.0), None),
+    (220058, (160.0, 180.0), None),
+    (220339, (5.0, 8.0, 10.0, 12.0), None),
+    (223751, (160.0, 180.0), None),
+    (223752, (80.0, 90.0), None),
+    (223769, (100.0,), None),
+    (223770, (88.0, 90.0, 92.0), None),
+    (224161, (30.0, 35.0), None),
+    (224162, (6.0, 8.0), None),
+    (224641, None, ("Yes", "No")),
+    (224650, None, ("None", "PVC's", "PAC's")),
+    (224685, (350.0, 400.0, 450.0, 500.0, 550.0), None),
+)
+
+
+def _unrelated_rows(rng: np.random.Generator, los_h: np.ndarray, charted: pl.DataFrame, share: float
+                    ) -> pl.DataFrame:
+    """Extra rows of :data:`UNRELATED_ITEMS` so that about ``share`` of the chunk's chartevents rows belong to items
+    outside the 17 variables (in MIMIC, most of chartevents: ventilator settings, alarm limits, assessments).
+
+    The rows fall uniformly over the stays' time in the unit; they only make the raw table realistic to scan.
+    """
+    if not 0.0 <= share < 1.0:
+        raise MedfuseError(f"the share of unrelated chartevents rows must be in [0, 1), got {share}")
+    unrelated = charted["itemid"].is_in([item for item, _, _ in UNRELATED_ITEMS]).sum()
+    related = charted.height - unrelated
+    n_extra = max(0, round(related / (1.0 - share)) - charted.height)
+    parts = _Parts()
+    if n_extra and los_h.sum() > 0:
+        idx = rng.choice(len(los_h), size=n_extra, p=los_h / los_h.sum())
+        t = rng.uniform(0.0, 1.0, n_extra) * los_h[idx]
+        which = rng.integers(0, len(UNRELATED_ITEMS), n_extra)
+        for k, (item, numbers, texts) in enumerate(UNRELATED_ITEMS):
+            sel = which == k
+            pick = rng.integers(0, len(numbers or texts), int(sel.sum()))
+            if numbers is not None:
+                parts.add(idx[sel], t[sel], item, np.asarray(numbers)[pick])
+            else:
+                parts.add(idx[sel], t[sel], item, text=np.asarray(texts, dtype=object)[pick])
+    return parts.frame()
 
 
 def _texts(mapping: dict[int, str], scores: np.ndarray) -> np.ndarray:
