@@ -1,0 +1,44 @@
+"""bench-etl: every stage runs and is timed, and the original extraction's approach, timed on the same input,
+finds the same samples and labels as the pipeline's ``original`` fidelity mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from medfuse_bench.etl.bench import bench_etl, format_table
+from medfuse_bench.resources import phenotype_labels
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    pytest.importorskip("pandas")
+    workdir = tmp_path_factory.mktemp("bench-etl")
+    return bench_etl(80, workdir, seed=5, fidelity="original", threads=1, baseline=True), workdir
+
+
+def test_every_stage_runs_and_is_timed(report: tuple[dict, Path]) -> None:
+    result, workdir = report
+    names = [s["stage"] for s in result["stages"]]
+    assert names[:4] == ["ingest", "cohort", "variables", "phenotypes"] and len(names) == 10
+    assert all(s["exit_code"] == 0 and s["seconds"] > 0 and s["peak_rss_mb"] > 0 for s in result["stages"])
+    total = result["etl_total"]
+    assert total["seconds"] == pytest.approx(sum(s["seconds"] for s in result["stages"]), abs=0.01)
+    assert (workdir / "bench_etl.json").exists()
+    text = format_table(result)
+    assert "whole ETL" in text and "original approach" in text
+
+
+def test_the_original_approach_finds_the_same_samples_and_labels(report: tuple[dict, Path]) -> None:
+    result, workdir = report
+    base = result["baseline"]
+    assert set(base["seconds"]) == {"subjects", "validate", "episodes", "tasks"}
+    assert base["counts"]["event_rows_read"] >= result["ingest_chartevents"]["rows_in"]
+    assert base["speedup_of_etl"] == pytest.approx(base["total_seconds"] / result["etl_total"]["seconds"], abs=0.06)
+    for task, labels in (("in-hospital-mortality", ["mortality"]), ("phenotyping", phenotype_labels())):
+        samples = pl.read_parquet(workdir / "tasks" / task / "samples.parquet")
+        assert base["counts"]["samples"][task] == samples.height > 0
+        assert base["counts"]["positives"][task] == {label: int(samples[label].sum()) for label in labels}
+    assert not (workdir / "baseline").exists()  # its scratch files are removed
