@@ -161,42 +161,48 @@ def bin_observations(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
     lookup = np.full((n_ch, len(texts) + 1), np.nan)  # last column: a text that is no possible value
     for variable, value_text, code in layout.categories.iter_rows():  # the 47 possible values
         lookup[channel_of[variable], text_of[value_text]] = code
-    categorical = [n for n, c in zip(layout.names, layout.categorical) if c]
-    # Categorical channels read value_text (falling back to the number written as text), others read value.
-    text = pl.when(pl.col("variable").cast(pl.String).is_in(categorical)).then(
-        pl.coalesce(text, value.cast(pl.String))
-    )
     n_bins = bin_counts(samples["period_length"].to_numpy(), timestep)
     width = int(n_bins.max()) + 1 if len(n_bins) else 1
     last_bin = pl.max_horizontal(pl.lit(1, pl.Int64), (pl.col("period_length") / timestep + 1.0 - EPS).cast(pl.Int64))
     windowed = (
         lazy.with_row_index("_row")
-        .select("_row", pl.col("stay_id").cast(pl.Int64), pl.col("hours").cast(pl.Float64), pl.col("variable"),
-                value.alias("value"), text.alias("value_text"))
-        .join(samples.lazy().select("stay_id", "pos", "period_length"), on="stay_id", how="inner")
+        .select("_row", pl.col("stay_id").cast(pl.Int64), pl.col("hours").cast(pl.Float64),
+                pl.col("variable").cast(pl.String), value.alias("value"), text.alias("value_text"))
+        .join(samples.lazy().select("stay_id", "pos", "period_length"), on="stay_id", how="inner",
+              maintain_order="left")
         .filter((pl.col("hours") > -EPS) & (pl.col("hours") < pl.col("period_length") + EPS))
         .with_columns(
-            pl.col("variable").cast(pl.String).replace_strict(channel_of, default=None, return_dtype=pl.Int64)
+            # the channels are the Enum's categories in order, so its physical code is the channel index
+            pl.col("variable").cast(pl.Enum(list(layout.names)), strict=False).to_physical().cast(pl.Int64)
             .alias("channel"),
-            pl.col("value_text").replace_strict(text_of, default=len(texts), return_dtype=pl.Int64).alias("_text"),
             pl.min_horizontal((pl.col("hours") / timestep - EPS).cast(pl.Int64), last_bin - 1).alias("bin"),
         )
     )
-    frame = windowed.select("_row", "pos", "hours", "value", "channel", "_text", "bin").collect()
+    frame = windowed.select("_row", "pos", "hours", "variable", "value", "value_text", "channel", "bin").collect()
     if frame["channel"].null_count():
         _unknown_variables(lazy, layout.names)
     channel = frame["channel"].to_numpy()
     is_cat = layout.categorical[channel]
     code = frame["value"].to_numpy().copy()
-    code[is_cat] = lookup[channel[is_cat], frame["_text"].to_numpy()[is_cat]]
-    if np.isnan(code[is_cat]).any():
-        _unknown_categories(windowed.select("variable", "value_text").collect(), layout)
+    if is_cat.any():
+        # Categorical channels read value_text, falling back to the number written as text.
+        cat = frame.filter(pl.Series(is_cat)).select(
+            "variable", value_text=pl.coalesce(pl.col("value_text"), pl.col("value").cast(pl.String)))
+        text_index = cat["value_text"].replace_strict(text_of, default=len(texts), return_dtype=pl.Int64)
+        code[is_cat] = lookup[channel[is_cat], text_index.fill_null(len(texts)).to_numpy()]
+        if np.isnan(code[is_cat]).any():
+            _unknown_categories(cat, layout)
     # One sort on (sample, channel, bin) packed into one integer, then hour and row order: the last row of each
-    # run of equal keys is the observation that wins its bin.
+    # run of equal keys is the observation that wins its bin. Rows already in (sample, hour) order (events.parquet
+    # is sorted by stay and hour) only need a stable sort on the key.
+    pos, hours = frame["pos"].cast(pl.Int64).to_numpy(), frame["hours"].to_numpy()
+    d_pos, d_hours = np.diff(pos), np.diff(hours)
+    in_order = bool(np.all((d_pos > 0) | ((d_pos == 0) & (d_hours >= 0))))
     keyed = pl.DataFrame({
-        "key": (frame["pos"].cast(pl.Int64).to_numpy() * n_ch + channel) * width + frame["bin"].to_numpy(),
+        "key": (pos * n_ch + channel) * width + frame["bin"].to_numpy(),
         "hours": frame["hours"], "_row": frame["_row"], "code": code,
-    }).filter(pl.col("code").is_not_nan()).sort(["key", "hours", "_row"])
+    }).filter(pl.col("code").is_not_nan())
+    keyed = keyed.sort("key", maintain_order=True) if in_order else keyed.sort(["key", "hours", "_row"])
     del frame
     key = keyed["key"].to_numpy()
     last = np.flatnonzero(np.r_[key[1:] != key[:-1], True]) if len(key) else np.zeros(0, dtype=np.int64)
@@ -326,6 +332,27 @@ def row_chunks(n_bins: np.ndarray, max_rows: int) -> list[tuple[int, int]]:
     return chunks
 
 
+def _scatter(block: np.ndarray, n_bins: np.ndarray, offsets: np.ndarray, split_code: np.ndarray,
+             arrays: list[np.ndarray]) -> None:
+    """Copy the rows of a densified chunk (samples one after another) to each sample's rows in its split's array.
+
+    The samples of one split inside a chunk are usually consecutive in that split, so their rows are copied as one
+    slice; otherwise row by row through an index.
+    """
+    dest = np.repeat(offsets - np.concatenate([[0], np.cumsum(n_bins)[:-1]]), n_bins) + np.arange(block.shape[0])
+    which = np.repeat(split_code, n_bins)
+    for code, array in enumerate(arrays):
+        rows = np.flatnonzero(which == code)
+        if not len(rows):
+            continue
+        target = dest[rows]
+        if target[-1] - target[0] + 1 == len(rows) and np.all(np.diff(target) == 1):
+            source = block[rows[0]:rows[-1] + 1] if rows[-1] - rows[0] + 1 == len(rows) else block[rows]
+            array[target[0]:target[-1] + 1] = source
+        else:
+            array[target] = block[rows]
+
+
 def chunk_observations(events: pl.LazyFrame, chunk: pl.DataFrame, timestep: float) -> tuple[np.ndarray, ...]:
     """(pos, bin, channel, code) of the samples in ``chunk`` only, so memory follows the chunk, not the table.
 
@@ -341,9 +368,11 @@ def write_timeseries(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
                      timestep: float = 1.0, chunk_rows: int = 250_000) -> dict:
     """Write ``timeseries_{split}.npy``, ``timeseries_index.parquet`` and ``normalizer.json`` into ``out_dir``.
 
-    Each split's array is sized up front and filled chunk by chunk (at most ``chunk_rows`` time steps binned and
-    densified at once, reading only that chunk's events). Train is filled first and normalised in place once its statistics are known; val and test are normalised
-    as they are filled. All five files appear together or not at all. Returns the normalizer dict.
+    Each split's array is sized up front. The samples of all splits are then binned in one pass in stay_id order,
+    the order of events.parquet, so each chunk (at most ``chunk_rows`` time steps) reads one run of the file and the
+    whole file is read once; each densified chunk is copied to its samples' rows in their split's array. The
+    normalizer is fitted on the finished train array (so its sums do not depend on the chunking) and applied to all
+    three. All five files appear together or not at all. Returns the normalizer dict.
     """
     out_dir = Path(out_dir)
     prepared = prepare_samples(samples)
@@ -351,34 +380,33 @@ def write_timeseries(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
     log.info("binning events of %d samples (timestep %s h)", prepared.height, timestep)
     events = events.lazy()
     split_of = prepared["split"].to_numpy()
+    split_code = prepared.select(split_rank())["split"].to_numpy()  # index into SPLITS
     offsets = np.zeros(len(n_bins), dtype=np.int64)
-    fit = NormalizerFit()
-    means = stds = None
     with contextlib.ExitStack() as stack:
+        arrays = []
         for split in SPLITS:
-            members = np.flatnonzero(split_of == split)  # contiguous: prepared is sorted by split
+            members = np.flatnonzero(split_of == split)  # contiguous
             first, count = (int(members[0]), len(members)) if len(members) else (0, 0)
-            split_bins = n_bins[first:first + count]
-            split_offsets = np.concatenate([[0], np.cumsum(split_bins)]).astype(np.int64)
+            split_offsets = np.concatenate([[0], np.cumsum(n_bins[first:first + count])]).astype(np.int64)
             offsets[first:first + count] = split_offsets[:-1]
             tmp = stack.enter_context(atomic_path(out_dir / f"timeseries_{split}.npy"))
-            array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
-                                              shape=(int(split_offsets[-1]), N_FEATURES))
-            for a, b in tqdm(row_chunks(split_bins, chunk_rows), desc=f"timeseries {split}", unit="chunk",
-                             disable=count == 0):
-                block = array[split_offsets[a]:split_offsets[b]]
-                densify(*chunk_observations(events, prepared.slice(first + a, b - a), timestep),
-                        split_bins[a:b], first_pos=first + a, out=block)
-                if split == "train":
-                    fit.update(block)
-                else:
-                    normalize(block, means, stds)
-            if split == "train":
-                means, stds = fit.result()
-                for a in range(0, array.shape[0], chunk_rows):
-                    normalize(array[a:a + chunk_rows], means, stds)
+            arrays.append(np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                                    shape=(int(split_offsets[-1]), N_FEATURES)))
+        order = np.argsort(prepared["stay_id"].to_numpy(), kind="stable")
+        for a, b in tqdm(row_chunks(n_bins[order], chunk_rows), desc="timeseries", unit="chunk",
+                         disable=prepared.height == 0):
+            members = order[a:b]
+            chunk = prepared[members].with_columns(pos=pl.int_range(pl.len(), dtype=pl.Int64))
+            block = densify(*chunk_observations(events, chunk, timestep), n_bins[members])
+            _scatter(block, n_bins[members], offsets[members], split_code[members], arrays)
+        fit = NormalizerFit()
+        fit.update(arrays[0])
+        means, stds = fit.result()
+        for array in arrays:
+            for a in range(0, array.shape[0], chunk_rows):
+                normalize(array[a:a + chunk_rows], means, stds)
             array.flush()
-            del array
+        del arrays
         index = prepared.select("stay_id", "split").with_columns(
             pl.Series("offset", offsets, dtype=pl.Int64), pl.Series("length", n_bins, dtype=pl.Int64)
         )
