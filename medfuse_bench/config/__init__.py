@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from medfuse_bench.errors import MedfuseError
@@ -92,19 +91,26 @@ def _with_defaults(validator_class: type) -> type:
                     instance[key] = copy.deepcopy(sub["default"])
         yield from validate_properties(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+    from jsonschema import validators
+
+    return validators.extend(validator_class, {"properties": set_defaults})
 
 
-_Validator = _with_defaults(jsonschema.Draft202012Validator)
+@functools.cache
+def _validator_class() -> type:
+    # jsonschema is imported here, not at module level: every subcommand imports this module, few validate.
+    import jsonschema
+
+    return _with_defaults(jsonschema.Draft202012Validator)
 
 
-def _key_path(error: jsonschema.ValidationError) -> str:
+def _key_path(error: Any) -> str:  # a jsonschema.ValidationError
     return ".".join(str(p) for p in error.absolute_path) or "(top level)"
 
 
 def validate_config(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
     """Validate ``config`` in place, filling defaults; raise :class:`MedfuseError` naming the bad key."""
-    validator = _Validator(load_schema())
+    validator = _validator_class()(load_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]

@@ -493,12 +493,48 @@ def extract_events(
     lf = one.lazy()
     if fidelity == "corrected":
         lf = derive_gcs_total(lf)
-    # The Enum's order is the names' order, so sorting before the cast to text gives the same rows.
-    out = lf.sort(["stay_id", "charttime", "variable"]).pipe(to_hours).collect()
+    out = sort_events(lf.collect()).lazy().pipe(to_hours).collect()
     if fidelity == "corrected":
         counts["gcs_total_derived"] = out.height - one.height
     counts["rows_out"] = _counts_by(out, "variable")
     return out, counts
+
+
+def sort_events(events: pl.DataFrame) -> pl.DataFrame:
+    """Rows in (stay_id, charttime, variable) order: the order of (stay_id, hours, variable), since hours grow with
+    charttime within a stay and the ``variable`` Enum's order is the names' order.
+
+    Sorts on one integer that packs the three keys when they fit in 63 bits (whole-second times, as MIMIC charts
+    them), which is about twice as fast as sorting on three columns; otherwise sorts on the three columns.
+
+    >>> import datetime as dt
+    >>> t = dt.datetime(2150, 1, 1)
+    >>> ev = pl.DataFrame({"stay_id": [2, 1, 1], "charttime": [t, t + dt.timedelta(hours=1), t],
+    ...                    "variable": ["pH", "Glucose", "pH"]}, schema_overrides={"variable": VARIABLE})
+    >>> sort_events(ev).rows() == ev.sort(["stay_id", "charttime", "variable"]).rows()
+    True
+    """
+    keys = ["stay_id", "charttime", "variable"]
+    if events.height < 2:
+        return events
+    seconds = pl.col("charttime").dt.epoch("s")
+    bounds = events.select(
+        s_lo=pl.col("stay_id").min(), s_hi=pl.col("stay_id").max(), t_lo=seconds.min(), t_hi=seconds.max(),
+        whole=(pl.col("charttime").dt.epoch("us") % 1_000_000 == 0).all(),
+        no_nulls=pl.all_horizontal(pl.col(k).null_count() == 0 for k in keys),
+    ).row(0, named=True)
+    var_bits = max(1, len(VARIABLE.categories) - 1).bit_length()
+    stay_bits = max(1, int(bounds["s_hi"] - bounds["s_lo"])).bit_length()
+    time_bits = max(1, int(bounds["t_hi"] - bounds["t_lo"])).bit_length()
+    if not (bounds["whole"] and bounds["no_nulls"] and stay_bits + time_bits + var_bits <= 63
+            and events.schema["variable"] == VARIABLE):
+        return events.sort(keys)
+    key = (
+        ((pl.col("stay_id") - bounds["s_lo"]).cast(pl.Int64) * 2 ** (time_bits + var_bits))
+        + ((seconds - bounds["t_lo"]) * 2**var_bits)
+        + pl.col("variable").to_physical().cast(pl.Int64)
+    )
+    return events.with_columns(_key=key).sort("_key").drop("_key")
 
 
 def merge_counts(total: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
