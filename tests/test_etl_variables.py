@@ -305,3 +305,43 @@ def test_variables_command_names_a_missing_raw_table(tmp_path: Path):
 
 def test_docstring_examples():
     assert doctest.testmod(V).failed == 0
+
+
+# --- the batch machinery: distinct pairs, counting, sorting --------------------------------------------------------
+
+
+def test_distinct_values_index_every_row_including_nulls():
+    frame = pl.DataFrame({"itemid": [220045, None, 220045, 220210, 220045, None],
+                          "value": ["80", "80", None, "80", "80", "80"]}, schema={"itemid": pl.Int64, "value": pl.String})
+    pairs, index = V.distinct_values(frame)
+    assert pairs.height == 4
+    assert_frame_equal(pairs[index.tolist()], frame)
+
+
+def test_counted_rows_limit_the_raw_counts_but_not_the_output():
+    frame = events((100, 1, 220045, "80"), (100, 2, 220045, "abc"), (200, 1, 220045, "90"), (None, 1, 50931, "5"))
+    out_all, all_counts = extract_events(frame, STAYS, fidelity="corrected", outliers="keep")
+    first_two = pl.Series([True, True, False, False])
+    out_part, part_counts = extract_events(frame, STAYS, fidelity="corrected", outliers="keep", counted=first_two)
+    assert_frame_equal(out_all, out_part)
+    assert all_counts["rows_in"] == 4 and part_counts["rows_in"] == 2
+    assert part_counts["rows_mapped"] == {"Heart Rate": 2} and part_counts["dropped_no_value"] == {"Heart Rate": 1}
+    only_200, _ = extract_events(frame, STAYS, fidelity="corrected", outliers="keep", keep_stays=pl.Series([200]))
+    assert only_200["stay_id"].to_list() == [200]
+
+
+@pytest.mark.parametrize("offset", [timedelta(0), timedelta(microseconds=500)])
+def test_sort_events_equals_a_sort_on_three_columns(offset):
+    # whole seconds take the packed key, sub-second times the three-column sort: both give the same order
+    times = [T0 + k * H + offset * (k % 2) for k in (3, 1, 2, 1, 0)]
+    frame = pl.DataFrame({"stay_id": [300, 100, 100, 100, 300], "charttime": times,
+                          "variable": ["pH", "Glucose", "Weight", "Capillary refill rate", "Heart Rate"],
+                          "value": [1.0, 2.0, 3.0, 4.0, 5.0]}, schema_overrides={"variable": V.VARIABLE})
+    assert_frame_equal(V.sort_events(frame), frame.sort(["stay_id", "charttime", "variable"]))
+
+
+def test_stay_batches_cover_every_stay_once_in_stay_order():
+    stays = pl.DataFrame({"subject_id": [5, 1, 5, 2, 3], "stay_id": [50, 10, 40, 20, 30]})
+    batches = V.stay_batches(stays, 3)
+    assert batches["stay_id"].to_list() == [10, 20, 30, 40, 50]
+    assert batches["batch"].to_list() == [0, 0, 1, 1, 2] and batches["batch"].is_sorted()
