@@ -178,7 +178,7 @@ def bin_observations(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
             pl.min_horizontal((pl.col("hours") / timestep - EPS).cast(pl.Int64), last_bin - 1).alias("bin"),
         )
     )
-    frame = windowed.select("_row", "pos", "hours", "variable", "value", "value_text", "channel", "bin").collect()
+    frame = windowed.select("_row", "pos", "hours", "value", "value_text", "channel", "bin").collect()
     if frame["channel"].null_count():
         _unknown_variables(lazy, layout.names)
     channel = frame["channel"].to_numpy()
@@ -187,7 +187,8 @@ def bin_observations(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
     if is_cat.any():
         # Categorical channels read value_text, falling back to the number written as text.
         cat = frame.filter(pl.Series(is_cat)).select(
-            "variable", value_text=pl.coalesce(pl.col("value_text"), pl.col("value").cast(pl.String)))
+            variable=pl.Series(np.asarray(layout.names, dtype=object)[channel[is_cat]], dtype=pl.String),
+            value_text=pl.coalesce(pl.col("value_text"), pl.col("value").cast(pl.String)))
         text_index = cat["value_text"].replace_strict(text_of, default=len(texts), return_dtype=pl.Int64)
         code[is_cat] = lookup[channel[is_cat], text_index.fill_null(len(texts)).to_numpy()]
         if np.isnan(code[is_cat]).any():
