@@ -15,9 +15,7 @@ from typing import Any
 import yaml
 
 from medfuse_bench.errors import MedfuseError
-
-#: libyaml's parser when PyYAML was built with it (about 10x faster than the pure-Python one).
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+from medfuse_bench.resources import YAML_LOADER
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 
@@ -71,7 +69,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 @functools.cache
 def _schema() -> dict[str, Any]:
     with SCHEMA_PATH.open() as fh:
-        return yaml.load(fh, Loader=_YAML_LOADER)
+        return yaml.load(fh, Loader=YAML_LOADER)
 
 
 def load_schema() -> dict[str, Any]:

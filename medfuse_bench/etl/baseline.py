@@ -249,17 +249,17 @@ def run_baseline(mimic_iv_dir: str | Path, scratch: str | Path, *, progress: boo
     root, tasks = scratch / "root", scratch / "tasks"
     root.mkdir(parents=True, exist_ok=False)
     seconds: dict[str, float] = {}
-    start = time.perf_counter()
-    counts = extract_subjects(files, root, progress)
-    seconds["subjects"] = time.perf_counter() - start
-    for name, step in (("validate", lambda: validate_events(root, progress)),
-                       ("episodes", lambda: counts.update(episodes=extract_episodes(root, progress)))):
+
+    def timed(stage: str, step: Any) -> Any:
         start = time.perf_counter()
-        step()
-        seconds[name] = time.perf_counter() - start
+        result = step()
+        seconds[stage] = time.perf_counter() - start
+        return result
+
+    counts = timed("subjects", lambda: extract_subjects(files, root, progress))
+    timed("validate", lambda: validate_events(root, progress))
+    counts["episodes"] = timed("episodes", lambda: extract_episodes(root, progress))
     groups = _code_groups(files)
-    start = time.perf_counter()
-    counts.update(create_tasks(root, tasks, groups, progress))
-    seconds["tasks"] = time.perf_counter() - start
+    counts.update(timed("tasks", lambda: create_tasks(root, tasks, groups, progress)))
     return {"seconds": {k: round(v, 3) for k, v in seconds.items()},
             "total_seconds": round(sum(seconds.values()), 3), "counts": counts}

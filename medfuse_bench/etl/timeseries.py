@@ -337,8 +337,8 @@ def _scatter(block: np.ndarray, n_bins: np.ndarray, offsets: np.ndarray, split_c
              arrays: list[np.ndarray]) -> None:
     """Copy the rows of a densified chunk (samples one after another) to each sample's rows in its split's array.
 
-    The samples of one split inside a chunk are usually consecutive in that split, so their rows are copied as one
-    slice; otherwise row by row through an index.
+    The samples of one split inside a chunk are usually consecutive in that split, so their rows are written as one
+    slice of the (memory-mapped) array; otherwise through an index.
     """
     dest = np.repeat(offsets - np.concatenate([[0], np.cumsum(n_bins)[:-1]]), n_bins) + np.arange(block.shape[0])
     which = np.repeat(split_code, n_bins)
@@ -347,9 +347,8 @@ def _scatter(block: np.ndarray, n_bins: np.ndarray, offsets: np.ndarray, split_c
         if not len(rows):
             continue
         target = dest[rows]
-        if target[-1] - target[0] + 1 == len(rows) and np.all(np.diff(target) == 1):
-            source = block[rows[0]:rows[-1] + 1] if rows[-1] - rows[0] + 1 == len(rows) else block[rows]
-            array[target[0]:target[-1] + 1] = source
+        if np.all(np.diff(target) == 1):
+            array[target[0]:target[-1] + 1] = block[rows]
         else:
             array[target] = block[rows]
 
@@ -400,9 +399,8 @@ def write_timeseries(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
             chunk = prepared[members].with_columns(pos=pl.int_range(pl.len(), dtype=pl.Int64))
             block = densify(*chunk_observations(events, chunk, timestep), n_bins[members])
             _scatter(block, n_bins[members], offsets[members], split_code[members], arrays)
-        fit = NormalizerFit()
-        fit.update(arrays[0])
-        means, stds = fit.result()
+        means, stds = fit_normalizer(arrays[0])
+        train_steps = arrays[0].shape[0]
         for array in arrays:
             for a in range(0, array.shape[0], chunk_rows):
                 normalize(array[a:a + chunk_rows], means, stds)
@@ -421,7 +419,7 @@ def write_timeseries(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
             "stds": [float(x) for x in stds],
             "normalized_features": [features[i] for i in channel_layout().continuous_columns],
             "train_samples": int((split_of == "train").sum()),
-            "train_steps": int(fit.count),
+            "train_steps": int(train_steps),
         }
         norm_tmp = stack.enter_context(atomic_path(out_dir / "normalizer.json"))
         norm_tmp.write_text(json.dumps(normalizer, indent=2) + "\n")

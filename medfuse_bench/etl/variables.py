@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any

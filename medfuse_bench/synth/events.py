@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from medfuse_bench.errors import MedfuseError
 from medfuse_bench.synth.arrays import HOUR, number_text, str_series, within_group_index
 from medfuse_bench.synth.items import (
     CAPILLARY_REFILL,
@@ -283,8 +282,6 @@ def _unrelated_rows(rng: np.random.Generator, los_h: np.ndarray, charted: pl.Dat
 
     The rows fall uniformly over the stays' time in the unit; they only make the raw table realistic to scan.
     """
-    if not 0.0 <= share < 1.0:
-        raise MedfuseError(f"the share of unrelated chartevents rows must be in [0, 1), got {share}")
     unrelated = charted["itemid"].is_in([item for item, _, _ in UNRELATED_ITEMS]).sum()
     related = charted.height - unrelated
     n_extra = max(0, round(related / (1.0 - share)) - charted.height)
