@@ -15,8 +15,8 @@ from polars.testing import assert_frame_equal
 from etl_raw_tree import base_tables, write_mimic_cxr, write_mimic_iv
 from medfuse_bench import resources
 from medfuse_bench.errors import MedfuseError
-from medfuse_bench.etl.ingest import event_itemids, ingest
-from medfuse_bench.etl.layout import LAYOUT_V1, LAYOUT_V2, detect_layout
+from medfuse_bench.etl.ingest import _connect, convert_events, convert_table, event_itemids, ingest
+from medfuse_bench.etl.layout import LAYOUT_V1, LAYOUT_V2, MIMIC_IV_TABLES, detect_layout
 
 RAW_TABLES = {"patients", "admissions", "icustays", "transfers", "diagnoses_icd", "d_icd_diagnoses", "chartevents",
               "labevents", "cxr_metadata", "cxr_chexpert", "cxr_split"}
@@ -84,6 +84,37 @@ def test_typed_tables_and_filtered_events(tmp_path: Path):
     assert provenance["mimic_iv"]["layout"] == LAYOUT_V2
     on_disk = json.loads((tmp_path / "out" / "iv" / "provenance.json").read_text())
     assert on_disk["outputs"]["labevents"]["rows"] == 1 and on_disk["package_version"]
+
+
+@pytest.mark.parametrize("table", ["chartevents", "labevents"])
+@pytest.mark.parametrize("layout", ["1.0", "2.x"])
+def test_polars_event_reader_equals_duckdb(tmp_path: Path, layout: str, table: str):
+    tables = base_tables()
+    # quoted commas and quotes, empty fields and an absent optional column must come out as DuckDB gives them
+    tables["chartevents"] = pl.concat([tables["chartevents"], tables["chartevents"].head(1).with_columns(
+        value=pl.lit('say "hi", then'), valuenum=pl.lit(None, pl.Float64), valueuom=pl.lit(None, pl.String))])
+    tables["labevents"] = tables["labevents"].drop("storetime")
+    files = detect_layout(write_mimic_iv(tmp_path / "iv", layout, tables)).files
+    spec = next(s for s in MIMIC_IV_TABLES if s.name == table)
+    ids = event_itemids()[table]
+    fast = convert_events(spec, files[table], tmp_path / "fast.parquet", ids)
+    con = _connect("1GB", 1, tmp_path / "spill")
+    slow = convert_table(con, spec, files[table], tmp_path / "slow.parquet", ids)
+    assert fast == slow
+    a, b = pl.read_parquet(tmp_path / "fast.parquet"), pl.read_parquet(tmp_path / "slow.parquet")
+    assert_frame_equal(a.sort(a.columns, nulls_last=True), b.sort(b.columns, nulls_last=True))
+    if table == "chartevents":
+        assert 'say "hi", then' in a["value"].to_list()
+    else:
+        assert fast["absent"] == ["stay_id", "storetime"]
+
+
+def test_timestamps_outside_mimic_format_fall_back_to_duckdb(tmp_path: Path, caplog):
+    provenance = _ingest(tmp_path, tables=_chart(charttime=pl.lit("2150-01-02T01:00:00")))
+    chart = pl.read_parquet(tmp_path / "out" / "iv" / "raw" / "chartevents.parquet")
+    assert provenance["outputs"]["chartevents"]["rows"] == 3
+    assert chart["charttime"].dt.hour().to_list() == [1, 1, 1]
+    assert "reading it again with DuckDB" in caplog.text
 
 
 def test_event_itemids_cover_both_modes():

@@ -40,7 +40,7 @@ rule ingest:
     conda:
         CONDA_ENV
     shell:
-        "medfuse-bench ingest --mimic-iv {input.iv} --mimic-cxr {input.cxr} --out-dir {output.raw}"
+        "POLARS_MAX_THREADS={threads} medfuse-bench ingest --mimic-iv {input.iv} --mimic-cxr {input.cxr} --out-dir {output.raw}"
         " --provenance {output.provenance} --fidelity {params.fidelity} --memory-limit {params.memory_limit}"
         " --threads {threads} > {log} 2>&1"
 
