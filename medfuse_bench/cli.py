@@ -15,32 +15,39 @@ import sys
 from medfuse_bench import __version__
 from medfuse_bench.errors import MedfuseError
 
-# Modules that contribute subcommands, in the order they appear in --help.
-COMMAND_MODULES: list[str] = [
-    "medfuse_bench.synth.cli",
-    "medfuse_bench.config.cli",
-    "medfuse_bench.etl.cli_raw",
-    "medfuse_bench.etl.cli_tasks",
-    "medfuse_bench.train.cli",
-    "medfuse_bench.evaluation.cli",
-    "medfuse_bench.report.cli",
-]
+#: The module that registers each subcommand, in the order they appear in --help. A stage runs as its own process
+#: (one per Snakemake job), so only the module of the command being run is imported: the others pull in the
+#: generator, torch or matplotlib, which would add up to a second to every stage's start-up.
+COMMANDS: dict[str, str] = {
+    "synth": "medfuse_bench.synth.cli",
+    "config": "medfuse_bench.config.cli",
+    **dict.fromkeys(("ingest", "cohort", "variables", "phenotypes", "bench-etl"), "medfuse_bench.etl.cli_raw"),
+    **dict.fromkeys(("splits", "cxr-uni", "task-tables", "timeseries", "check-splits", "etl-summary"),
+                    "medfuse_bench.etl.cli_tasks"),
+    **dict.fromkeys(("image-cache", "train", "select", "predict", "ensemble", "bench-train"),
+                    "medfuse_bench.train.cli"),
+    **dict.fromkeys(("evaluate", "bench-metrics"), "medfuse_bench.evaluation.cli"),
+    **dict.fromkeys(("report", "score", "leaderboard"), "medfuse_bench.report.cli"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every subcommand, or with only the module of ``command`` when it is a known command."""
     parser = argparse.ArgumentParser(
         prog="medfuse-bench",
         description="MedFuse benchmark pipeline: synthetic data, ETL, training, evaluation, leaderboard.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
+    modules = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for name in modules:
         importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -16,8 +16,7 @@ from medfuse_bench.etl import splits
 SALT = "medfuse-bench-v1"
 
 # Run the real entry point with only this area's subcommands registered, so the test does not depend on others.
-CLI = ("import sys; from medfuse_bench import cli; cli.COMMAND_MODULES[:] = ['medfuse_bench.etl.cli_tasks']; "
-       "sys.exit(cli.main(sys.argv[1:]))")
+CLI = "import sys; from medfuse_bench import cli; sys.exit(cli.main(sys.argv[1:]))"
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

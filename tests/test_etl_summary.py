@@ -14,8 +14,7 @@ from medfuse_bench.etl import cxr, presets, splits, summary, task_tables
 sys.path.insert(0, str(Path(__file__).parent))
 from etl_world import make_world, write_world  # noqa: E402
 
-CLI = ("import sys; from medfuse_bench import cli; cli.COMMAND_MODULES[:] = ['medfuse_bench.etl.cli_tasks']; "
-       "sys.exit(cli.main(sys.argv[1:]))")
+CLI = "import sys; from medfuse_bench import cli; sys.exit(cli.main(sys.argv[1:]))"
 
 
 def _ihm_samples() -> pl.DataFrame:

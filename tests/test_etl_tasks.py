@@ -17,8 +17,7 @@ from medfuse_bench.resources import phenotype_labels
 
 T0 = datetime(2150, 1, 1)
 H = timedelta(hours=1)
-CLI = ("import sys; from medfuse_bench import cli; cli.COMMAND_MODULES[:] = ['medfuse_bench.etl.cli_tasks']; "
-       "sys.exit(cli.main(sys.argv[1:]))")
+CLI = "import sys; from medfuse_bench import cli; sys.exit(cli.main(sys.argv[1:]))"
 
 
 # --- presets ----------------------------------------------------------------------------------------------------------

