@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -34,11 +35,38 @@ def test_every_stage_runs_and_is_timed(report: tuple[dict, Path]) -> None:
 def test_the_original_approach_finds_the_same_samples_and_labels(report: tuple[dict, Path]) -> None:
     result, workdir = report
     base = result["baseline"]
-    assert set(base["seconds"]) == {"subjects", "validate", "episodes", "tasks"}
+    assert set(base["seconds"]) == {"subjects", "validate", "episodes", "tasks", "discretise"}
     assert base["counts"]["event_rows_read"] >= result["ingest_chartevents"]["rows_in"]
     assert base["speedup_of_etl"] == pytest.approx(base["total_seconds"] / result["etl_total"]["seconds"], abs=0.06)
     for task, labels in (("in-hospital-mortality", ["mortality"]), ("phenotyping", phenotype_labels())):
         samples = pl.read_parquet(workdir / "tasks" / task / "samples.parquet")
         assert base["counts"]["samples"][task] == samples.height > 0
         assert base["counts"]["positives"][task] == {label: int(samples[label].sum()) for label in labels}
+        # the original's discretiser gives each sample as many time steps as the time-series stage stores
+        index = pl.read_parquet(workdir / "tasks" / task / "timeseries_index.parquet")
+        assert base["counts"]["time_steps"][task] == index["length"].sum() > 0
     assert not (workdir / "baseline").exists()  # its scratch files are removed
+
+
+def test_the_original_approach_computes_the_same_time_series(report: tuple[dict, Path], tmp_path: Path) -> None:
+    """The baseline's discretiser and normaliser (ports of the original's) give the arrays the time-series stage
+    stores in ``original`` mode: the benchmark compares the same work."""
+    from medfuse_bench.etl import baseline
+    from medfuse_bench.etl.layout import detect_layout
+
+    _, workdir = report
+    files = detect_layout(workdir / "synthetic" / "mimic-iv").files
+    root, tasks = tmp_path / "root", tmp_path / "tasks"
+    root.mkdir()
+    baseline.extract_subjects(files, root)
+    baseline.validate_events(root)
+    baseline.extract_episodes(root)
+    baseline.create_tasks(root, tasks, baseline._code_groups(files))
+    train = baseline._train_subjects(root)
+    for task in ("in-hospital-mortality", "phenotyping"):
+        theirs = baseline.discretise_task(tasks, task, train)
+        index = pl.read_parquet(workdir / "tasks" / task / "timeseries_index.parquet")
+        assert sorted(theirs) == sorted(index["stay_id"])
+        for stay_id, split, offset, length in index.iter_rows():
+            ours = np.load(workdir / "tasks" / task / f"timeseries_{split}.npy", mmap_mode="r")[offset:offset + length]
+            np.testing.assert_allclose(ours, theirs[stay_id], rtol=1e-5, atol=1e-5, err_msg=f"{task} {stay_id}")

@@ -12,32 +12,47 @@ per-stay work, in the layouts this package reads (the original itself only reads
 3. episodes: per subject, item ids mapped, values cleaned per variable, the last value per (time, variable) pivoted
    to one row per time, one ``episode{N}_timeseries.csv`` per stay;
 4. tasks: per stay, the episode read back and cut to the in-hospital-mortality window (48 h) and the phenotyping
-   window (the stay), each written to the task's folder with its listfile, phenotype labels from the diagnoses.
+   window (the stay), each written to the task's folder with its listfile, phenotype labels from the diagnoses;
+5. discretise: what the ETL's time-series stage stores, the original computes when training reads a sample: per
+   task, every sample's file read with ``str.split``, binned, imputed and one-hot encoded by a line-for-line port of
+   its ``Discretizer`` (1 h bins, previous-value imputation, masks), the train samples' sums fed to a ``Normalizer``
+   (the original's ``create_normalizer_state``) and every sample normalised. The arrays equal those the time-series
+   stage stores in ``original`` mode (a test checks every value), so both sides do the same work.
 
-Only the timing matters: the files go to a scratch folder and nothing in the pipeline reads them. The per-stage
+Per-subject files are read back as pandas 0.23 (the original's environment) read them: "None", a GCS eye value,
+is text there and a missing value in pandas 2 and later. Only the timing matters: the files go to a scratch folder
+and nothing in the pipeline reads them. The per-stage
 seconds are returned so the benchmark can report where the original approach spends its time. The work is, if
 anything, less than the original's: outputevents (which it also streams, though none of the 17 variables comes from
-it) is not read, and the per-episode static file holds 4 columns instead of its 260, so the measured time is a lower
-bound for the original approach on the same input and machine.
+it) is not read, the per-episode static file holds 4 columns instead of its 260, and each sample is discretised once
+(the normaliser's sums come from that same pass), where the original discretises the train samples a second time to
+build the normaliser and every sample again in every epoch. So the measured time is a lower bound for the original
+approach on the same input and machine.
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from medfuse_bench import resources
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.etl.layout import detect_layout
+from medfuse_bench.etl.variables import NUMERIC_AFTER_CLEANING
 
 EVENT_HEADER = ["subject_id", "hadm_id", "stay_id", "charttime", "itemid", "value", "valuenum"]
 EPS = 1e-6
+#: The texts pandas 0.23 (the original's environment) reads as missing. Later versions add "None", a GCS eye value.
+PANDAS_023_NA = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "N/A",
+                 "NA", "NULL", "NaN", "n/a", "nan", "null"]
 
 
 def _pandas():  # noqa: ANN202 - the pandas module
@@ -121,7 +136,8 @@ def validate_events(root: Path, progress: bool = False) -> None:
         if not (folder / "events.csv").exists():
             continue
         stays = pd.read_csv(folder / "stays.csv")
-        events = pd.read_csv(folder / "events.csv", dtype={"value": str})
+        events = pd.read_csv(folder / "events.csv", dtype={"value": str}, keep_default_na=False,
+                             na_values=PANDAS_023_NA)
         events = events[events.hadm_id.notnull()]
         events = events.merge(stays[["hadm_id", "stay_id"]].rename(columns={"stay_id": "adm_stay"}), on="hadm_id")
         events["stay_id"] = events.stay_id.fillna(events.adm_stay)
@@ -171,9 +187,15 @@ def extract_episodes(root: Path, progress: bool = False) -> int:
         if not (folder / "events.csv").exists():
             continue
         stays = pd.read_csv(folder / "stays.csv", parse_dates=["intime", "outtime"])
-        events = pd.read_csv(folder / "events.csv", parse_dates=["charttime"], dtype={"value": str})
-        events = _clean(events.merge(items, on="itemid"), pd)
-        events = events.sort_values(["charttime", "variable", "value"], key=lambda c: c.astype(str))
+        events = pd.read_csv(folder / "events.csv", parse_dates=["charttime"], dtype={"value": str},
+                             keep_default_na=False, na_values=PANDAS_023_NA)
+        events = _clean(events.merge(items, on="itemid").assign(text=lambda e: e.value), pd)
+        # The last value per (time, variable) wins after a sort on the value: the channels the original's cleaning
+        # turned into numbers compare as numbers, the others as their charted text.
+        numeric = events.variable.isin(NUMERIC_AFTER_CLEANING)
+        events = events.assign(_number=pd.to_numeric(events.value.where(numeric), errors="coerce"),
+                               _text=events.text.where(~numeric, ""))
+        events = events.sort_values(["charttime", "variable", "_number", "_text"])
         last = events.drop_duplicates(["charttime", "variable"], keep="last")
         wide = last.pivot(index="charttime", columns="variable", values="value").reindex(columns=names)
         first_stay = events.groupby("charttime").stay_id.first()
@@ -205,7 +227,7 @@ def create_tasks(root: Path, out: Path, code_groups: dict[str, str], progress: b
         diagnoses = pd.read_csv(folder / "diagnoses.csv", dtype={"icd_code": str})
         for ts_file in sorted(folder.glob("episode*_timeseries.csv")):
             episode = pd.read_csv(folder / ts_file.name.replace("_timeseries", ""))
-            series = pd.read_csv(ts_file)
+            series = pd.read_csv(ts_file, keep_default_na=False, na_values=PANDAS_023_NA)
             stay_id, los = int(episode.Icustay[0]), 24.0 * float(episode["Length of Stay"][0])
             name = f"{folder.name}_{ts_file.name}"
             if los >= 48 - EPS:
@@ -229,6 +251,164 @@ def create_tasks(root: Path, out: Path, code_groups: dict[str, str], progress: b
     }
 
 
+class Discretizer:
+    """The original's ``Discretizer`` (timestep 1 h, masks, 'previous' imputation, start time zero), loop for loop.
+
+    Channels, one-hot categories and normal values come from the package's variable table, which holds the original's
+    discretizer configuration.
+    """
+
+    def __init__(self, timestep: float = 1.0) -> None:
+        variables = resources.variables()
+        self._id_to_channel = [v["name"] for v in variables]
+        self._channel_to_id = {c: i for i, c in enumerate(self._id_to_channel)}
+        self._is_categorical_channel = {v["name"]: v["categorical"] for v in variables}
+        self._possible_values = {v["name"]: [str(x) for x in v.get("possible_values", [])] for v in variables}
+        self._normal_values = {v["name"]: str(v["normal_value"]) for v in variables}
+        self._timestep = timestep
+
+    def transform(self, X: np.ndarray, header: list[str], end: float) -> np.ndarray:  # noqa: N803 - as the original
+        eps = 1e-6
+        n_channels = len(self._id_to_channel)
+        first_time = 0
+        max_hours = end - first_time
+        n_bins = int(max_hours / self._timestep + 1.0 - eps)
+        cur_len = 0
+        begin_pos = [0 for _ in range(n_channels)]
+        end_pos = [0 for _ in range(n_channels)]
+        for i in range(n_channels):
+            channel = self._id_to_channel[i]
+            begin_pos[i] = cur_len
+            if self._is_categorical_channel[channel]:
+                end_pos[i] = begin_pos[i] + len(self._possible_values[channel])
+            else:
+                end_pos[i] = begin_pos[i] + 1
+            cur_len = end_pos[i]
+        data = np.zeros(shape=(n_bins, cur_len), dtype=float)
+        mask = np.zeros(shape=(n_bins, n_channels), dtype=int)
+        original_value = [["" for _ in range(n_channels)] for _ in range(n_bins)]
+
+        def write(data: np.ndarray, bin_id: int, channel: str, value: str, begin_pos: list[int]) -> None:
+            channel_id = self._channel_to_id[channel]
+            if self._is_categorical_channel[channel]:
+                category_id = self._possible_values[channel].index(value)
+                n_values = len(self._possible_values[channel])
+                one_hot = np.zeros((n_values,))
+                one_hot[category_id] = 1
+                for pos in range(n_values):
+                    data[bin_id, begin_pos[channel_id] + pos] = one_hot[pos]
+            else:
+                data[bin_id, begin_pos[channel_id]] = float(value)
+
+        for row in X:
+            t = float(row[0]) - first_time
+            if t > max_hours + eps:
+                continue
+            bin_id = int(t / self._timestep - eps)
+            for j in range(1, len(row)):
+                if row[j] == "":
+                    continue
+                channel = header[j]
+                channel_id = self._channel_to_id[channel]
+                mask[bin_id][channel_id] = 1
+                write(data, bin_id, channel, row[j], begin_pos)
+                original_value[bin_id][channel_id] = row[j]
+
+        prev_values: list[list[str]] = [[] for _ in range(n_channels)]
+        for bin_id in range(n_bins):
+            for channel in self._id_to_channel:
+                channel_id = self._channel_to_id[channel]
+                if mask[bin_id][channel_id] == 1:
+                    prev_values[channel_id].append(original_value[bin_id][channel_id])
+                    continue
+                if len(prev_values[channel_id]) == 0:
+                    imputed_value = self._normal_values[channel]
+                else:
+                    imputed_value = prev_values[channel_id][-1]
+                write(data, bin_id, channel, imputed_value, begin_pos)
+        return np.hstack([data, mask.astype(np.float32)])
+
+
+class Normalizer:
+    """The original's ``Normalizer``: sums over every bin of the train samples; mean / std of the chosen columns."""
+
+    def __init__(self, fields: list[int]) -> None:
+        self._fields = fields
+        self._sum_x: np.ndarray | None = None
+        self._sum_sq_x: np.ndarray | None = None
+        self._count = 0
+
+    def feed(self, x: np.ndarray) -> None:
+        x = np.array(x)
+        self._count += x.shape[0]
+        if self._sum_x is None:
+            self._sum_x = np.sum(x, axis=0)
+            self._sum_sq_x = np.sum(x**2, axis=0)
+        else:
+            self._sum_x += np.sum(x, axis=0)
+            self._sum_sq_x += np.sum(x**2, axis=0)
+
+    def fit(self) -> None:
+        eps = 1e-7
+        n = self._count
+        self._means = 1.0 / n * self._sum_x
+        self._stds = np.sqrt(1.0 / (n - 1) * (self._sum_sq_x - 2.0 * self._sum_x * self._means + n * self._means**2))
+        self._stds[self._stds < eps] = eps
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        ret = 1.0 * x
+        for col in self._fields:
+            ret[:, col] = (x[:, col] - self._means[col]) / self._stds[col]
+        return ret
+
+
+def _read_timeseries(path: Path) -> tuple[np.ndarray, list[str]]:
+    """The original reader's ``_read_timeseries``: the header, then every line split on commas."""
+    ret = []
+    with path.open() as tsfile:
+        header = tsfile.readline().strip().split(",")
+        for line in tsfile:
+            ret.append(np.array(line.strip().split(",")))
+    return np.stack(ret), header
+
+
+def discretise_task(tasks: Path, task: str, train_subjects: set[str], progress: bool = False) -> dict[int, np.ndarray]:
+    """Every sample of ``task`` discretised, then normalised with a normaliser fitted on the train samples; by stay id.
+    """
+    discretizer = Discretizer()
+    normalizer = Normalizer([i for i, name in enumerate(resources.feature_names()) if "->" not in name])
+    rows = [line.split(",") for line in (tasks / task / "listfile.csv").read_text().splitlines()[1:]]
+    arrays: dict[int, np.ndarray] = {}
+    for row in tqdm(rows, desc=f"baseline: discretise {task}", disable=not progress):
+        X, header = _read_timeseries(tasks / task / row[0])  # noqa: N806 - as the original
+        period = float(row[1])
+        data = discretizer.transform(X, header, end=48.0 if period == 0.0 else period)
+        if row[0].split("_")[0] in train_subjects:
+            normalizer.feed(data)
+        arrays[int(row[2])] = data
+    if arrays:
+        normalizer.fit()
+        arrays = {stay: normalizer.transform(data) for stay, data in arrays.items()}
+    return arrays
+
+
+def discretise_tasks(tasks: Path, train_subjects: set[str], progress: bool = False) -> dict[str, Any]:
+    """Stage 5: :func:`discretise_task` for both tasks; returns the number of time steps per task."""
+    steps = {}
+    for task in ("in-hospital-mortality", "phenotyping"):
+        steps[task] = sum(a.shape[0] for a in discretise_task(tasks, task, train_subjects, progress).values())
+    return {"time_steps": steps}
+
+
+def _train_subjects(root: Path) -> set[str]:
+    """Subjects of the train split under the package's salted hash (the original reads its split lists)."""
+    from medfuse_bench.etl.splits import DEFAULT_SALT, assign_splits
+
+    subjects = [int(p.name) for p in _subject_folders(root)]
+    splits = assign_splits(subjects, DEFAULT_SALT)
+    return {str(s) for s, split in splits.iter_rows() if split == "train"}
+
+
 def _code_groups(files: dict[str, Path]) -> dict[str, str]:
     """ICD code -> benchmark phenotype for the codes of the diagnoses table (the original reads these from YAML)."""
     import polars as pl
@@ -243,7 +423,7 @@ def _code_groups(files: dict[str, Path]) -> dict[str, str]:
 
 
 def run_baseline(mimic_iv_dir: str | Path, scratch: str | Path, *, progress: bool = False) -> dict[str, Any]:
-    """Run the four stages on ``mimic_iv_dir``, writing under ``scratch``; return the seconds of each stage."""
+    """Run the five stages on ``mimic_iv_dir``, writing under ``scratch``; return the seconds of each stage."""
     files = detect_layout(mimic_iv_dir).files
     scratch = Path(scratch)
     root, tasks = scratch / "root", scratch / "tasks"
@@ -261,5 +441,7 @@ def run_baseline(mimic_iv_dir: str | Path, scratch: str | Path, *, progress: boo
     counts["episodes"] = timed("episodes", lambda: extract_episodes(root, progress))
     groups = _code_groups(files)
     counts.update(timed("tasks", lambda: create_tasks(root, tasks, groups, progress)))
+    train = _train_subjects(root)
+    counts.update(timed("discretise", lambda: discretise_tasks(tasks, train, progress)))
     return {"seconds": {k: round(v, 3) for k, v in seconds.items()},
             "total_seconds": round(sum(seconds.values()), 3), "counts": counts}

@@ -210,7 +210,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stays", required=True, help="stays.parquet of the cohort (its subjects are the EHR patients)")
     p.add_argument("--raw-dir", required=True, help="ingest folder holding cxr_metadata/cxr_chexpert/cxr_split.parquet")
     p.add_argument("--out", required=True, help="output splits.parquet (subject_id, split, ehr)")
-    p.add_argument("--salt", default="medfuse-bench-v1", help="salt of the hash (etl.split.salt; keep it fixed)")
+    p.add_argument("--salt", default=splits.DEFAULT_SALT, help="salt of the hash (etl.split.salt; keep it fixed)")
     p.add_argument("--train", type=float, default=0.7, help="fraction of patients in train (etl.split.train)")
     p.add_argument("--val", type=float, default=0.1, help="fraction of patients in val (etl.split.val)")
     p.add_argument("--test-list", default=None,

@@ -26,6 +26,10 @@ from medfuse_bench.resources import SPLITS
 
 log = logging.getLogger(__name__)
 
+#: The salt of ``etl.split.salt``'s default: the split of every subject under the default configuration.
+DEFAULT_SALT = "medfuse-bench-v1"
+
+
 def salt_seed(salt: str) -> int:
     """The 64-bit seed of a salt: the first 8 bytes (little endian) of its BLAKE2b digest."""
     return int.from_bytes(hashlib.blake2b(salt.encode("utf-8"), digest_size=8).digest(), "little")
