@@ -100,7 +100,7 @@ def test_polars_event_reader_equals_duckdb(tmp_path: Path, layout: str, table: s
     fast = convert_events(spec, files[table], tmp_path / "fast.parquet", ids)
     con = _connect("1GB", 1, tmp_path / "spill")
     slow = convert_table(con, spec, files[table], tmp_path / "slow.parquet", ids)
-    assert fast == slow
+    assert (fast.pop("reader"), slow.pop("reader")) == ("polars", "duckdb") and fast == slow
     a, b = pl.read_parquet(tmp_path / "fast.parquet"), pl.read_parquet(tmp_path / "slow.parquet")
     assert_frame_equal(a.sort(a.columns, nulls_last=True), b.sort(b.columns, nulls_last=True))
     if table == "chartevents":
@@ -115,6 +115,8 @@ def test_timestamps_outside_mimic_format_fall_back_to_duckdb(tmp_path: Path, cap
     assert provenance["outputs"]["chartevents"]["rows"] == 3
     assert chart["charttime"].dt.hour().to_list() == [1, 1, 1]
     assert "reading it again with DuckDB" in caplog.text
+    assert provenance["outputs"]["chartevents"]["reader"] == "duckdb"
+    assert provenance["outputs"]["labevents"]["reader"] == "polars"
 
 
 def test_event_itemids_cover_both_modes():

@@ -62,13 +62,15 @@ sys.exit(code)
 """
 
 
-def run_stage(args: list[str], log_path: Path) -> dict[str, Any]:
-    """Run one ``medfuse-bench`` subcommand in its own process; return wall seconds, exit code and peak RSS (MB)."""
+def run_stage(args: list[str], log_path: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run one ``medfuse-bench`` subcommand in its own process (``env`` added to its environment); return wall
+    seconds, exit code and peak RSS (MB)."""
     memory = log_path.with_suffix(".peak_kb")
     memory.unlink(missing_ok=True)
     start = time.perf_counter()
     with log_path.open("w") as fh:
-        code = subprocess.run([sys.executable, "-c", _STAGE, str(memory), *args], stdout=fh, stderr=fh).returncode
+        code = subprocess.run([sys.executable, "-c", _STAGE, str(memory), *args], stdout=fh, stderr=fh,
+                              env={**os.environ, **(env or {})}).returncode
     seconds = time.perf_counter() - start
     peak_kb = int(memory.read_text()) if memory.exists() else 0
     return {"seconds": round(seconds, 3), "exit_code": code, "peak_rss_mb": round(peak_kb / 1024, 1)}
@@ -116,9 +118,9 @@ def bench_etl(
     chart_rows = _csv_rows(layout.files["chartevents"])
     lab_rows = _csv_rows(layout.files["labevents"])
 
-    def stage(name: str, args: list[str], rows: int) -> dict[str, Any]:
+    def stage(name: str, args: list[str], rows: int, env: dict[str, str] | None = None) -> dict[str, Any]:
         log.info("bench: %s", name)
-        result = {"stage": name, "rows": rows, **run_stage(args, logs / f"{name}.log")}
+        result = {"stage": name, "rows": rows, **run_stage(args, logs / f"{name}.log", env)}
         result["rows_per_s"] = round(rows / result["seconds"]) if result["seconds"] else None
         if result["exit_code"] != 0:
             result["error"] = (logs / f"{name}.log").read_text()[-2000:]
@@ -128,7 +130,7 @@ def bench_etl(
     threads_args = ["--threads", str(threads)] if threads else []
     stage("ingest", ["ingest", "--mimic-iv", str(mimic_iv), "--mimic-cxr", str(mimic_cxr), "--out-dir", str(raw),
                      "--provenance", str(etl / "provenance.json"), "--fidelity", fidelity, *threads_args],
-          chart_rows + lab_rows)
+          chart_rows + lab_rows, {"POLARS_MAX_THREADS": str(threads)} if threads else None)
     provenance = json.loads((etl / "provenance.json").read_text())
     seconds = provenance["seconds"]["chartevents"]
     report["ingest_chartevents"] = {

@@ -40,7 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     _fidelity(p)
     p.add_argument("--memory-limit", default="4GB",
                    help="DuckDB memory limit; larger intermediate data spills to disk (default: 4GB)")
-    p.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="DuckDB threads (default: all cores); Polars, which reads the event tables, takes "
+                        "POLARS_MAX_THREADS from the environment")
     p.set_defaults(func=run_ingest)
 
     p = sub.add_parser("cohort", help="ICU stays of the benchmark cohort with age and in-hospital mortality")
@@ -84,7 +86,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workdir", required=True, help="scratch folder for the synthetic data and the ETL outputs")
     p.add_argument("--seed", type=int, default=1002, help="seed of the synthetic dataset (default: 1002)")
     _fidelity(p)
-    p.add_argument("--threads", type=int, default=None, help="DuckDB threads for ingest (default: all cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads of ingest: its --threads and POLARS_MAX_THREADS (default: all cores)")
     p.add_argument("--mimic-iv", default=None,
                    help="time an existing MIMIC-IV folder instead of generating one (needs --mimic-cxr)")
     p.add_argument("--mimic-cxr", default=None, help="the MIMIC-CXR-JPG folder that goes with --mimic-iv")

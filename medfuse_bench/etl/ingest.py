@@ -1,4 +1,4 @@
-"""Ingest: convert the raw MIMIC-IV and MIMIC-CXR-JPG CSV tables the ETL needs to Parquet with DuckDB.
+"""Ingest: convert the raw MIMIC-IV and MIMIC-CXR-JPG CSV tables the ETL needs to Parquet with Polars and DuckDB.
 
 chartevents (about 30 GB in MIMIC-IV) never enters Python memory. The two event tables stream through Polars'
 CSV reader (it decompresses and parses gzip about twice as fast as DuckDB's on two cores), which keeps the rows whose
@@ -143,8 +143,13 @@ def convert_table(con: duckdb.DuckDBPyConnection, spec: TableSpec, path: Path, o
         rows = con.execute(sql).fetchone()[0]
     except duckdb.Error as exc:
         raise _diagnose(con, spec, path, header, chosen, exc) from exc
-    missing = [c.name for c in spec.columns if chosen[c.name] is None]
-    return {"rows": int(rows), "columns_from": {k: v for k, v in chosen.items() if v is not None}, "absent": missing}
+    return _converted(spec, chosen, rows, "duckdb")
+
+
+def _converted(spec: TableSpec, chosen: dict[str, str | None], rows: int, reader: str) -> dict[str, Any]:
+    """What a conversion reports: rows written, input column of each output column, absent optional columns."""
+    return {"rows": int(rows), "columns_from": {k: v for k, v in chosen.items() if v is not None},
+            "absent": [c.name for c in spec.columns if chosen[c.name] is None], "reader": reader}
 
 
 #: Polars type of each DuckDB type the table specs use; timestamps are read as text and parsed after the filter.
@@ -184,9 +189,7 @@ def convert_events(spec: TableSpec, path: Path, out: Path, itemids: list[int]) -
         .select(exprs)
         .sink_parquet(out, compression="zstd")
     )
-    rows = pl.scan_parquet(out).select(pl.len()).collect().item()
-    missing = [c.name for c in spec.columns if chosen[c.name] is None]
-    return {"rows": int(rows), "columns_from": {k: v for k, v in chosen.items() if v is not None}, "absent": missing}
+    return _converted(spec, chosen, pl.scan_parquet(out).select(pl.len()).collect().item(), "polars")
 
 
 def convert_filtered(con: duckdb.DuckDBPyConnection, spec: TableSpec, path: Path, out: Path,
@@ -285,6 +288,7 @@ def ingest(
                     "rows": info["rows"],
                     "columns_from": info["columns_from"],
                     "absent_optional_columns": info["absent"],
+                    "reader": info["reader"],
                 }
         finally:
             con.close()
