@@ -404,7 +404,7 @@ def write_timeseries(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
         for array in arrays:
             for a in range(0, array.shape[0], chunk_rows):
                 normalize(array[a:a + chunk_rows], means, stds)
-            array.flush()
+        # Unmapping leaves the written pages to the page cache, as any file write; no msync (0.8 s on 24k stays).
         del arrays
         index = prepared.select("stay_id", "split").with_columns(
             pl.Series("offset", offsets, dtype=pl.Int64), pl.Series("length", n_bins, dtype=pl.Int64)
