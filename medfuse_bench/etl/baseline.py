@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -267,7 +266,7 @@ class Discretizer:
         self._normal_values = {v["name"]: str(v["normal_value"]) for v in variables}
         self._timestep = timestep
 
-    def transform(self, X: np.ndarray, header: list[str], end: float) -> np.ndarray:  # noqa: N803 - as the original
+    def transform(self, X: np.ndarray, header: list[str], end: float) -> np.ndarray:
         eps = 1e-6
         n_channels = len(self._id_to_channel)
         first_time = 0
@@ -380,7 +379,7 @@ def discretise_task(tasks: Path, task: str, train_subjects: set[str], progress: 
     rows = [line.split(",") for line in (tasks / task / "listfile.csv").read_text().splitlines()[1:]]
     arrays: dict[int, np.ndarray] = {}
     for row in tqdm(rows, desc=f"baseline: discretise {task}", disable=not progress):
-        X, header = _read_timeseries(tasks / task / row[0])  # noqa: N806 - as the original
+        X, header = _read_timeseries(tasks / task / row[0])
         period = float(row[1])
         data = discretizer.transform(X, header, end=48.0 if period == 0.0 else period)
         if row[0].split("_")[0] in train_subjects:
