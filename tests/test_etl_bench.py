@@ -52,19 +52,13 @@ def test_the_original_approach_computes_the_same_time_series(report: tuple[dict,
     """The baseline's discretiser and normaliser (ports of the original's) give the arrays the time-series stage
     stores in ``original`` mode: the benchmark compares the same work."""
     from medfuse_bench.etl import baseline
-    from medfuse_bench.etl.layout import detect_layout
 
     _, workdir = report
-    files = detect_layout(workdir / "synthetic" / "mimic-iv").files
-    root, tasks = tmp_path / "root", tmp_path / "tasks"
-    root.mkdir()
-    baseline.extract_subjects(files, root)
-    baseline.validate_events(root)
-    baseline.extract_episodes(root)
-    baseline.create_tasks(root, tasks, baseline._code_groups(files))
-    train = baseline._train_subjects(root)
+    scratch = tmp_path / "baseline"
+    baseline.run_baseline(workdir / "synthetic" / "mimic-iv", scratch)  # keeps its scratch files
+    train = baseline._train_subjects(scratch / "root")
     for task in ("in-hospital-mortality", "phenotyping"):
-        theirs = baseline.discretise_task(tasks, task, train)
+        theirs = baseline.discretise_task(scratch / "tasks", task, train)
         index = pl.read_parquet(workdir / "tasks" / task / "timeseries_index.parquet")
         assert sorted(theirs) == sorted(index["stay_id"])
         for stay_id, split, offset, length in index.iter_rows():

@@ -198,7 +198,7 @@ def convert_filtered(con: duckdb.DuckDBPyConnection, spec: TableSpec, path: Path
     try:
         return convert_events(spec, path, out, itemids)
     except (pl.exceptions.PolarsError, OSError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first_line = (str(exc).strip() or type(exc).__name__).splitlines()[0]
         log.warning("%s: the fast reader stopped (%s); reading it again with DuckDB", path, first_line)
         out.unlink(missing_ok=True)
         return convert_table(con, spec, path, out, itemids)
