@@ -71,8 +71,7 @@ def test_typed_tables_and_filtered_events(tmp_path: Path):
     assert admissions.schema["admittime"] == pl.Datetime("us") and "race" in admissions.columns
     assert pl.read_parquet(raw / "patients.parquet").schema["dod"] == pl.Date
     chart = pl.read_parquet(raw / "chartevents.parquet")
-    assert chart.columns == ["subject_id", "hadm_id", "stay_id", "charttime", "storetime", "itemid", "value",
-                             "valuenum", "valueuom"]
+    assert chart.columns == ["subject_id", "hadm_id", "stay_id", "charttime", "storetime", "itemid", "value"]
     assert sorted(chart["itemid"]) == [220045, 220739, 223761]  # 220046 (HR alarm) is not a variable's item
     labs = pl.read_parquet(raw / "labevents.parquet")
     assert labs.columns == chart.columns and labs["stay_id"].null_count() == labs.height
@@ -164,13 +163,13 @@ def _without(table: str) -> dict[str, pl.DataFrame]:
     ("tables", "words"),
     [
         (_without("icustays"), ["missing table", "icustays.csv.gz"]),
-        ({**base_tables(), "chartevents": base_tables()["chartevents"].drop("valuenum")},
-         ["chartevents.csv.gz", "'valuenum'"]),
+        ({**base_tables(), "chartevents": base_tables()["chartevents"].drop("value")},
+         ["chartevents.csv.gz", "'value'"]),
         (_chart(charttime=pl.lit("next tuesday")), ["chartevents.csv.gz", "column 'charttime'", "timestamps"]),
         ({**base_tables(), "icustays": pl.concat([base_tables()["icustays"], base_tables()["icustays"].head(1)])},
          ["icustays.csv.gz", "'stay_id'", "stay_id 100"]),
         (_chart(itemid=pl.lit(220046)), ["chartevents.csv.gz", "no rows left", "itemid"]),
-        (_chart(valuenum=pl.lit("n/a")), ["chartevents.csv.gz", "column 'valuenum'"]),
+        (_chart(stay_id=pl.lit("n/a")), ["chartevents.csv.gz", "column 'stay_id'"]),
     ],
     ids=["missing-table", "missing-column", "bad-timestamp", "duplicated-stay", "empty-chartevents", "bad-number"],
 )

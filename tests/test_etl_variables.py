@@ -48,7 +48,7 @@ def events(*rows: tuple) -> pl.DataFrame:
         else:
             subject, hadm = stay_subject[stay]
         t = T0 + hours * H
-        out.append((subject, hadm, stay, t, t + timedelta(minutes=minutes), itemid, value, None, None))
+        out.append((subject, hadm, stay, t, t + timedelta(minutes=minutes), itemid, value))
     return pl.DataFrame(out, schema=RAW_EVENT_SCHEMA, orient="row")
 
 

@@ -111,8 +111,6 @@ RAW_EVENT_SCHEMA: dict[str, pl.DataType] = {
     "storetime": pl.Datetime("us"),
     "itemid": pl.Int64(),
     "value": pl.String(),
-    "valuenum": pl.Float64(),
-    "valueuom": pl.String(),
 }
 
 
