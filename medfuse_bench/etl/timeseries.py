@@ -143,7 +143,7 @@ def _unknown_categories(frame: pl.DataFrame, layout: ChannelLayout) -> None:
 
 
 def bin_observations(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame, timestep: float) -> pl.DataFrame:
-    """The last observation of each (sample, bin, channel): pos, bin, channel, code; sorted by pos, channel, bin.
+    """The last observation of each (sample, bin, channel): pos, bin, channel, code; sorted by pos, bin, channel.
 
     ``samples`` comes from :func:`prepare_samples` (stay_id, period_length, pos). ``code`` is the value of a
     continuous channel or the category index of a categorical one.
@@ -193,24 +193,29 @@ def bin_observations(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
         code[is_cat] = lookup[channel[is_cat], text_index.fill_null(len(texts)).to_numpy()]
         if np.isnan(code[is_cat]).any():
             _unknown_categories(cat, layout)
-    # One sort on (sample, channel, bin) packed into one integer, then hour and row order: the last row of each
+    # One sort on (sample, bin, channel) packed into one integer, then hour and row order: the last row of each
     # run of equal keys is the observation that wins its bin. Rows already in (sample, hour) order (events.parquet
-    # is sorted by stay and hour) only need a stable sort on the key.
+    # is sorted by stay and hour) only need a stable sort on the key, and they are then nearly in key order, which
+    # NumPy's stable sort (a merge of sorted runs) exploits.
     pos, hours = frame["pos"].cast(pl.Int64).to_numpy(), frame["hours"].to_numpy()
     d_pos, d_hours = np.diff(pos), np.diff(hours)
     in_order = bool(np.all((d_pos > 0) | ((d_pos == 0) & (d_hours >= 0))))
-    keyed = pl.DataFrame({
-        "key": (pos * n_ch + channel) * width + frame["bin"].to_numpy(),
-        "hours": frame["hours"], "_row": frame["_row"], "code": code,
-    }).filter(pl.col("code").is_not_nan())
-    keyed = keyed.sort("key", maintain_order=True) if in_order else keyed.sort(["key", "hours", "_row"])
+    key = (pos * width + frame["bin"].to_numpy()) * n_ch + channel
+    usable = ~np.isnan(code)
+    if in_order:
+        key, code = key[usable], code[usable]
+        order = np.argsort(key, kind="stable")
+    else:
+        keyed = pl.DataFrame({"key": key, "hours": hours, "_row": frame["_row"]}).filter(pl.Series(usable))
+        code = code[usable]
+        order = keyed.with_row_index("_i").sort(["key", "hours", "_row"])["_i"].to_numpy()
+        key = keyed["key"].to_numpy()
     del frame
-    key = keyed["key"].to_numpy()
+    key, code = key[order], code[order]
     last = np.flatnonzero(np.r_[key[1:] != key[:-1], True]) if len(key) else np.zeros(0, dtype=np.int64)
     key = key[last]
     return pl.DataFrame({
-        "pos": key // (n_ch * width), "bin": key % width, "channel": (key // width) % n_ch,
-        "code": keyed["code"].to_numpy()[last],
+        "pos": key // (n_ch * width), "bin": (key // n_ch) % width, "channel": key % n_ch, "code": code[last],
     }, schema={"pos": pl.Int64, "bin": pl.Int64, "channel": pl.Int8, "code": pl.Float64})
 
 
@@ -309,8 +314,11 @@ def fit_normalizer(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def normalize(array: np.ndarray, means: np.ndarray, stds: np.ndarray) -> np.ndarray:
     """Normalise the 12 continuous columns of ``array`` in place and return it."""
-    cols = channel_layout().continuous_columns
-    array[:, cols] = ((array[:, cols].astype(np.float64) - means[cols]) / stds[cols]).astype(array.dtype)
+    for col in channel_layout().continuous_columns:  # one column at a time: no gather of 12 strided columns
+        values = array[:, col].astype(np.float64)
+        values -= means[col]
+        values /= stds[col]
+        array[:, col] = values
     return array
 
 

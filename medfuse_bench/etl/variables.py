@@ -607,9 +607,11 @@ def run_variables(
                 )
                 del events
                 merge_counts(counts, part_counts)
-                table = part.to_arrow()
+                # ``variable`` goes to the writer as a dictionary, which it stores without re-encoding 17 names
+                # per row; without the Arrow schema in the file, readers still see a plain string column.
+                table = part.with_columns(pl.col("variable").cast(VARIABLE)).to_arrow()
                 if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd", store_schema=False)
                 writer.write_table(table.cast(writer.schema), row_group_size=EVENTS_ROW_GROUP)
         finally:
             if writer is not None:
