@@ -169,6 +169,24 @@ def test_write_timeseries_files_match_discretize_and_do_not_depend_on_chunking(t
     assert not list(tmp_path.glob("a/.*"))  # no temporary files left
 
 
+def test_write_timeseries_in_subject_order_equals_stay_order(tmp_path):
+    # events.parquet from the variables stage is sorted by subject, then stay; subject order here runs against
+    # stay order, so the chunks of the two orders hold different stays
+    world = make_world(40, seed=5)
+    stays = world["stays"].with_columns(subject_id=pl.lit(20_000_000) - pl.col("subject_id"))
+    split = np.array(["train", "val", "test"])[np.arange(stays.height) % 3]
+    table = stays.select("subject_id", "stay_id", pl.Series("split", split), pl.col("los_hours").alias("period_length"))
+    by_subject = (world["events"].join(stays.select("stay_id", "subject_id"), on="stay_id", maintain_order="left")
+                  .sort(["subject_id", "stay_id", "hours"], maintain_order=True))
+    timeseries.write_timeseries(by_subject, table, tmp_path / "subject", 1.0, chunk_rows=40)
+    timeseries.write_timeseries(world["events"], table.drop("subject_id"), tmp_path / "stay", 1.0, chunk_rows=40)
+    for name in ("train", "val", "test"):
+        np.testing.assert_array_equal(np.load(tmp_path / "subject" / f"timeseries_{name}.npy"),
+                                      np.load(tmp_path / "stay" / f"timeseries_{name}.npy"))
+    indexes = [pl.read_parquet(tmp_path / d / "timeseries_index.parquet") for d in ("subject", "stay")]
+    assert indexes[0].equals(indexes[1])
+
+
 def test_write_timeseries_without_train_samples_fails_and_leaves_nothing(tmp_path):
     with pytest.raises(MedfuseError, match="train split"):
         timeseries.write_timeseries(ev([(1, 0.5, HR, 80.0, None)]), samples([(1, "val", 2.0)]), tmp_path / "out")

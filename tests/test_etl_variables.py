@@ -52,9 +52,12 @@ def events(*rows: tuple) -> pl.DataFrame:
     return pl.DataFrame(out, schema=RAW_EVENT_SCHEMA, orient="row")
 
 
+STAY_SUBJECT = {100: 1, 300: 1, 200: 2}
+
+
 def expected(*rows: tuple) -> pl.DataFrame:
-    """(stay_id, hours, variable, value, value_text) rows in output order."""
-    return pl.DataFrame(list(rows), schema=V.EVENTS_SCHEMA, orient="row")
+    """(stay_id, hours, variable, value, value_text) rows in output order; subject_id follows the stay."""
+    return pl.DataFrame([(STAY_SUBJECT[row[0]], *row) for row in rows], schema=V.EVENTS_SCHEMA, orient="row")
 
 
 def run(frame: pl.DataFrame, fidelity: str, outliers: str | None = "keep") -> tuple[pl.DataFrame, dict]:
@@ -289,9 +292,10 @@ def test_variables_command_writes_events_and_stats(tmp_path: Path):
         assert result.returncode == 0, result.stderr
         frame = pl.read_parquet(out)
         assert frame.height == n and frame.schema == pl.Schema(V.EVENTS_SCHEMA)
-        assert frame.select("stay_id", "hours").rows() == sorted(frame.select("stay_id", "hours").rows())
+        keys = frame.select("subject_id", "stay_id", "hours").rows()
+        assert keys == sorted(keys)
         stats = json.loads((tmp_path / f"{fidelity}.json").read_text())
-        assert stats["batches"] == 3 and stats["rows_raw"] == 3
+        assert stats["batches"] == 2 and stats["rows_raw"] == 3
 
 
 def test_variables_command_names_a_missing_raw_table(tmp_path: Path):
@@ -318,30 +322,43 @@ def test_distinct_values_index_every_row_including_nulls():
     assert_frame_equal(pairs[index.tolist()], frame)
 
 
-def test_counted_rows_limit_the_raw_counts_but_not_the_output():
-    frame = events((100, 1, 220045, "80"), (100, 2, 220045, "abc"), (200, 1, 220045, "90"), (None, 1, 50931, "5"))
-    out_all, all_counts = extract_events(frame, STAYS, fidelity="corrected", outliers="keep")
-    first_two = pl.Series([True, True, False, False])
-    out_part, part_counts = extract_events(frame, STAYS, fidelity="corrected", outliers="keep", counted=first_two)
-    assert_frame_equal(out_all, out_part)
-    assert all_counts["rows_in"] == 4 and part_counts["rows_in"] == 2
-    assert part_counts["rows_mapped"] == {"Heart Rate": 2} and part_counts["dropped_no_value"] == {"Heart Rate": 1}
-    only_200, _ = extract_events(frame, STAYS, fidelity="corrected", outliers="keep", keep_stays=pl.Series([200]))
-    assert only_200["stay_id"].to_list() == [200]
+@pytest.mark.parametrize("fidelity", ["original", "corrected"])
+def test_batches_change_neither_the_events_nor_the_counts(tmp_path: Path, fidelity: str):
+    # subject 1 has two stays (100, 300) and a lab; one batch per subject must give what one batch gives
+    ev = events((300, 101, 220045, "80"), (100, 1, 220045, "70"), (200, 2, 220045, "abc"), (200, 1, 220210, "20"),
+                (None, 2, 50931, "105", 0, 10), (100, 3, 223951, "Normal <3 Seconds"), (300, 102, 220739, "4"))
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    ev.filter(pl.col("stay_id").is_not_null()).write_parquet(raw / "chartevents.parquet")
+    ev.filter(pl.col("stay_id").is_null()).write_parquet(raw / "labevents.parquet")
+    STAYS.write_parquet(tmp_path / "stays.parquet")
+    runs = {}
+    for rows in (1, 10**9):
+        out = tmp_path / f"events_{rows}.parquet"
+        counts = V.run_variables(raw, tmp_path / "stays.parquet", out, fidelity=fidelity, rows_per_batch=rows)
+        runs[rows] = (pl.read_parquet(out), counts)
+    (few, few_counts), (many, many_counts) = runs[10**9], runs[1]
+    assert (few_counts.pop("batches"), many_counts.pop("batches")) == (1, 2)  # at most one batch per subject
+    assert few_counts == many_counts and few_counts["rows_in"] == ev.height
+    assert_frame_equal(few, many)
+    assert_frame_equal(few, few.sort(["subject_id", "stay_id", "hours", "variable"]))
+    assert few.select("subject_id", "stay_id").unique(maintain_order=True).rows() == [(1, 100), (1, 300), (2, 200)]
 
 
 @pytest.mark.parametrize("offset", [timedelta(0), timedelta(microseconds=500)])
-def test_sort_events_equals_a_sort_on_three_columns(offset):
-    # whole seconds take the packed key, sub-second times the three-column sort: both give the same order
-    times = [T0 + k * H + offset * (k % 2) for k in (3, 1, 2, 1, 0)]
-    frame = pl.DataFrame({"stay_id": [300, 100, 100, 100, 300], "charttime": times,
-                          "variable": ["pH", "Glucose", "Weight", "Capillary refill rate", "Heart Rate"],
-                          "value": [1.0, 2.0, 3.0, 4.0, 5.0]}, schema_overrides={"variable": V.VARIABLE})
-    assert_frame_equal(V.sort_events(frame), frame.sort(["stay_id", "charttime", "variable"]))
+def test_sort_events_equals_a_sort_on_four_columns(offset):
+    # whole seconds take the packed key, sub-second times the four-column sort: both give the same order; stay 300
+    # (subject 1) comes before stay 200 (subject 2)
+    times = [T0 + k * H + offset * (k % 2) for k in (3, 1, 2, 1, 0, 1)]
+    frame = pl.DataFrame({"subject_id": [1, 1, 1, 1, 1, 2], "stay_id": [300, 100, 100, 100, 300, 200],
+                          "charttime": times,
+                          "variable": ["pH", "Glucose", "Weight", "Capillary refill rate", "Heart Rate", "pH"],
+                          "value": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}, schema_overrides={"variable": V.VARIABLE})
+    assert_frame_equal(V.sort_events(frame), frame.sort(["subject_id", "stay_id", "charttime", "variable"]))
 
 
-def test_stay_batches_cover_every_stay_once_in_stay_order():
+def test_subject_batches_cover_every_subject_once_in_subject_order():
     stays = pl.DataFrame({"subject_id": [5, 1, 5, 2, 3], "stay_id": [50, 10, 40, 20, 30]})
-    batches = V.stay_batches(stays, 3)
-    assert batches["stay_id"].to_list() == [10, 20, 30, 40, 50]
-    assert batches["batch"].to_list() == [0, 0, 1, 1, 2] and batches["batch"].is_sorted()
+    batches = V.subject_batches(stays, 3)
+    assert batches["subject_id"].to_list() == [1, 2, 3, 5]
+    assert batches["batch"].to_list() == [0, 0, 1, 2] and batches["batch"].is_sorted()

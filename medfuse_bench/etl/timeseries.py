@@ -107,13 +107,15 @@ def bin_counts(period_length: np.ndarray, timestep: float) -> np.ndarray:
 
 
 def prepare_samples(samples: pl.DataFrame) -> pl.DataFrame:
-    """The samples in output order (split train/val/test, samples.parquet order within a split) with ``pos``."""
+    """The samples in output order (split train/val/test, samples.parquet order within a split) with ``pos``;
+    ``subject_id`` is kept when ``samples`` has it."""
     require_columns(samples, ("stay_id", "split", "period_length"), "samples")
     if samples["stay_id"].is_duplicated().any():
         raise MedfuseError("samples has a stay_id more than once; a task has one sample per stay")
     if samples["period_length"].null_count():
         raise MedfuseError("samples column 'period_length' has nulls; rebuild it with task-tables")
-    out = samples.select(pl.col("stay_id").cast(pl.Int64), "split", pl.col("period_length").cast(pl.Float64))
+    subject = [pl.col("subject_id").cast(pl.Int64)] if "subject_id" in samples.columns else []
+    out = samples.select(*subject, pl.col("stay_id").cast(pl.Int64), "split", pl.col("period_length").cast(pl.Float64))
     out = out.with_row_index("_order").sort([split_rank(), "_order"]).drop("_order")
     return out.with_row_index("pos")
 
@@ -195,7 +197,7 @@ def bin_observations(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
             _unknown_categories(cat, layout)
     # One sort on (sample, bin, channel) packed into one integer, then hour and row order: the last row of each
     # run of equal keys is the observation that wins its bin. Rows already in (sample, hour) order (events.parquet
-    # is sorted by stay and hour) only need a stable sort on the key, and they are then nearly in key order, which
+    # is sorted by subject, stay and hour, and chunks follow that order) only need a stable sort on the key, and they are then nearly in key order, which
     # NumPy's stable sort (a merge of sorted runs) exploits.
     pos, hours = frame["pos"].cast(pl.Int64).to_numpy(), frame["hours"].to_numpy()
     d_pos, d_hours = np.diff(pos), np.diff(hours)
@@ -361,14 +363,15 @@ def _scatter(block: np.ndarray, n_bins: np.ndarray, offsets: np.ndarray, split_c
             array[target] = block[rows]
 
 
-def chunk_observations(events: pl.LazyFrame, chunk: pl.DataFrame, timestep: float) -> tuple[np.ndarray, ...]:
+def chunk_observations(events: pl.LazyFrame, chunk: pl.DataFrame, timestep: float,
+                       key: str = "stay_id") -> tuple[np.ndarray, ...]:
     """(pos, bin, channel, code) of the samples in ``chunk`` only, so memory follows the chunk, not the table.
 
-    The stay_id range lets the Parquet reader skip the row groups of other stays (events.parquet is sorted by
-    stay_id); the join inside :func:`bin_observations` keeps exactly the chunk's stays.
+    The range of ``key`` (the column events.parquet is sorted by first) lets the Parquet reader skip the row groups
+    of other samples; the join inside :func:`bin_observations` keeps exactly the chunk's stays.
     """
-    ids = chunk["stay_id"]
-    obs = bin_observations(events.filter(pl.col("stay_id").is_between(ids.min(), ids.max())), chunk, timestep)
+    ids = chunk[key]
+    obs = bin_observations(events.filter(pl.col(key).is_between(ids.min(), ids.max())), chunk, timestep)
     return obs["pos"].to_numpy(), obs["bin"].to_numpy(), obs["channel"].to_numpy(), obs["code"].to_numpy()
 
 
@@ -376,9 +379,9 @@ def write_timeseries(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
                      timestep: float = 1.0, chunk_rows: int = 250_000) -> dict:
     """Write ``timeseries_{split}.npy``, ``timeseries_index.parquet`` and ``normalizer.json`` into ``out_dir``.
 
-    Each split's array is sized up front. The samples of all splits are then binned in one pass in stay_id order,
-    the order of events.parquet, so each chunk (at most ``chunk_rows`` time steps) reads one run of the file and the
-    whole file is read once; each densified chunk is copied to its samples' rows in their split's array. The
+    Each split's array is sized up front. The samples of all splits are then binned in one pass in the order of
+    events.parquet (subject_id, stay_id; stay_id for an events table without subject_id), so each chunk (at most
+    ``chunk_rows`` time steps) reads one run of the file and the whole file is read once; each densified chunk is copied to its samples' rows in their split's array. The
     normalizer is fitted on the finished train array (so its sums do not depend on the chunking) and applied to all
     three. All five files appear together or not at all. Returns the normalizer dict.
     """
@@ -400,12 +403,14 @@ def write_timeseries(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
             tmp = stack.enter_context(atomic_path(out_dir / f"timeseries_{split}.npy"))
             arrays.append(np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
                                                     shape=(int(split_offsets[-1]), N_FEATURES)))
-        order = np.argsort(prepared["stay_id"].to_numpy(), kind="stable")
+        by_subject = "subject_id" in prepared.columns and "subject_id" in events.collect_schema().names()
+        keys = ["subject_id", "stay_id"] if by_subject else ["stay_id"]
+        order = prepared.select(pl.arg_sort_by(keys, maintain_order=True)).to_series().to_numpy()
         for a, b in tqdm(row_chunks(n_bins[order], chunk_rows), desc="timeseries", unit="chunk",
                          disable=prepared.height == 0):
             members = order[a:b]
             chunk = prepared[members].with_columns(pos=pl.int_range(pl.len(), dtype=pl.Int64))
-            block = densify(*chunk_observations(events, chunk, timestep), n_bins[members])
+            block = densify(*chunk_observations(events, chunk, timestep, keys[0]), n_bins[members])
             _scatter(block, n_bins[members], offsets[members], split_code[members], arrays)
         means, stds = fit_normalizer(arrays[0])
         train_steps = arrays[0].shape[0]

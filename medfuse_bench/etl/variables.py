@@ -91,11 +91,14 @@ NUMERIC_AFTER_CLEANING: frozenset[str] = frozenset(
 _DECIMAL = r"^(\d+(\.\d*)?|\.\d+)$"
 
 EVENT_KEYS = ["stay_id", "charttime", "variable"]
+#: Columns of the stay that ride along with each event through deduplication.
+STAY_COLUMNS = ["subject_id", "intime"]
 
 #: ``variable`` inside the stage: an Enum of the 17 names, so grouping and joining on it hash small integers.
 VARIABLE = pl.Enum(resources.variable_names())
 
 EVENTS_SCHEMA: dict[str, pl.DataType] = {
+    "subject_id": pl.Int64(),
     "stay_id": pl.Int64(),
     "hours": pl.Float64(),
     "variable": pl.String(),
@@ -312,25 +315,27 @@ def keep_one_per_time(events: pl.LazyFrame, fidelity: str) -> pl.LazyFrame:
     >>> t = dt.datetime(2150, 1, 1)
     >>> ev = pl.LazyFrame({"stay_id": [1, 1], "charttime": [t, t], "variable": ["Heart Rate"] * 2,
     ...     "value": [12.0, 8.0], "value_text": [None, None], "sort_number": [None, None],
-    ...     "sort_text": ["12", "8"], "storetime": [t, t + dt.timedelta(minutes=5)], "intime": [t, t]},
+    ...     "sort_text": ["12", "8"], "storetime": [t, t + dt.timedelta(minutes=5)], "subject_id": [7, 7],
+    ...     "intime": [t, t]},
     ...     schema_overrides={"value_text": pl.String, "sort_number": pl.Float64})
     >>> keep_one_per_time(ev, "original").collect()["value"].to_list()
     [8.0]
     """
     # Most (stay, time, variable) keys hold one row: only the others need a per-group choice.
     counted = events.with_columns(_n=pl.len().over(EVENT_KEYS))
-    single = counted.filter(pl.col("_n") == 1).select(*EVENT_KEYS, "value", "value_text", "intime")
+    single = counted.filter(pl.col("_n") == 1).select(*EVENT_KEYS, "value", "value_text", *STAY_COLUMNS)
     several = counted.filter(pl.col("_n") > 1)
     if fidelity == "original":
         chosen = several.group_by(EVENT_KEYS).agg(
-            pl.col("value", "value_text", "intime").sort_by(["sort_number", "sort_text"], nulls_last=False).last()
+            pl.col("value", "value_text", *STAY_COLUMNS).sort_by(["sort_number", "sort_text"], nulls_last=False)
+            .last()
         )
     else:
         latest = pl.col("storetime").max().over(EVENT_KEYS)
         chosen = (
             several.filter((pl.col("storetime") == latest) | latest.is_null())
             .group_by(EVENT_KEYS)
-            .agg(pl.col("value").mean(), pl.col("value_text").max(), pl.col("intime").first())
+            .agg(pl.col("value").mean(), pl.col("value_text").max(), pl.col(STAY_COLUMNS).first())
         )
     return pl.concat([single, chosen], how="vertical_relaxed")
 
@@ -347,15 +352,15 @@ def derive_gcs_total(events: pl.LazyFrame) -> pl.LazyFrame:
     derived = (
         events.join(points, on=["variable", "value_text"], how="inner")
         .group_by(keys)
-        .agg(n=pl.col("variable").n_unique(), total=pl.col("points").sum(), intime=pl.col("intime").first())
+        .agg(pl.col(STAY_COLUMNS).first(), n=pl.col("variable").n_unique(), total=pl.col("points").sum())
         .filter(pl.col("n") == 3)
         .join(events.filter(pl.col("variable") == GCS_TOTAL).select(keys), on=keys, how="anti")
         .select(
             *keys,
+            *STAY_COLUMNS,
             variable=pl.lit(GCS_TOTAL, dtype=VARIABLE),
             value=pl.lit(None, dtype=pl.Float64),
             value_text=pl.col("total").cast(pl.String),
-            intime=pl.col("intime"),
         )
     )
     return pl.concat([events, derived], how="diagonal_relaxed")
@@ -432,23 +437,20 @@ def extract_events(
     *,
     fidelity: str = "corrected",
     outliers: str | None = None,
-    counted: pl.Series | None = None,
-    keep_stays: pl.Series | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Raw chart + lab events (ingest schema) of some subjects -> the long events table of their stays.
 
-    Returns the events (EVENTS_SCHEMA, sorted by stay_id, hours, variable) and counts of what each step removed.
-    ``counted`` (a boolean per event row, default all) picks the rows the raw-row counts include, so a caller whose
-    batches share subjects counts each raw event once; ``keep_stays`` limits the output to those stay ids.
+    Returns the events (EVENTS_SCHEMA, sorted by subject_id, stay_id, hours, variable) and counts of what each step
+    removed. ``events`` must hold every event of its subjects: the original mode assigns an event to any stay of
+    its subject.
     """
     outliers = outliers or ("keep" if fidelity == "original" else "range")
     has_time = events["charttime"].is_not_null()
-    counted = pl.Series(np.ones(events.height, dtype=bool)) if counted is None else counted
     pairs, index = distinct_values(events)
     table = clean_pairs(pairs, fidelity, outliers)
 
     # Counts of the raw rows, per pair first: a bincount instead of a group-by over every row.
-    tallied = (counted & has_time).to_numpy()
+    tallied = has_time.to_numpy()
     tally = table.with_columns(len=pl.Series(np.bincount(index[tallied], minlength=table.height)))
     tally = tally.filter(pl.col("variable").is_not_null())
 
@@ -457,8 +459,8 @@ def extract_events(
                 .filter(pl.col("len") > 0).sort("variable"))
         return {str(k): int(n) for k, n in part.iter_rows()}
 
-    rows_in = int(counted.sum())
-    no_time = int((counted & ~has_time).sum())
+    rows_in = events.height
+    no_time = int((~has_time).sum())
     counts: dict[str, Any] = {
         "rows_in": rows_in,
         "dropped_no_charttime": no_time,
@@ -478,10 +480,7 @@ def extract_events(
         how="horizontal",
     )
     del use
-    assigned = assign_stays(valid.lazy(), stays.lazy(), fidelity)
-    if keep_stays is not None:
-        assigned = assigned.filter(pl.col("stay_id").is_in(keep_stays.implode()))
-    assigned = assigned.collect()
+    assigned = assign_stays(valid.lazy(), stays.lazy(), fidelity).collect()
     del valid
     counts["rows_assigned_to_stays"] = assigned.height
     one = keep_one_per_time(assigned.lazy(), fidelity).collect()
@@ -498,36 +497,39 @@ def extract_events(
 
 
 def sort_events(events: pl.DataFrame) -> pl.DataFrame:
-    """Rows in (stay_id, charttime, variable) order: the order of (stay_id, hours, variable), since hours grow with
-    charttime within a stay and the ``variable`` Enum's order is the names' order.
+    """Rows in (subject_id, stay_id, charttime, variable) order: the order of (subject_id, stay_id, hours,
+    variable), since hours grow with charttime within a stay and the ``variable`` Enum's order is the names' order.
 
-    Sorts on one integer that packs the three keys when they fit in 63 bits (whole-second times, as MIMIC charts
-    them), which is about twice as fast as sorting on three columns; otherwise sorts on the three columns.
+    Sorts on one integer that packs the stay's rank in (subject_id, stay_id) order, the time and the variable when
+    they fit in 63 bits (whole-second times, as MIMIC charts them, one subject per stay), which is about twice as
+    fast as sorting on four columns; otherwise sorts on the four columns.
 
     >>> import datetime as dt
     >>> t = dt.datetime(2150, 1, 1)
-    >>> ev = pl.DataFrame({"stay_id": [2, 1, 1], "charttime": [t, t + dt.timedelta(hours=1), t],
+    >>> ev = pl.DataFrame({"subject_id": [1, 2, 2], "stay_id": [9, 1, 1], "charttime": [t, t + dt.timedelta(hours=1), t],
     ...                    "variable": ["pH", "Glucose", "pH"]}, schema_overrides={"variable": VARIABLE})
-    >>> sort_events(ev).rows() == ev.sort(["stay_id", "charttime", "variable"]).rows()
+    >>> sort_events(ev).rows() == ev.sort(["subject_id", "stay_id", "charttime", "variable"]).rows()
     True
     """
-    keys = ["stay_id", "charttime", "variable"]
+    keys = ["subject_id", "stay_id", "charttime", "variable"]
     if events.height < 2:
         return events
     seconds = pl.col("charttime").dt.epoch("s")
     bounds = events.select(
-        s_lo=pl.col("stay_id").min(), s_hi=pl.col("stay_id").max(), t_lo=seconds.min(), t_hi=seconds.max(),
+        t_lo=seconds.min(), t_hi=seconds.max(),
         whole=(pl.col("charttime").dt.epoch("us") % 1_000_000 == 0).all(),
         no_nulls=pl.all_horizontal(pl.col(k).null_count() == 0 for k in keys),
     ).row(0, named=True)
+    stays = events.select("subject_id", "stay_id").unique().sort("subject_id", "stay_id")
     var_bits = max(1, len(VARIABLE.categories) - 1).bit_length()
-    stay_bits = max(1, int(bounds["s_hi"] - bounds["s_lo"])).bit_length()
+    stay_bits = max(1, stays.height - 1).bit_length()
     time_bits = max(1, int(bounds["t_hi"] - bounds["t_lo"])).bit_length()
     if not (bounds["whole"] and bounds["no_nulls"] and stay_bits + time_bits + var_bits <= 63
-            and events.schema["variable"] == VARIABLE):
+            and events.schema["variable"] == VARIABLE and not stays["stay_id"].is_duplicated().any()):
         return events.sort(keys)
+    rank = pl.col("stay_id").replace_strict(stays["stay_id"], pl.int_range(stays.height, eager=True, dtype=pl.Int64))
     key = (
-        ((pl.col("stay_id") - bounds["s_lo"]).cast(pl.Int64) * 2 ** (time_bits + var_bits))
+        (rank * 2 ** (time_bits + var_bits))
         + ((seconds - bounds["t_lo"]) * 2**var_bits)
         + pl.col("variable").to_physical().cast(pl.Int64)
     )
@@ -551,18 +553,19 @@ def _raw(raw_dir: Path, name: str) -> Path:
     return path
 
 
-def stay_batches(stays: pl.DataFrame, batches: int) -> pl.DataFrame:
-    """subject_id, stay_id and ``batch``: stays in stay_id order cut into ``batches`` runs of equal size.
+def subject_batches(stays: pl.DataFrame, batches: int) -> pl.DataFrame:
+    """subject_id and ``batch``: the cohort's subjects in subject_id order cut into ``batches`` runs of equal size.
 
-    Batches are stay_id ranges, so the batches' sorted outputs put together are sorted by stay_id.
+    Batches are subject_id ranges, so the batches' sorted outputs put together are sorted by subject_id, and a raw
+    table stored in subject order is read one range of row groups per batch.
 
-    >>> stays = pl.DataFrame({"subject_id": [1, 1, 2, 3], "stay_id": [40, 10, 20, 30]})
-    >>> stay_batches(stays, 2)["batch"].to_list()
-    [0, 0, 1, 1]
+    >>> stays = pl.DataFrame({"subject_id": [5, 1, 5, 2, 3], "stay_id": [50, 10, 40, 20, 30]})
+    >>> subject_batches(stays, 2).rows()
+    [(1, 0), (2, 0), (3, 1), (5, 1)]
     """
-    ordered = stays.select("subject_id", "stay_id").sort("stay_id")
-    n = ordered.height
-    return ordered.with_columns(batch=pl.Series(np.arange(n, dtype=np.int64) * batches // max(n, 1)))
+    subjects = stays.select(pl.col("subject_id").unique().sort())
+    n = subjects.height
+    return subjects.with_columns(batch=pl.Series(np.arange(n, dtype=np.int64) * batches // max(n, 1)))
 
 
 def run_variables(
@@ -576,11 +579,12 @@ def run_variables(
 ) -> dict[str, Any]:
     """Write events.parquet from the ingest folder and the cohort; return the counts.
 
-    Stays are processed in batches of consecutive stay ids (about ``rows_per_batch`` events each), so memory stays
-    bounded whatever the size of chartevents. A batch reads the events of every subject with a stay in it (the
-    original mode assigns an event to any stay of its subject) and keeps its own stays; each subject's raw events are
-    counted in the first batch that reads them. Batch outputs are sorted and appended in stay_id order, so the file
-    is sorted by stay_id, hours, variable without a merge.
+    Subjects are processed in batches of consecutive subject ids (about ``rows_per_batch`` events each), so memory
+    stays bounded whatever the size of chartevents, and a raw table in subject order (as the generator writes it) is
+    read once in all: the subject_id range of a batch lets the Parquet reader skip the other batches' row groups. A batch holds
+    every event of its subjects, as the original mode's assignment to any stay of the subject needs. Batch outputs
+    are sorted and appended in subject_id order, so the file is sorted by subject_id, stay_id, hours, variable
+    without a merge.
     """
     raw_dir = Path(raw_dir)
     outliers = outliers or ("keep" if fidelity == "original" else "range")
@@ -588,23 +592,19 @@ def run_variables(
     sources = [_raw(raw_dir, "chartevents"), _raw(raw_dir, "labevents")]
     scan = pl.concat([pl.scan_parquet(p).select(list(RAW_EVENT_SCHEMA)) for p in sources], how="vertical_relaxed")
     n_rows = scan.select(pl.len()).collect().item()
-    batches = max(1, math.ceil(n_rows / rows_per_batch))
-    batch_of = stay_batches(stays, batches)
-    home = batch_of.group_by("subject_id").agg(home=pl.col("batch").min())
+    batches = max(1, min(math.ceil(n_rows / rows_per_batch), stays["subject_id"].n_unique()))
+    batch_of = subject_batches(stays, batches)
     counts: dict[str, Any] = {"fidelity": fidelity, "outliers": outliers, "batches": batches, "rows_raw": n_rows}
     with atomic_path(out) as tmp:
         writer = None
         try:
             for b in tqdm(range(batches), desc="variables", unit="batch"):
-                members = batch_of.filter(pl.col("batch") == b)
-                subjects = members["subject_id"].unique()
-                events = scan.filter(pl.col("subject_id").is_in(subjects.implode())).collect()
-                first_read = home.filter(pl.col("home") == b)["subject_id"]
-                part, part_counts = extract_events(
-                    events, stays.filter(pl.col("subject_id").is_in(subjects.implode())), fidelity=fidelity,
-                    outliers=outliers, counted=events["subject_id"].is_in(first_read.implode()),
-                    keep_stays=members["stay_id"],
-                )
+                subjects = batch_of.filter(pl.col("batch") == b)["subject_id"]
+                in_batch = pl.col("subject_id").is_between(subjects.min(), subjects.max()) & pl.col(
+                    "subject_id").is_in(subjects.implode())
+                events = scan.filter(in_batch).collect()
+                part, part_counts = extract_events(events, stays.filter(in_batch), fidelity=fidelity,
+                                                   outliers=outliers)
                 del events
                 merge_counts(counts, part_counts)
                 # ``variable`` goes to the writer as a dictionary, which it stores without re-encoding 17 names
@@ -622,5 +622,5 @@ def run_variables(
 
 
 #: Rows per Parquet row group of events.parquet: small enough that the time-series stage, reading one chunk of
-#: stays by stay_id range, skips most of the file.
+#: stays by subject_id range, skips most of the file.
 EVENTS_ROW_GROUP = 131_072
