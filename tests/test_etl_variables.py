@@ -345,8 +345,9 @@ def test_batches_change_neither_the_events_nor_the_counts(tmp_path: Path, fideli
     assert few.select("subject_id", "stay_id").unique(maintain_order=True).rows() == [(1, 100), (1, 300), (2, 200)]
 
 
+@pytest.mark.parametrize("with_stays", [False, True])
 @pytest.mark.parametrize("offset", [timedelta(0), timedelta(microseconds=500)])
-def test_sort_events_equals_a_sort_on_four_columns(offset):
+def test_sort_events_equals_a_sort_on_four_columns(offset, with_stays):
     # whole seconds take the packed key, sub-second times the four-column sort: both give the same order; stay 300
     # (subject 1) comes before stay 200 (subject 2)
     times = [T0 + k * H + offset * (k % 2) for k in (3, 1, 2, 1, 0, 1)]
@@ -354,7 +355,8 @@ def test_sort_events_equals_a_sort_on_four_columns(offset):
                           "charttime": times,
                           "variable": ["pH", "Glucose", "Weight", "Capillary refill rate", "Heart Rate", "pH"],
                           "value": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}, schema_overrides={"variable": V.VARIABLE})
-    assert_frame_equal(V.sort_events(frame), frame.sort(["subject_id", "stay_id", "charttime", "variable"]))
+    stays = pl.DataFrame({"subject_id": [2, 1, 1, 3], "stay_id": [200, 300, 100, 400]}) if with_stays else None
+    assert_frame_equal(V.sort_events(frame, stays), frame.sort(["subject_id", "stay_id", "charttime", "variable"]))
 
 
 def test_subject_batches_cover_every_subject_once_in_subject_order():
