@@ -507,8 +507,9 @@ def sort_events(events: pl.DataFrame, stays: pl.DataFrame | None = None) -> pl.D
 
     >>> import datetime as dt
     >>> t = dt.datetime(2150, 1, 1)
-    >>> ev = pl.DataFrame({"subject_id": [1, 2, 2], "stay_id": [9, 1, 1], "charttime": [t, t + dt.timedelta(hours=1), t],
-    ...                    "variable": ["pH", "Glucose", "pH"]}, schema_overrides={"variable": VARIABLE})
+    >>> ev = pl.DataFrame({"subject_id": [1, 2, 2], "stay_id": [9, 1, 1],
+    ...                    "charttime": [t, t + dt.timedelta(hours=1), t], "variable": ["pH", "Glucose", "pH"]},
+    ...                   schema_overrides={"variable": VARIABLE})
     >>> sort_events(ev).rows() == ev.sort(["subject_id", "stay_id", "charttime", "variable"]).rows()
     True
     """
@@ -523,8 +524,9 @@ def sort_events(events: pl.DataFrame, stays: pl.DataFrame | None = None) -> pl.D
     ).row(0, named=True)
     pairs = (events if stays is None else stays).select("subject_id", "stay_id").unique()
     pairs = pairs.sort("subject_id", "stay_id").with_row_index("rank")
-    rank = events["stay_id"].replace_strict(pairs["stay_id"], pairs["rank"].cast(pl.Int64), default=None) \
-        if not pairs["stay_id"].is_duplicated().any() else None
+    rank = None
+    if not pairs["stay_id"].is_duplicated().any():  # a stay with two subjects has no single rank
+        rank = events["stay_id"].replace_strict(pairs["stay_id"], pairs["rank"].cast(pl.Int64), default=None)
     var_bits = max(1, len(VARIABLE.categories) - 1).bit_length()
     stay_bits = max(1, pairs.height - 1).bit_length()
     time_bits = max(1, int(bounds["t_hi"] - bounds["t_lo"])).bit_length()
@@ -584,10 +586,10 @@ def run_variables(
 
     Subjects are processed in batches of consecutive subject ids (about ``rows_per_batch`` events each), so memory
     stays bounded whatever the size of chartevents, and a raw table in subject order (as the generator writes it) is
-    read once in all: the subject_id range of a batch lets the Parquet reader skip the other batches' row groups. A batch holds
-    every event of its subjects, as the original mode's assignment to any stay of the subject needs. Batch outputs
-    are sorted and appended in subject_id order, so the file is sorted by subject_id, stay_id, hours, variable
-    without a merge.
+    read once in all: the subject_id range of a batch lets the Parquet reader skip the other batches' row groups.
+    A batch holds every event of its subjects, as the original mode's assignment to any stay of the subject needs.
+    Batch outputs are sorted and appended in subject_id order, so the file is sorted by subject_id, stay_id, hours,
+    variable without a merge.
     """
     raw_dir = Path(raw_dir)
     outliers = outliers or ("keep" if fidelity == "original" else "range")
@@ -603,8 +605,8 @@ def run_variables(
         try:
             for b in tqdm(range(batches), desc="variables", unit="batch"):
                 subjects = batch_of.filter(pl.col("batch") == b)["subject_id"]
-                in_batch = pl.col("subject_id").is_between(subjects.min(), subjects.max()) & pl.col(
-                    "subject_id").is_in(subjects.implode())
+                subject = pl.col("subject_id")
+                in_batch = subject.is_between(subjects.min(), subjects.max()) & subject.is_in(subjects.implode())
                 events = scan.filter(in_batch).collect()
                 part, part_counts = extract_events(events, stays.filter(in_batch), fidelity=fidelity,
                                                    outliers=outliers)
