@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from medfuse_bench.etl.bench import bench_etl, format_table
+from medfuse_bench.etl.bench import _median, _median_stages, bench_etl, format_table
 from medfuse_bench.resources import phenotype_labels
 
 
@@ -17,7 +17,7 @@ from medfuse_bench.resources import phenotype_labels
 def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     pytest.importorskip("pandas")
     workdir = tmp_path_factory.mktemp("bench-etl")
-    return bench_etl(80, workdir, seed=5, fidelity="original", threads=1, baseline=True), workdir
+    return bench_etl(80, workdir, seed=5, fidelity="original", threads=1, baseline=True, repeat=2), workdir
 
 
 def test_every_stage_runs_and_is_timed(report: tuple[dict, Path]) -> None:
@@ -25,11 +25,27 @@ def test_every_stage_runs_and_is_timed(report: tuple[dict, Path]) -> None:
     names = [s["stage"] for s in result["stages"]]
     assert names[:4] == ["ingest", "cohort", "variables", "phenotypes"] and len(names) == 10
     assert all(s["exit_code"] == 0 and s["seconds"] > 0 and s["peak_rss_mb"] > 0 for s in result["stages"])
-    total = result["etl_total"]
-    assert total["seconds"] == pytest.approx(sum(s["seconds"] for s in result["stages"]), abs=0.01)
+    total, runs = result["etl_total"], result["runs"]
+    assert total["runs"] == len(runs) == 2 and all(len(r["stages"]) == 10 for r in runs)
+    for run in runs:
+        assert run["total_seconds"] == pytest.approx(sum(s["seconds"] for s in run["stages"]), abs=0.01)
+    assert total["seconds"] == pytest.approx(sum(r["total_seconds"] for r in runs) / 2, abs=0.01)
+    for i, stage in enumerate(result["stages"]):
+        assert stage["seconds"] == pytest.approx(sum(r["stages"][i]["seconds"] for r in runs) / 2, abs=0.01)
+        assert stage["peak_rss_mb"] == max(r["stages"][i]["peak_rss_mb"] for r in runs)
     assert (workdir / "bench_etl.json").exists()
     text = format_table(result)
-    assert "whole ETL" in text and "original approach" in text
+    assert "whole ETL (median)" in text and "original approach" in text and "medians of 2 runs" in text
+
+
+def test_median_stages_take_the_middle_run_and_the_worst_memory_and_exit() -> None:
+    def run(seconds: float, rss: float, code: int) -> list[dict]:
+        return [{"stage": "ingest", "rows": 100, "seconds": seconds, "peak_rss_mb": rss, "exit_code": code,
+                 "rows_per_s": 0}]
+
+    (stage,) = _median_stages([run(4.0, 10.0, 0), run(1.0, 30.0, 0), run(2.0, 20.0, 3)])
+    assert (stage["seconds"], stage["peak_rss_mb"], stage["exit_code"], stage["rows_per_s"]) == (2.0, 30.0, 3, 50)
+    assert _median([1.0, 2.0, 4.0, 10.0]) == 3.0
 
 
 def test_the_original_approach_finds_the_same_samples_and_labels(report: tuple[dict, Path]) -> None:

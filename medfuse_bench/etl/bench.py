@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,81 @@ def run_stage(args: list[str], log_path: Path, env: dict[str, str] | None = None
     return {"seconds": round(seconds, 3), "exit_code": code, "peak_rss_mb": round(peak_kb / 1024, 1)}
 
 
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _median_stages(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per stage over the runs: median seconds (rows/s from it), highest peak RSS, worst exit code."""
+    out = []
+    for i, first in enumerate(runs[0]):
+        same = [r[i] for r in runs if i < len(r)]
+        row = {**first, "seconds": round(_median([s["seconds"] for s in same]), 3),
+               "peak_rss_mb": max(s["peak_rss_mb"] for s in same),
+               "exit_code": next((s["exit_code"] for s in same if s["exit_code"] != 0), 0)}
+        row["rows_per_s"] = round(row["rows"] / row["seconds"]) if row["seconds"] else None
+        out.append(row)
+    return out
+
+
+def _run_stages(mimic_iv: Path, mimic_cxr: Path | None, workdir: Path, logs: Path, fidelity: str,
+                threads: int | None, raw_event_rows: int) -> dict[str, Any]:
+    """Run every ETL stage once, in the workflow's order, each as its own process; stop at the first failure."""
+    etl = workdir / "etl"
+    raw = etl / "raw"
+    stages: list[dict[str, Any]] = []
+
+    def stage(name: str, args: list[str], rows: int, env: dict[str, str] | None = None) -> dict[str, Any]:
+        log.info("bench: %s", name)
+        result = {"stage": name, "rows": rows, **run_stage(args, logs / f"{name}.log", env)}
+        result["rows_per_s"] = round(rows / result["seconds"]) if result["seconds"] else None
+        if result["exit_code"] != 0:
+            result["error"] = (logs / f"{name}.log").read_text()[-2000:]
+        stages.append(result)
+        return result
+
+    threads_args = ["--threads", str(threads)] if threads else []
+    if stage("ingest", ["ingest", "--mimic-iv", str(mimic_iv), "--mimic-cxr", str(mimic_cxr), "--out-dir", str(raw),
+                        "--provenance", str(etl / "provenance.json"), "--fidelity", fidelity, *threads_args],
+             raw_event_rows, {"POLARS_MAX_THREADS": str(threads)} if threads else None)["exit_code"] != 0:
+        return {"stages": stages, "chartevents_seconds": 0.0, "chartevents_rows_kept": 0}
+    provenance = json.loads((etl / "provenance.json").read_text())
+    result: dict[str, Any] = {"stages": stages, "chartevents_seconds": provenance["seconds"]["chartevents"],
+                              "chartevents_rows_kept": provenance["outputs"]["chartevents"]["rows"]}
+    stays_path, events = etl / "stays.parquet", etl / "events.parquet"
+    # (name, arguments, rows of its input): rows are counted when the stage starts, after the one that writes them
+    steps: list[tuple[str, list[str], Callable[[], int]]] = [
+        ("cohort", ["cohort", "--raw-dir", str(raw), "--out", str(stays_path), "--fidelity", fidelity],
+         lambda: _parquet_rows(raw / "icustays.parquet")),
+        ("variables", ["variables", "--raw-dir", str(raw), "--stays", str(stays_path), "--out", str(events),
+                       "--fidelity", fidelity],
+         lambda: _parquet_rows(raw / "chartevents.parquet", raw / "labevents.parquet")),
+        ("phenotypes", ["phenotypes", "--raw-dir", str(raw), "--stays", str(stays_path), "--out",
+                        str(etl / "phenotypes.parquet"), "--stats", str(etl / "phenotype_mapping.json"),
+                        "--fidelity", fidelity], lambda: _parquet_rows(raw / "diagnoses_icd.parquet")),
+        ("splits", ["splits", "--stays", str(stays_path), "--raw-dir", str(raw), "--out",
+                    str(etl / "splits.parquet")], lambda: _parquet_rows(stays_path)),
+        ("cxr-uni", ["cxr-uni", "--raw-dir", str(raw), "--splits", str(etl / "splits.parquet"), "--out",
+                     str(workdir / "cxr" / "cxr_uni.parquet")], lambda: _parquet_rows(raw / "cxr_metadata.parquet")),
+    ]
+    for task in ("in-hospital-mortality", "phenotyping"):
+        samples = workdir / "tasks" / task / "samples.parquet"
+        steps.append((f"task-tables {task}", [
+            "task-tables", "--stays", str(stays_path), "--events", str(events), "--phenotypes",
+            str(etl / "phenotypes.parquet"), "--splits", str(etl / "splits.parquet"), "--cxr-metadata",
+            str(raw / "cxr_metadata.parquet"), "--task", task, "--out", str(samples)],
+            lambda: _parquet_rows(stays_path)))
+        steps.append((f"timeseries {task}", [
+            "timeseries", "--events", str(events), "--samples", str(samples), "--out-dir", str(samples.parent)],
+            lambda: _parquet_rows(events)))
+    for name, args, rows in steps:
+        if stage(name, args, rows())["exit_code"] != 0:
+            break
+    return result
+
+
 def bench_etl(
     stays: int,
     workdir: str | Path,
@@ -88,13 +164,20 @@ def bench_etl(
     out: str | Path | None = None,
     unrelated_chart_share: float | None = None,
     baseline: bool = False,
+    repeat: int = 1,
 ) -> dict[str, Any]:
     """Generate ``stays`` synthetic stays under ``workdir`` (unless ``mimic_iv`` / ``mimic_cxr`` are given), run the
     ETL stages one by one and write the timings as JSON (default ``workdir/bench_etl.json``).
 
+    ``repeat`` runs the whole stage sequence that many times: ``stages`` and ``etl_total`` then give each stage's
+    median seconds and the median of the runs' totals, and ``runs`` every run's own figures, since the wall time of
+    one run on a shared machine can be far from another's.
+
     ``baseline`` also times :mod:`medfuse_bench.etl.baseline`, the original extraction's approach, on the same input
     (slow: about 15k chartevents rows/s) and reports the whole ETL's speed-up against it.
     """
+    if repeat < 1:
+        raise MedfuseError(f"--repeat must be at least 1, got {repeat}")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     logs = workdir / "bench_logs"
@@ -113,63 +196,30 @@ def bench_etl(
     from medfuse_bench.etl.layout import detect_layout
 
     layout = detect_layout(mimic_iv)
-    etl = workdir / "etl"
-    raw = etl / "raw"
     chart_rows = _csv_rows(layout.files["chartevents"])
     lab_rows = _csv_rows(layout.files["labevents"])
 
-    def stage(name: str, args: list[str], rows: int, env: dict[str, str] | None = None) -> dict[str, Any]:
-        log.info("bench: %s", name)
-        result = {"stage": name, "rows": rows, **run_stage(args, logs / f"{name}.log", env)}
-        result["rows_per_s"] = round(rows / result["seconds"]) if result["seconds"] else None
-        if result["exit_code"] != 0:
-            result["error"] = (logs / f"{name}.log").read_text()[-2000:]
-        report["stages"].append(result)
-        return result
-
-    threads_args = ["--threads", str(threads)] if threads else []
-    stage("ingest", ["ingest", "--mimic-iv", str(mimic_iv), "--mimic-cxr", str(mimic_cxr), "--out-dir", str(raw),
-                     "--provenance", str(etl / "provenance.json"), "--fidelity", fidelity, *threads_args],
-          chart_rows + lab_rows, {"POLARS_MAX_THREADS": str(threads)} if threads else None)
-    provenance = json.loads((etl / "provenance.json").read_text())
-    seconds = provenance["seconds"]["chartevents"]
+    runs: list[dict[str, Any]] = []
+    for run in range(repeat):
+        if repeat > 1:
+            log.info("bench: run %d of %d", run + 1, repeat)
+        runs.append(_run_stages(mimic_iv, mimic_cxr, workdir, logs, fidelity, threads, chart_rows + lab_rows))
+        if any(s["exit_code"] != 0 for s in runs[-1]["stages"]):
+            break
+    report["stages"] = _median_stages([r["stages"] for r in runs])
     report["ingest_chartevents"] = {
         "rows_in": chart_rows,
-        "rows_kept": provenance["outputs"]["chartevents"]["rows"],
-        "seconds": seconds,
-        "rows_per_s": round(chart_rows / seconds) if seconds else None,
+        "rows_kept": runs[-1]["chartevents_rows_kept"],
+        "seconds": _median([r["chartevents_seconds"] for r in runs]),
     }
-    stays_path = etl / "stays.parquet"
-    stage("cohort", ["cohort", "--raw-dir", str(raw), "--out", str(stays_path), "--fidelity", fidelity],
-          _parquet_rows(raw / "icustays.parquet"))
-    stage("variables", ["variables", "--raw-dir", str(raw), "--stays", str(stays_path), "--out",
-                        str(etl / "events.parquet"), "--fidelity", fidelity],
-          _parquet_rows(raw / "chartevents.parquet", raw / "labevents.parquet"))
-    stage("phenotypes", ["phenotypes", "--raw-dir", str(raw), "--stays", str(stays_path), "--out",
-                         str(etl / "phenotypes.parquet"), "--stats", str(etl / "phenotype_mapping.json"),
-                         "--fidelity", fidelity], _parquet_rows(raw / "diagnoses_icd.parquet"))
-
-    later = [
-        ("splits", ["splits", "--stays", str(stays_path), "--raw-dir", str(raw), "--out",
-                    str(etl / "splits.parquet")], _parquet_rows(stays_path)),
-        ("cxr-uni", ["cxr-uni", "--raw-dir", str(raw), "--splits", str(etl / "splits.parquet"), "--out",
-                     str(workdir / "cxr" / "cxr_uni.parquet")], _parquet_rows(raw / "cxr_metadata.parquet")),
-    ]
-    for task in ("in-hospital-mortality", "phenotyping"):
-        samples = workdir / "tasks" / task / "samples.parquet"
-        later.append((f"task-tables {task}", [
-            "task-tables", "--stays", str(stays_path), "--events", str(etl / "events.parquet"), "--phenotypes",
-            str(etl / "phenotypes.parquet"), "--splits", str(etl / "splits.parquet"), "--cxr-metadata",
-            str(raw / "cxr_metadata.parquet"), "--task", task, "--out", str(samples)], _parquet_rows(stays_path)))
-        later.append((f"timeseries {task}", [
-            "timeseries", "--events", str(etl / "events.parquet"), "--samples", str(samples), "--out-dir",
-            str(samples.parent)], _parquet_rows(etl / "events.parquet")))
-    for name, args, rows in later:
-        if stage(name, args, rows)["exit_code"] != 0:
-            break
-    total = sum(s["seconds"] for s in report["stages"])
+    seconds = report["ingest_chartevents"]["seconds"]
+    report["ingest_chartevents"]["rows_per_s"] = round(chart_rows / seconds) if seconds else None
+    report["runs"] = [{"total_seconds": round(sum(s["seconds"] for s in r["stages"]), 3), "stages": r["stages"]}
+                      for r in runs]
+    total = _median([r["total_seconds"] for r in report["runs"]])
     report["etl_total"] = {
         "seconds": round(total, 3),
+        "runs": len(runs),
         "chartevents_rows_per_s": round(chart_rows / total) if total else None,
         "original_chartevents_rows_per_s": ORIGINAL_ROWS_PER_S,
         "speedup_vs_original": round(chart_rows / total / ORIGINAL_ROWS_PER_S, 1) if total else None,
@@ -208,8 +258,11 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"chartevents scan + filter + write: {chart['rows_in']:,} rows in {chart['seconds']:.2f} s = "
                      f"{chart['rows_per_s'] or 0:,} rows/s ({chart['rows_kept']:,} kept); {report['cpus']} CPUs")
     total = report.get("etl_total")
+    if total and total.get("runs", 1) > 1:
+        each = ", ".join(f"{r['total_seconds']:.1f}" for r in report["runs"])
+        lines.append(f"stage seconds above: medians of {total['runs']} runs; whole ETL per run: {each} s")
     if total and total["seconds"]:
-        lines.append(f"whole ETL: {total['seconds']:.1f} s = {total['chartevents_rows_per_s']:,} chartevents rows/s, "
+        lines.append(f"whole ETL{' (median)' if total.get('runs', 1) > 1 else ''}: {total['seconds']:.1f} s = {total['chartevents_rows_per_s']:,} chartevents rows/s, "
                      f"{total['speedup_vs_original']}x the original extraction's ~{ORIGINAL_ROWS_PER_S:,} rows/s")
     base = report.get("baseline")
     if base:

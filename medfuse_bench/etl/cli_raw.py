@@ -98,6 +98,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also time the original extraction's approach (row-by-row CSV reading, per-subject files, "
                    "pandas per subject and stay; medfuse_bench.etl.baseline) on the same input: slow, about 15k "
                    "chartevents rows/s")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run the ETL stages this many times and report each stage's median and the median total "
+                   "(the baseline runs once) (default: 1)")
     p.add_argument("--out", default=None, help="output JSON of the timings (default: {workdir}/bench_etl.json)")
     p.set_defaults(func=run_bench)
 
@@ -147,6 +150,7 @@ def run_bench(args: argparse.Namespace) -> int:
         raise MedfuseError("--mimic-iv and --mimic-cxr go together; pass both or neither")
     report = bench_etl(args.stays, args.workdir, seed=args.seed, fidelity=args.fidelity, threads=args.threads,
                        mimic_iv=args.mimic_iv, mimic_cxr=args.mimic_cxr, out=args.out,
-                       unrelated_chart_share=args.unrelated_chart_share, baseline=args.baseline)
+                       unrelated_chart_share=args.unrelated_chart_share, baseline=args.baseline,
+                       repeat=args.repeat)
     print(format_table(report))
     return 0

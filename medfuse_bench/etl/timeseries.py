@@ -197,8 +197,8 @@ def bin_observations(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
             _unknown_categories(cat, layout)
     # One sort on (sample, bin, channel) packed into one integer, then hour and row order: the last row of each
     # run of equal keys is the observation that wins its bin. Rows already in (sample, hour) order (events.parquet
-    # is sorted by subject, stay and hour, and chunks follow that order) only need a stable sort on the key, and they are then nearly in key order, which
-    # NumPy's stable sort (a merge of sorted runs) exploits.
+    # is sorted by subject, stay and hour, and chunks follow that order) only need a stable sort on the key, and
+    # they are then nearly in key order, which NumPy's stable sort (a merge of sorted runs) exploits.
     pos, hours = frame["pos"].cast(pl.Int64).to_numpy(), frame["hours"].to_numpy()
     d_pos, d_hours = np.diff(pos), np.diff(hours)
     in_order = bool(np.all((d_pos > 0) | ((d_pos == 0) & (d_hours >= 0))))
@@ -381,9 +381,9 @@ def write_timeseries(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
 
     Each split's array is sized up front. The samples of all splits are then binned in one pass in the order of
     events.parquet (subject_id, stay_id; stay_id for an events table without subject_id), so each chunk (at most
-    ``chunk_rows`` time steps) reads one run of the file and the whole file is read once; each densified chunk is copied to its samples' rows in their split's array. The
-    normalizer is fitted on the finished train array (so its sums do not depend on the chunking) and applied to all
-    three. All five files appear together or not at all. Returns the normalizer dict.
+    ``chunk_rows`` time steps) reads one run of the file and the whole file is read once; each densified chunk is
+    copied to its samples' rows in their split's array. The normalizer is fitted on the finished train array (so its
+    sums do not depend on the chunking) and applied to all three. All five files appear together or not at all. Returns the normalizer dict.
     """
     out_dir = Path(out_dir)
     prepared = prepare_samples(samples)
