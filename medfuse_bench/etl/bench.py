@@ -258,11 +258,13 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"chartevents scan + filter + write: {chart['rows_in']:,} rows in {chart['seconds']:.2f} s = "
                      f"{chart['rows_per_s'] or 0:,} rows/s ({chart['rows_kept']:,} kept); {report['cpus']} CPUs")
     total = report.get("etl_total")
-    if total and total.get("runs", 1) > 1:
+    runs = total.get("runs", 1) if total else 1
+    if runs > 1:
         each = ", ".join(f"{r['total_seconds']:.1f}" for r in report["runs"])
-        lines.append(f"stage seconds above: medians of {total['runs']} runs; whole ETL per run: {each} s")
+        lines.append(f"stage seconds above: medians of {runs} runs; whole ETL per run: {each} s")
     if total and total["seconds"]:
-        lines.append(f"whole ETL{' (median)' if total.get('runs', 1) > 1 else ''}: {total['seconds']:.1f} s = {total['chartevents_rows_per_s']:,} chartevents rows/s, "
+        lines.append(f"whole ETL{' (median)' if runs > 1 else ''}: {total['seconds']:.1f} s = "
+                     f"{total['chartevents_rows_per_s']:,} chartevents rows/s, "
                      f"{total['speedup_vs_original']}x the original extraction's ~{ORIGINAL_ROWS_PER_S:,} rows/s")
     base = report.get("baseline")
     if base:

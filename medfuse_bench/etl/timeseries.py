@@ -202,16 +202,14 @@ def bin_observations(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
     pos, hours = frame["pos"].cast(pl.Int64).to_numpy(), frame["hours"].to_numpy()
     d_pos, d_hours = np.diff(pos), np.diff(hours)
     in_order = bool(np.all((d_pos > 0) | ((d_pos == 0) & (d_hours >= 0))))
-    key = (pos * width + frame["bin"].to_numpy()) * n_ch + channel
     usable = ~np.isnan(code)
+    key = ((pos * width + frame["bin"].to_numpy()) * n_ch + channel)[usable]
+    code = code[usable]
     if in_order:
-        key, code = key[usable], code[usable]
         order = np.argsort(key, kind="stable")
     else:
-        keyed = pl.DataFrame({"key": key, "hours": hours, "_row": frame["_row"]}).filter(pl.Series(usable))
-        code = code[usable]
-        order = keyed.with_row_index("_i").sort(["key", "hours", "_row"])["_i"].to_numpy()
-        key = keyed["key"].to_numpy()
+        ties = pl.DataFrame({"key": key, "hours": hours[usable], "_row": frame["_row"].to_numpy()[usable]})
+        order = ties.select(pl.arg_sort_by("key", "hours", "_row")).to_series().to_numpy()
     del frame
     key, code = key[order], code[order]
     last = np.flatnonzero(np.r_[key[1:] != key[:-1], True]) if len(key) else np.zeros(0, dtype=np.int64)
@@ -383,7 +381,8 @@ def write_timeseries(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
     events.parquet (subject_id, stay_id; stay_id for an events table without subject_id), so each chunk (at most
     ``chunk_rows`` time steps) reads one run of the file and the whole file is read once; each densified chunk is
     copied to its samples' rows in their split's array. The normalizer is fitted on the finished train array (so its
-    sums do not depend on the chunking) and applied to all three. All five files appear together or not at all. Returns the normalizer dict.
+    sums do not depend on the chunking) and applied to all three. All five files appear together or not at all.
+    Returns the normalizer dict.
     """
     out_dir = Path(out_dir)
     prepared = prepare_samples(samples)

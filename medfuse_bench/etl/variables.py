@@ -524,14 +524,16 @@ def sort_events(events: pl.DataFrame, stays: pl.DataFrame | None = None) -> pl.D
     ).row(0, named=True)
     pairs = (events if stays is None else stays).select("subject_id", "stay_id").unique()
     pairs = pairs.sort("subject_id", "stay_id").with_row_index("rank")
-    rank = None
-    if not pairs["stay_id"].is_duplicated().any():  # a stay with two subjects has no single rank
-        rank = events["stay_id"].replace_strict(pairs["stay_id"], pairs["rank"].cast(pl.Int64), default=None)
     var_bits = max(1, len(VARIABLE.categories) - 1).bit_length()
     stay_bits = max(1, pairs.height - 1).bit_length()
     time_bits = max(1, int(bounds["t_hi"] - bounds["t_lo"])).bit_length()
-    if not (bounds["whole"] and bounds["no_nulls"] and stay_bits + time_bits + var_bits <= 63
-            and events.schema["variable"] == VARIABLE and rank is not None and rank.null_count() == 0):
+    packable = (bounds["whole"] and bounds["no_nulls"] and stay_bits + time_bits + var_bits <= 63
+                and events.schema["variable"] == VARIABLE
+                and not pairs["stay_id"].is_duplicated().any())  # a stay with two subjects has no single rank
+    if not packable:
+        return events.sort(keys)
+    rank = events["stay_id"].replace_strict(pairs["stay_id"], pairs["rank"].cast(pl.Int64), default=None)
+    if rank.null_count():  # a stay missing from ``stays``
         return events.sort(keys)
     key = (
         (rank * 2 ** (time_bits + var_bits))
