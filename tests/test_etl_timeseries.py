@@ -110,6 +110,16 @@ def test_two_hour_step():
     np.testing.assert_array_equal(array[:, F[f"mask->{HR}"]], [1.0, 1.0, 1.0])
 
 
+def test_categorical_value_given_as_a_number_reads_as_its_text():
+    # value_text null, value 1.0: the category "1.0"; a text, where present, wins over the number
+    events = ev([(1, 0.5, CRR, 1.0, None), (1, 1.5, CRR, 1.0, "0.0"), (1, 0.5, HR, 80.0, None)])
+    array, _ = timeseries.discretize(events, samples([(1, "train", 2.0)]))
+    np.testing.assert_array_equal(array[:, F[f"{CRR}->1.0"]], [1.0, 0.0])
+    np.testing.assert_array_equal(array[:, F[f"{CRR}->0.0"]], [0.0, 1.0])
+    with pytest.raises(MedfuseError, match="'7.0' for 'Capillary refill rate'"):
+        timeseries.discretize(ev([(1, 0.5, CRR, 7.0, None)]), samples([(1, "train", 2.0)]))
+
+
 def test_unknown_category_and_unknown_variable_are_named():
     with pytest.raises(MedfuseError, match="'Eyes closed' for 'Glascow coma scale eye opening'"):
         timeseries.discretize(ev([(1, 0.5, EYE, None, "Eyes closed")]), samples([(1, "train", 2.0)]))

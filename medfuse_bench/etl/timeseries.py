@@ -26,6 +26,7 @@ import dataclasses
 import json
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 
 STD_FLOOR = 1e-7
 N_FEATURES = 76
+#: Rows per pass of the normalizer's fit and application: 8192 rows of 76 float64 (5 MB) fit in cache.
+ROWS_PER_PASS = 8192
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,21 +183,30 @@ def bin_observations(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
             pl.min_horizontal((pl.col("hours") / timestep - EPS).cast(pl.Int64), last_bin - 1).alias("bin"),
         )
     )
-    frame = windowed.select("_row", "pos", "hours", "value", "value_text", "channel", "bin").collect()
+    # Categorical channels read value_text (its index among the possible texts; null where there is no text).
+    text_index = pl.when(pl.col("value_text").is_not_null()).then(
+        pl.col("value_text").replace_strict(text_of, default=len(texts), return_dtype=pl.Int64))
+    frame = windowed.select("_row", "pos", "hours", "value", text_index.alias("text_index"), "channel", "bin",
+                            "value_text").collect()
     if frame["channel"].null_count():
         _unknown_variables(lazy, layout.names)
     channel = frame["channel"].to_numpy()
     is_cat = layout.categorical[channel]
     code = frame["value"].to_numpy().copy()
     if is_cat.any():
-        # Categorical channels read value_text, falling back to the number written as text.
-        cat = frame.filter(pl.Series(is_cat)).select(
-            variable=pl.Series(np.asarray(layout.names, dtype=object)[channel[is_cat]], dtype=pl.String),
-            value_text=pl.coalesce(pl.col("value_text"), pl.col("value").cast(pl.String)))
-        text_index = cat["value_text"].replace_strict(text_of, default=len(texts), return_dtype=pl.Int64)
-        code[is_cat] = lookup[channel[is_cat], text_index.fill_null(len(texts)).to_numpy()]
-        if np.isnan(code[is_cat]).any():
-            _unknown_categories(cat, layout)
+        cat_rows = np.flatnonzero(is_cat)
+        index = frame["text_index"].to_numpy()[cat_rows]  # float, NaN where value_text is null
+        no_text = np.isnan(index)
+        if no_text.any():  # a categorical value given as a number: its text, e.g. 1.0 -> "1.0"
+            written = pl.Series(code[cat_rows[no_text]]).cast(pl.String)
+            index[no_text] = written.replace_strict(text_of, default=len(texts), return_dtype=pl.Int64) \
+                .fill_null(len(texts)).to_numpy()
+        code[cat_rows] = lookup[channel[cat_rows], index.astype(np.int64)]
+        if np.isnan(code[cat_rows]).any():
+            bad = frame[cat_rows].select(
+                variable=pl.Series(np.asarray(layout.names, dtype=object)[channel[cat_rows]], dtype=pl.String),
+                value_text=pl.coalesce(pl.col("value_text"), pl.col("value").cast(pl.String)))
+            _unknown_categories(bad, layout)
     # One sort on (sample, bin, channel) packed into one integer, then hour and row order: the last row of each
     # run of equal keys is the observation that wins its bin. Rows already in (sample, hour) order (events.parquet
     # is sorted by subject, stay and hour, and chunks follow that order) only need a stable sort on the key, and
@@ -289,8 +301,8 @@ class NormalizerFit:
 
     def update(self, block: np.ndarray) -> None:
         self.count += block.shape[0]
-        for start in range(0, block.shape[0], 1 << 16):  # float64 copies of bounded size
-            part = np.asarray(block[start:start + (1 << 16)], dtype=np.float64)
+        for start in range(0, block.shape[0], ROWS_PER_PASS):  # float64 copies that stay in cache
+            part = np.asarray(block[start:start + ROWS_PER_PASS], dtype=np.float64)
             self.sum += part.sum(axis=0)
             self.sum_sq += np.einsum("ij,ij->j", part, part)
 
@@ -314,11 +326,16 @@ def fit_normalizer(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def normalize(array: np.ndarray, means: np.ndarray, stds: np.ndarray) -> np.ndarray:
     """Normalise the 12 continuous columns of ``array`` in place and return it."""
-    for col in channel_layout().continuous_columns:  # one column at a time: no gather of 12 strided columns
-        values = array[:, col].astype(np.float64)
-        values -= means[col]
-        values /= stds[col]
-        array[:, col] = values
+    columns = channel_layout().continuous_columns
+    mean, std = means[columns], stds[columns]
+    # A few thousand rows at a time: their 12 columns are read and written in cache, where passes over whole
+    # strided columns would read the whole array from memory once per column.
+    for start in range(0, array.shape[0], ROWS_PER_PASS):
+        block = array[start:start + ROWS_PER_PASS]
+        values = block[:, columns].astype(np.float64)
+        values -= mean
+        values /= std
+        block[:, columns] = values
     return array
 
 
@@ -359,6 +376,20 @@ def _scatter(block: np.ndarray, n_bins: np.ndarray, offsets: np.ndarray, split_c
             array[target[0]:target[-1] + 1] = block[rows]
         else:
             array[target] = block[rows]
+
+
+def _write_chunk(observations: tuple[np.ndarray, ...], n_bins: np.ndarray, offsets: np.ndarray,
+                 split_code: np.ndarray, arrays: list[np.ndarray]) -> None:
+    """Densify a chunk's observations (sorted by pos) and copy its rows into the split arrays, a few thousand rows
+    at a time: each small block is filled and copied while in cache, so the arrays' memory is written once."""
+    pos, bins, channel, code = observations
+    buffer = np.empty((max(ROWS_PER_PASS, int(n_bins.max())), N_FEATURES), dtype=np.float32)
+    for a, b in row_chunks(n_bins, ROWS_PER_PASS):
+        lo, hi = np.searchsorted(pos, [a, b])
+        part = n_bins[a:b]
+        block = densify(pos[lo:hi], bins[lo:hi], channel[lo:hi], code[lo:hi], part, first_pos=a,
+                        out=buffer[: int(part.sum())])
+        _scatter(block, part, offsets[a:b], split_code[a:b], arrays)
 
 
 def chunk_observations(events: pl.LazyFrame, chunk: pl.DataFrame, timestep: float,
@@ -405,12 +436,22 @@ def write_timeseries(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
         by_subject = "subject_id" in prepared.columns and "subject_id" in events.collect_schema().names()
         keys = ["subject_id", "stay_id"] if by_subject else ["stay_id"]
         order = prepared.select(pl.arg_sort_by(keys, maintain_order=True)).to_series().to_numpy()
-        for a, b in tqdm(row_chunks(n_bins[order], chunk_rows), desc="timeseries", unit="chunk",
-                         disable=prepared.height == 0):
-            members = order[a:b]
+        chunks = [order[a:b] for a, b in row_chunks(n_bins[order], chunk_rows)]
+
+        def observe(members: np.ndarray) -> tuple[np.ndarray, ...]:
             chunk = prepared[members].with_columns(pos=pl.int_range(pl.len(), dtype=pl.Int64))
-            block = densify(*chunk_observations(events, chunk, timestep, keys[0]), n_bins[members])
-            _scatter(block, n_bins[members], offsets[members], split_code[members], arrays)
+            return chunk_observations(events, chunk, timestep, keys[0])
+
+        # The next chunk's observations (Polars and NumPy sorts, outside the GIL) are found on a second thread while
+        # this one densifies and copies the current chunk, so both cores work; at most two chunks are in memory.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(observe, chunks[0]) if chunks else None
+            for i, members in enumerate(tqdm(chunks, desc="timeseries", unit="chunk", disable=not chunks)):
+                observations = pending.result()
+                if i + 1 < len(chunks):
+                    pending = pool.submit(observe, chunks[i + 1])
+                _write_chunk(observations, n_bins[members], offsets[members], split_code[members], arrays)
+                del observations
         means, stds = fit_normalizer(arrays[0])
         train_steps = arrays[0].shape[0]
         for array in arrays:
