@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,10 @@ STAY_COLUMNS = ["subject_id", "intime"]
 
 #: ``variable`` inside the stage: an Enum of the 17 names, so grouping and joining on it hash small integers.
 VARIABLE = pl.Enum(resources.variable_names())
+#: ``value_text`` of the kept events inside the stage: an Enum of the categorical channels' possible values (the
+#: only texts that pass :func:`flag_invalid`, GCS totals included) in text order, so its max is the texts' max and
+#: moving rows moves integers, not strings.
+VALUE_TEXT = pl.Enum(sorted({p for v in resources.variables() if v["categorical"] for p in v["possible_values"]}))
 
 EVENTS_SCHEMA: dict[str, pl.DataType] = {
     "subject_id": pl.Int64(),
@@ -346,8 +351,9 @@ def derive_gcs_total(events: pl.LazyFrame) -> pl.LazyFrame:
     rows = [(name, text, max(int(points), 1))
             for name in (GCS_EYE, GCS_MOTOR, GCS_VERBAL)
             for text, points in resources.variable(name)["ordinal"].items()]
+    text = events.collect_schema()["value_text"]  # String, or VALUE_TEXT inside the stage
     points = pl.DataFrame(rows, schema={"variable": VARIABLE, "value_text": pl.String, "points": pl.Int64},
-                          orient="row").lazy()
+                          orient="row").with_columns(pl.col("value_text").cast(text)).lazy()
     keys = ["stay_id", "charttime"]
     derived = (
         events.join(points, on=["variable", "value_text"], how="inner")
@@ -360,22 +366,27 @@ def derive_gcs_total(events: pl.LazyFrame) -> pl.LazyFrame:
             *STAY_COLUMNS,
             variable=pl.lit(GCS_TOTAL, dtype=VARIABLE),
             value=pl.lit(None, dtype=pl.Float64),
-            value_text=pl.col("total").cast(pl.String),
+            value_text=pl.col("total").cast(pl.String).cast(text),
         )
     )
     return pl.concat([events, derived], how="diagonal_relaxed")
 
 
+def hours_since_intime() -> pl.Expr:
+    """``hours`` = (charttime - intime) in hours."""
+    return ((pl.col("charttime") - pl.col("intime")).dt.total_microseconds().cast(pl.Float64) / 3.6e9).alias("hours")
+
+
 def to_hours(events: pl.LazyFrame) -> pl.LazyFrame:
     """``hours`` = (charttime - intime) in hours; the output columns in contract order (``variable`` as text)."""
-    hours = (pl.col("charttime") - pl.col("intime")).dt.total_microseconds().cast(pl.Float64) / 3.6e9
-    return events.with_columns(hours=hours).select([pl.col(c).cast(t) for c, t in EVENTS_SCHEMA.items()])
+    return events.with_columns(hours_since_intime()).select([pl.col(c).cast(t) for c, t in EVENTS_SCHEMA.items()])
 
 
 def _counts_by(frame: pl.DataFrame, column: str) -> dict[str, int]:
     if frame.height == 0:
         return {}
-    return {str(k): int(n) for k, n in frame.group_by(column).len().sort(column).iter_rows()}
+    counted = frame.group_by(column).len().with_columns(pl.col(column).cast(pl.String)).sort(column)
+    return {str(k): int(n) for k, n in counted.iter_rows()}
 
 
 #: Columns of a raw event that cleaning does not look at; they ride along to stay assignment.
@@ -444,6 +455,19 @@ def extract_events(
     removed. ``events`` must hold every event of its subjects: the original mode assigns an event to any stay of
     its subject.
     """
+    coded, counts = extract_coded_events(events, stays, fidelity=fidelity, outliers=outliers)
+    return coded.select([pl.col(c).cast(t) for c, t in EVENTS_SCHEMA.items()]), counts
+
+
+def extract_coded_events(
+    events: pl.DataFrame,
+    stays: pl.DataFrame,
+    *,
+    fidelity: str = "corrected",
+    outliers: str | None = None,
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """:func:`extract_events` with ``variable`` as :data:`VARIABLE` and ``value_text`` as :data:`VALUE_TEXT`, the
+    types the stage works in (and writes as Parquet dictionaries)."""
     outliers = outliers or ("keep" if fidelity == "original" else "range")
     has_time = events["charttime"].is_not_null()
     pairs, index = distinct_values(events)
@@ -474,9 +498,11 @@ def extract_events(
         counts["outliers_clipped"] = by_variable(pl.col("range_action") == "clipped")
 
     use = has_time.to_numpy() & table["keep"].to_numpy()[index]
+    # Kept categorical texts are possible values (flag_invalid), so the strict cast fails only on a broken rule.
+    kept = table.with_columns(pl.when(pl.col("keep")).then(pl.col("value_text")).cast(VALUE_TEXT))
     valid = pl.concat(
         [events.select(_CARRIED_COLUMNS).filter(pl.Series(use)),
-         table.drop("keep", "problem", "range_action")[index[use]]],
+         kept.drop("keep", "problem", "range_action")[index[use]]],
         how="horizontal",
     )
     del use
@@ -489,7 +515,10 @@ def extract_events(
     lf = one.lazy()
     if fidelity == "corrected":
         lf = derive_gcs_total(lf)
-    out = sort_events(lf.collect(), stays).lazy().pipe(to_hours).collect()
+    # Hours first, so the sort moves only the output columns (and charttime, its key).
+    columns = [c for c in EVENTS_SCHEMA if c != "hours"]
+    out = sort_events(lf.select("charttime", hours_since_intime(), *columns).collect(), stays)
+    out = out.select(list(EVENTS_SCHEMA))
     if fidelity == "corrected":
         counts["gcs_total_derived"] = out.height - one.height
     counts["rows_out"] = _counts_by(out, "variable")
@@ -602,25 +631,36 @@ def run_variables(
     batches = max(1, min(math.ceil(n_rows / rows_per_batch), stays["subject_id"].n_unique()))
     batch_of = subject_batches(stays, batches)
     counts: dict[str, Any] = {"fidelity": fidelity, "outliers": outliers, "batches": batches, "rows_raw": n_rows}
-    with atomic_path(out) as tmp:
+    with atomic_path(out) as tmp, ThreadPoolExecutor(max_workers=1) as pool:
         writer = None
+        written: Future | None = None
         try:
             for b in tqdm(range(batches), desc="variables", unit="batch"):
                 subjects = batch_of.filter(pl.col("batch") == b)["subject_id"]
                 subject = pl.col("subject_id")
                 in_batch = subject.is_between(subjects.min(), subjects.max()) & subject.is_in(subjects.implode())
                 events = scan.filter(in_batch).collect()
-                part, part_counts = extract_events(events, stays.filter(in_batch), fidelity=fidelity,
-                                                   outliers=outliers)
+                part, part_counts = extract_coded_events(events, stays.filter(in_batch), fidelity=fidelity,
+                                                         outliers=outliers)
                 del events
                 merge_counts(counts, part_counts)
-                # ``variable`` goes to the writer as a dictionary, which it stores without re-encoding 17 names
-                # per row; without the Arrow schema in the file, readers still see a plain string column.
-                table = part.with_columns(pl.col("variable").cast(VARIABLE)).to_arrow()
+                # The Enum columns go to the writer as dictionaries, which it stores without re-encoding the texts
+                # of every row; without the Arrow schema in the file, readers still see plain string columns.
+                table = part.to_arrow()
+                del part
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, table.schema, compression="zstd", store_schema=False)
-                writer.write_table(table.cast(writer.schema), row_group_size=EVENTS_ROW_GROUP)
+                if written is not None:
+                    written.result()
+                # pyarrow encodes and compresses outside the GIL: the batch is written on a second thread while
+                # the next one is read and cleaned, in order, one batch at a time.
+                written = pool.submit(writer.write_table, table.cast(writer.schema), row_group_size=EVENTS_ROW_GROUP)
+                del table
+            if written is not None:
+                written.result()
         finally:
+            if written is not None:
+                wait([written])
             if writer is not None:
                 writer.close()
     log.info("variables (%s, outliers %s): %d events in, %d out", fidelity, outliers, n_rows,
