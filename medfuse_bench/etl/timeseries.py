@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 
 STD_FLOOR = 1e-7
 N_FEATURES = 76
-#: Rows per pass of the normalizer's fit and application: 8192 rows of 76 float64 (5 MB) fit in cache.
+#: Rows per block of the passes over the arrays (densify and copy, normalizer fit and application): 8192 rows of 76
+#: features (2.5 MB as float32, 5 MB as float64) stay in cache.
 ROWS_PER_PASS = 8192
 
 
@@ -189,8 +190,8 @@ def bin_observations(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
     # Categorical channels read value_text (its index among the possible texts; null where there is no text).
     text_index = pl.when(pl.col("value_text").is_not_null()).then(
         pl.col("value_text").replace_strict(text_of, default=len(texts), return_dtype=pl.Int64))
-    frame = windowed.select("_row", "pos", "hours", "value", text_index.alias("text_index"), "channel", "bin",
-                            "value_text").collect()
+    frame = windowed.select("_row", "pos", "hours", "value", text_index.alias("text_index"), "channel",
+                            "bin").collect()
     if frame["channel"].null_count():
         _unknown_variables(lazy, layout.names)
     channel = frame["channel"].to_numpy()
@@ -206,10 +207,9 @@ def bin_observations(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
                 .fill_null(len(texts)).to_numpy()
         code[cat_rows] = lookup[channel[cat_rows], index.astype(np.int64)]
         if np.isnan(code[cat_rows]).any():
-            bad = frame[cat_rows].select(
-                variable=pl.Series(np.asarray(layout.names, dtype=object)[channel[cat_rows]], dtype=pl.String),
-                value_text=pl.coalesce(pl.col("value_text"), pl.col("value").cast(pl.String)))
-            _unknown_categories(bad, layout)
+            _unknown_categories(windowed.select(
+                "variable", value_text=pl.coalesce(pl.col("value_text"), pl.col("value").cast(pl.String))).collect(),
+                layout)
     # One sort on (sample, bin, channel) packed into one integer, then hour and row order: the last row of each
     # run of equal keys is the observation that wins its bin. Rows already in (sample, hour) order (events.parquet
     # is sorted by subject, stay and hour, and chunks follow that order) only need a stable sort on the key, and
