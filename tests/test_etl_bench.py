@@ -27,6 +27,7 @@ def test_every_stage_runs_and_is_timed(report: tuple[dict, Path]) -> None:
     assert all(s["exit_code"] == 0 and s["seconds"] > 0 and s["peak_rss_mb"] > 0 for s in result["stages"])
     total, runs = result["etl_total"], result["runs"]
     assert total["runs"] == len(runs) == 2 and all(len(r["stages"]) == 10 for r in runs)
+    assert [r["after_baseline"] for r in runs] == [False, True]  # the ETL runs bracket the baseline
     for run in runs:
         assert run["total_seconds"] == pytest.approx(sum(s["seconds"] for s in run["stages"]), abs=0.01)
     assert total["seconds"] == pytest.approx(sum(r["total_seconds"] for r in runs) / 2, abs=0.01)
@@ -36,6 +37,20 @@ def test_every_stage_runs_and_is_timed(report: tuple[dict, Path]) -> None:
     assert (workdir / "bench_etl.json").exists()
     text = format_table(result)
     assert "whole ETL (median)" in text and "original approach" in text and "medians of 2 runs" in text
+    assert "after the baseline: " in text
+
+
+def test_an_existing_folder_is_timed_and_recorded_as_given(report: tuple[dict, Path], tmp_path: Path) -> None:
+    result, workdir = report
+    assert result["input"]["generated"] is True and result["stays"] == 80 and result["seed"] == 5
+    synthetic = workdir / "synthetic"
+    again = bench_etl(2000, tmp_path, mimic_iv=synthetic / "mimic-iv", mimic_cxr=synthetic / "mimic-cxr-jpg",
+                      fidelity="original", threads=1)
+    assert again["input"] == {"mimic_iv": str((synthetic / "mimic-iv").resolve()),
+                              "mimic_cxr": str((synthetic / "mimic-cxr-jpg").resolve()), "generated": False}
+    assert again["stays"] is None and again["seed"] is None  # not what was timed
+    assert not (tmp_path / "synthetic").exists()
+    assert [s["rows"] for s in again["stages"]] == [s["rows"] for s in result["stages"]]
 
 
 def test_median_stages_take_the_middle_run_and_the_worst_memory_and_exit() -> None:

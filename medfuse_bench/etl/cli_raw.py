@@ -100,7 +100,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "chartevents rows/s")
     p.add_argument("--repeat", type=int, default=1,
                    help="run the ETL stages this many times and report each stage's median and the median total "
-                   "(the baseline runs once) (default: 1)")
+                   "(the baseline runs once, with the later half of the ETL runs after it, so that a change "
+                   "in the machine's speed during the baseline shows in their spread) (default: 1)")
     p.add_argument("--out", default=None, help="output JSON of the timings (default: {workdir}/bench_etl.json)")
     p.set_defaults(func=run_bench)
 
