@@ -28,6 +28,7 @@ def test_every_stage_runs_and_is_timed(report: tuple[dict, Path]) -> None:
     total, runs = result["etl_total"], result["runs"]
     assert total["runs"] == len(runs) == 2 and all(len(r["stages"]) == 10 for r in runs)
     assert [r["after_baseline"] for r in runs] == [False, True]  # the ETL runs bracket the baseline
+    assert all(r["machine_check_seconds"] > 0 for r in runs)
     for run in runs:
         assert run["total_seconds"] == pytest.approx(sum(s["seconds"] for s in run["stages"]), abs=0.01)
     assert total["seconds"] == pytest.approx(sum(r["total_seconds"] for r in runs) / 2, abs=0.01)
@@ -37,7 +38,7 @@ def test_every_stage_runs_and_is_timed(report: tuple[dict, Path]) -> None:
     assert (workdir / "bench_etl.json").exists()
     text = format_table(result)
     assert "whole ETL (median)" in text and "original approach" in text and "medians of 2 runs" in text
-    assert "after the baseline: " in text
+    assert "after the baseline: " in text and "machine check before each run" in text
 
 
 def test_an_existing_folder_is_timed_and_recorded_as_given(report: tuple[dict, Path], tmp_path: Path) -> None:

@@ -96,6 +96,20 @@ def _median_stages(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return out
 
 
+def machine_check() -> float:
+    """Seconds of a fixed single-core workload (a Python loop and a NumPy sort), timed beside each ETL run: on a
+    shared machine whose speed drifts, it tells a slow run from a slow moment."""
+    import numpy as np
+
+    values = np.random.default_rng(0).random(2_000_000)
+    start = time.perf_counter()
+    total = 0
+    for i in range(2_000_000):
+        total += i
+    np.sort(values, kind="stable")
+    return round(time.perf_counter() - start, 3)
+
+
 def _run_stages(mimic_iv: Path, mimic_cxr: Path | None, workdir: Path, logs: Path, fidelity: str,
                 threads: int | None, raw_event_rows: int) -> dict[str, Any]:
     """Run every ETL stage once, in the workflow's order, each as its own process; stop at the first failure."""
@@ -209,8 +223,10 @@ def bench_etl(
     def run_etl(run: int) -> bool:
         if repeat > 1:
             log.info("bench: run %d of %d", run + 1, repeat)
+        check = machine_check()
         runs.append(_run_stages(mimic_iv, mimic_cxr, workdir, logs, fidelity, threads, chart_rows + lab_rows))
         runs[-1]["after_baseline"] = baseline_seconds is not None
+        runs[-1]["machine_check_seconds"] = check
         return all(s["exit_code"] == 0 for s in runs[-1]["stages"])
 
     runs: list[dict[str, Any]] = []
@@ -242,7 +258,8 @@ def bench_etl(
     seconds = report["ingest_chartevents"]["seconds"]
     report["ingest_chartevents"]["rows_per_s"] = round(chart_rows / seconds) if seconds else None
     report["runs"] = [{"total_seconds": round(sum(s["seconds"] for s in r["stages"]), 3),
-                       "after_baseline": r["after_baseline"], "stages": r["stages"]} for r in runs]
+                       "after_baseline": r["after_baseline"], "machine_check_seconds": r["machine_check_seconds"],
+                       "stages": r["stages"]} for r in runs]
     total = _median([r["total_seconds"] for r in report["runs"]])
     report["etl_total"] = {
         "seconds": round(total, 3),
@@ -283,6 +300,10 @@ def format_table(report: dict[str, Any]) -> str:
                           .get("after_baseline")) else "") + f"{r['total_seconds']:.1f}"
                          for i, r in enumerate(report["runs"]))
         lines.append(f"stage seconds above: medians of {runs} runs; whole ETL per run: {each} s")
+    checks = [r["machine_check_seconds"] for r in report.get("runs", []) if "machine_check_seconds" in r]
+    if checks:
+        lines.append("machine check before each run (a fixed single-core workload; larger = slower machine): "
+                     + ", ".join(f"{c:.2f}" for c in checks) + " s")
     if total and total["seconds"]:
         lines.append(f"whole ETL{' (median)' if runs > 1 else ''}: {total['seconds']:.1f} s = "
                      f"{total['chartevents_rows_per_s']:,} chartevents rows/s, "
