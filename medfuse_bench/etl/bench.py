@@ -225,12 +225,11 @@ def bench_etl(
             log.info("bench: run %d of %d", run + 1, repeat)
         check = machine_check()
         runs.append(_run_stages(mimic_iv, mimic_cxr, workdir, logs, fidelity, threads, chart_rows + lab_rows))
-        runs[-1]["after_baseline"] = baseline_seconds is not None
+        runs[-1]["after_baseline"] = "baseline" in report
         runs[-1]["machine_check_seconds"] = check
         return all(s["exit_code"] == 0 for s in runs[-1]["stages"])
 
     runs: list[dict[str, Any]] = []
-    baseline_seconds: float | None = None
     # With a baseline, the ETL runs bracket it (the later half after it): the baseline takes many minutes, and a
     # change in the machine's speed meanwhile then shows in the spread of the ETL runs instead of in the ratio alone.
     before = repeat - repeat // 2 if baseline else repeat
@@ -244,7 +243,6 @@ def bench_etl(
             shutil.rmtree(scratch)
         result = run_baseline(mimic_iv, scratch, progress=True)
         shutil.rmtree(scratch, ignore_errors=True)
-        baseline_seconds = result["total_seconds"]
         report["baseline"] = result
         for run in range(before, repeat):
             if not run_etl(run):
@@ -296,9 +294,12 @@ def format_table(report: dict[str, Any]) -> str:
     total = report.get("etl_total")
     runs = total.get("runs", 1) if total else 1
     if runs > 1:
-        each = ", ".join(("after the baseline: " if r.get("after_baseline") and not (i and report["runs"][i - 1]
-                          .get("after_baseline")) else "") + f"{r['total_seconds']:.1f}"
-                         for i, r in enumerate(report["runs"]))
+        parts, after = [], False
+        for r in report["runs"]:
+            label = "after the baseline: " if r.get("after_baseline") and not after else ""
+            after = bool(r.get("after_baseline"))
+            parts.append(f"{label}{r['total_seconds']:.1f}")
+        each = ", ".join(parts)
         lines.append(f"stage seconds above: medians of {runs} runs; whole ETL per run: {each} s")
     checks = [r["machine_check_seconds"] for r in report.get("runs", []) if "machine_check_seconds" in r]
     if checks:

@@ -179,7 +179,7 @@ def bin_observations(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
                 pl.col("variable").cast(pl.String), value.alias("value"), text.alias("value_text"))
         .join(samples.lazy().select("stay_id", "pos", "period_length"), on="stay_id", how="inner",
               maintain_order="left")
-        .filter((pl.col("hours") > -EPS) & (pl.col("hours") < pl.col("period_length") + EPS))
+        .filter(pl.col("hours") < pl.col("period_length") + EPS)  # each sample's own end; the start is cut above
         .with_columns(
             # the channels are the Enum's categories in order, so its physical code is the channel index
             pl.col("variable").cast(pl.Enum(list(layout.names)), strict=False).to_physical().cast(pl.Int64)

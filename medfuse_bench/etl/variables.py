@@ -377,11 +377,6 @@ def hours_since_intime() -> pl.Expr:
     return ((pl.col("charttime") - pl.col("intime")).dt.total_microseconds().cast(pl.Float64) / 3.6e9).alias("hours")
 
 
-def to_hours(events: pl.LazyFrame) -> pl.LazyFrame:
-    """``hours`` = (charttime - intime) in hours; the output columns in contract order (``variable`` as text)."""
-    return events.with_columns(hours_since_intime()).select([pl.col(c).cast(t) for c, t in EVENTS_SCHEMA.items()])
-
-
 def _counts_by(frame: pl.DataFrame, column: str) -> dict[str, int]:
     if frame.height == 0:
         return {}
