@@ -27,8 +27,9 @@ def test_every_stage_runs_and_is_timed(report: tuple[dict, Path]) -> None:
     assert all(s["exit_code"] == 0 and s["seconds"] > 0 and s["peak_rss_mb"] > 0 for s in result["stages"])
     total, runs = result["etl_total"], result["runs"]
     assert total["runs"] == len(runs) == 2 and all(len(r["stages"]) == 10 for r in runs)
-    assert [r["after_baseline"] for r in runs] == [False, True]  # the ETL runs bracket the baseline
-    assert all(r["machine_check_seconds"] > 0 for r in runs)
+    # the two runs bracket the baseline: before it and after its last stage
+    assert [r["position"] for r in runs] == ["before the baseline", "after baseline discretise"]
+    assert all(r["machine_check_seconds"] > 0 and r["machine_check_all_cores_seconds"] > 0 for r in runs)
     for run in runs:
         assert run["total_seconds"] == pytest.approx(sum(s["seconds"] for s in run["stages"]), abs=0.01)
     assert total["seconds"] == pytest.approx(sum(r["total_seconds"] for r in runs) / 2, abs=0.01)
@@ -38,7 +39,8 @@ def test_every_stage_runs_and_is_timed(report: tuple[dict, Path]) -> None:
     assert (workdir / "bench_etl.json").exists()
     text = format_table(result)
     assert "whole ETL (median)" in text and "original approach" in text and "medians of 2 runs" in text
-    assert "after the baseline: " in text and "machine check before each run" in text
+    assert "(after baseline discretise)" in text and "machine check before each run" in text
+    assert "speed-up of each run: " in text
 
 
 def test_an_existing_folder_is_timed_and_recorded_as_given(report: tuple[dict, Path], tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,39 @@ def machine_check() -> float:
     return round(time.perf_counter() - start, 3)
 
 
+def machine_check_all_cores(workers: int | None = None) -> float:
+    """The slowest of :func:`machine_check` run in ``workers`` processes at once (default: one per CPU): the
+    stages use every core, and a neighbour holding one core slows them while a single-core check barely moves."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = workers or os.cpu_count() or 1
+    # spawn, not fork: this process may hold DuckDB's and Polars' threads.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(_noop, range(workers)))  # start every worker before the timed round
+        return max(pool.map(_timed_check, range(workers)))
+
+
+def _noop(_: int) -> None:
+    return None
+
+
+def _timed_check(_: int) -> float:
+    return machine_check()
+
+
+def spread_runs(repeat: int, points: int) -> list[int]:
+    """The point (0 .. points - 1) of each of ``repeat`` runs spread evenly over ``points`` points, first and last
+    included.
+
+    >>> spread_runs(2, 6), spread_runs(4, 6), spread_runs(6, 6), spread_runs(1, 6)
+    ([0, 5], [0, 2, 3, 5], [0, 1, 2, 3, 4, 5], [0])
+    """
+    if repeat == 1:
+        return [0]
+    return [int(r * (points - 1) / (repeat - 1) + 0.5) for r in range(repeat)]
+
+
 def _run_stages(mimic_iv: Path, mimic_cxr: Path | None, workdir: Path, logs: Path, fidelity: str,
                 threads: int | None, raw_event_rows: int) -> dict[str, Any]:
     """Run every ETL stage once, in the workflow's order, each as its own process; stop at the first failure."""
@@ -188,8 +222,10 @@ def bench_etl(
     one run on a shared machine can be far from another's.
 
     ``baseline`` also times :mod:`medfuse_bench.etl.baseline`, the original extraction's approach, on the same input
-    (slow: about 15k chartevents rows/s) and reports the whole ETL's speed-up against it; the later half of the ETL
-    runs (``repeat // 2``) then come after the baseline, each marked ``after_baseline``.
+    (slow: about 15k chartevents rows/s) and reports the whole ETL's speed-up against it; the ETL runs are then
+    spread evenly over six points, before the baseline and after each of its five stages (:func:`spread_runs`),
+    each run marked with its ``position``. Before each run, :func:`machine_check` and
+    :func:`machine_check_all_cores` time a fixed workload, so that a slow moment of the machine shows.
     """
     if repeat < 1:
         raise MedfuseError(f"--repeat must be at least 1, got {repeat}")
@@ -220,33 +256,45 @@ def bench_etl(
     chart_rows = _csv_rows(layout.files["chartevents"])
     lab_rows = _csv_rows(layout.files["labevents"])
 
-    def run_etl(run: int) -> bool:
-        if repeat > 1:
-            log.info("bench: run %d of %d", run + 1, repeat)
-        check = machine_check()
+    runs: list[dict[str, Any]] = []
+
+    def run_etl(position: str | None) -> bool:
+        log.info("bench: run %d of %d%s", len(runs) + 1, repeat, f" ({position})" if position else "")
+        check, check_all = machine_check(), machine_check_all_cores()
         runs.append(_run_stages(mimic_iv, mimic_cxr, workdir, logs, fidelity, threads, chart_rows + lab_rows))
-        runs[-1]["after_baseline"] = "baseline" in report
-        runs[-1]["machine_check_seconds"] = check
+        runs[-1].update(position=position, machine_check_seconds=check, machine_check_all_cores_seconds=check_all)
         return all(s["exit_code"] == 0 for s in runs[-1]["stages"])
 
-    runs: list[dict[str, Any]] = []
-    # With a baseline, the ETL runs bracket it (the later half after it): the baseline takes many minutes, and a
-    # change in the machine's speed meanwhile then shows in the spread of the ETL runs instead of in the ratio alone.
-    before = repeat - repeat // 2 if baseline else repeat
-    ok = all(run_etl(run) for run in range(before))
-    if baseline and ok:
-        from medfuse_bench.etl.baseline import run_baseline
-
-        log.info("bench: baseline (the original extraction's approach)")
-        scratch = workdir / "baseline"
-        if scratch.exists():
-            shutil.rmtree(scratch)
-        result = run_baseline(mimic_iv, scratch, progress=True)
-        shutil.rmtree(scratch, ignore_errors=True)
-        report["baseline"] = result
-        for run in range(before, repeat):
-            if not run_etl(run):
+    if not baseline:
+        for _ in range(repeat):
+            if not run_etl(None):
                 break
+    else:
+        from medfuse_bench.etl.baseline import BASELINE_STAGES, run_baseline
+
+        # The baseline takes many minutes while the machine's speed drifts, so the ETL runs are spread over it:
+        # before it and after its stages, each run at one of these points; the median run then meets the same
+        # conditions as the baseline's total.
+        points = ["before the baseline", *(f"after baseline {name}" for name in BASELINE_STAGES)]
+        at = Counter(spread_runs(repeat, len(points)))
+        failed = False
+
+        def runs_at(point: int) -> None:
+            nonlocal failed
+            for _ in range(at[point]):
+                failed = failed or not run_etl(points[point])
+
+        runs_at(0)
+        if not failed:
+            log.info("bench: baseline (the original extraction's approach)")
+            scratch = workdir / "baseline"
+            if scratch.exists():
+                shutil.rmtree(scratch)
+            report["baseline"] = run_baseline(
+                mimic_iv, scratch, progress=True,
+                after_stage=lambda name: runs_at(1 + BASELINE_STAGES.index(name)),
+            )
+            shutil.rmtree(scratch, ignore_errors=True)
     report["stages"] = _median_stages([r["stages"] for r in runs])
     report["ingest_chartevents"] = {
         "rows_in": chart_rows,
@@ -256,7 +304,8 @@ def bench_etl(
     seconds = report["ingest_chartevents"]["seconds"]
     report["ingest_chartevents"]["rows_per_s"] = round(chart_rows / seconds) if seconds else None
     report["runs"] = [{"total_seconds": round(sum(s["seconds"] for s in r["stages"]), 3),
-                       "after_baseline": r["after_baseline"], "machine_check_seconds": r["machine_check_seconds"],
+                       "position": r["position"], "machine_check_seconds": r["machine_check_seconds"],
+                       "machine_check_all_cores_seconds": r["machine_check_all_cores_seconds"],
                        "stages": r["stages"]} for r in runs]
     total = _median([r["total_seconds"] for r in report["runs"]])
     report["etl_total"] = {
@@ -294,17 +343,17 @@ def format_table(report: dict[str, Any]) -> str:
     total = report.get("etl_total")
     runs = total.get("runs", 1) if total else 1
     if runs > 1:
-        parts, after = [], False
-        for r in report["runs"]:
-            label = "after the baseline: " if r.get("after_baseline") and not after else ""
-            after = bool(r.get("after_baseline"))
-            parts.append(f"{label}{r['total_seconds']:.1f}")
-        each = ", ".join(parts)
+        each = ", ".join(f"{r['total_seconds']:.1f}" + (f" ({r['position']})" if r.get("position") else "")
+                         for r in report["runs"])
         lines.append(f"stage seconds above: medians of {runs} runs; whole ETL per run: {each} s")
-    checks = [r["machine_check_seconds"] for r in report.get("runs", []) if "machine_check_seconds" in r]
-    if checks:
-        lines.append("machine check before each run (a fixed single-core workload; larger = slower machine): "
-                     + ", ".join(f"{c:.2f}" for c in checks) + " s")
+    one = [r["machine_check_seconds"] for r in report.get("runs", []) if "machine_check_seconds" in r]
+    every = [r["machine_check_all_cores_seconds"] for r in report.get("runs", [])
+             if "machine_check_all_cores_seconds" in r]
+    if one:
+        line = f"machine check before each run (a fixed workload; larger = slower machine): one core {_list(one)} s"
+        if every:
+            line += f"; on all {report['cpus']} cores at once, the slowest: {_list(every)} s"
+        lines.append(line)
     if total and total["seconds"]:
         lines.append(f"whole ETL{' (median)' if runs > 1 else ''}: {total['seconds']:.1f} s = "
                      f"{total['chartevents_rows_per_s']:,} chartevents rows/s, "
@@ -315,4 +364,11 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"original approach (medfuse_bench.etl.baseline) on the same input: {base['total_seconds']:.1f} s "
                      f"({parts}) = {base['chartevents_rows_per_s']:,} chartevents rows/s; the whole ETL is "
                      f"{base['speedup_of_etl']}x faster")
+        each = [base["total_seconds"] / r["total_seconds"] for r in report.get("runs", []) if r["total_seconds"]]
+        if len(each) > 1:
+            lines.append(f"speed-up of each run: {_list(each, '{:.1f}x')}")
     return "\n".join(lines)
+
+
+def _list(values: list[float], form: str = "{:.2f}") -> str:
+    return ", ".join(form.format(v) for v in values)

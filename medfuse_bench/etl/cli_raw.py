@@ -100,8 +100,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "chartevents rows/s")
     p.add_argument("--repeat", type=int, default=1,
                    help="run the ETL stages this many times and report each stage's median and the median total "
-                   "(the baseline runs once, with the later half of the ETL runs after it, so that a change "
-                   "in the machine's speed during the baseline shows in their spread) (default: 1)")
+                   "(the baseline runs once; with --baseline the ETL runs are spread evenly from before it to "
+                   "after its last stage, so that they meet the machine as the baseline does: 6 puts one before "
+                   "it and one after each of its five stages) (default: 1)")
     p.add_argument("--out", default=None, help="output JSON of the timings (default: {workdir}/bench_etl.json)")
     p.set_defaults(func=run_bench)
 
