@@ -364,3 +364,31 @@ def test_subject_batches_cover_every_subject_once_in_subject_order():
     batches = V.subject_batches(stays, 3)
     assert batches["subject_id"].to_list() == [1, 2, 3, 5]
     assert batches["batch"].to_list() == [0, 0, 1, 2] and batches["batch"].is_sorted()
+
+
+@pytest.mark.parametrize("fidelity", ["original", "corrected"])
+def test_the_packed_collapse_equals_the_hash_collapse(monkeypatch: pytest.MonkeyPatch, fidelity: str):
+    # many repeated (stay, time, variable) keys with differing storetimes and values, GCS components to total, a
+    # lab in a stay's window: collapsing on the sorted packed key must give the events and counts of the
+    # hash-based collapse, which the engine takes when the key does not pack
+    import random
+
+    rng = random.Random(7)
+    texts = {220739: ["4 Spontaneously", "To Pain", "1 No Response"], 223901: ["6 Obeys Commands", "1 No Response"],
+             223900: ["5 Oriented", "Confused", "1 No Response"], 223951: ["Normal <3 Seconds", "Abnormal >3 Seconds"]}
+    rows = []
+    for _ in range(400):
+        stay = rng.choice([100, 300, 200])
+        hours = (100 if stay == 300 else 0) + rng.randrange(6)
+        item = rng.choice([220045, 220210, 223835, 220739, 223901, 223900, 223951])
+        value = rng.choice(texts[item]) if item in texts else str(rng.choice([0.5, 21, 80, 80.5, 95, 120]))
+        rows.append((stay, hours, item, value, rng.choice([0, 0, 5, 10])))
+    rows += [(None, 2, 50931, "105", 0, 10), (None, 2, 50931, "110", 5, 10)]
+    frame = events(*rows)
+    packed, packed_counts = extract_events(frame, STAYS, fidelity=fidelity)
+    monkeypatch.setattr(V, "event_packing", lambda *args: None)
+    hashed, hashed_counts = extract_events(frame, STAYS, fidelity=fidelity)
+    assert packed_counts == hashed_counts and packed_counts["duplicates_collapsed"] > 100
+    if fidelity == "corrected":
+        assert packed_counts["gcs_total_derived"] > 0
+    assert_frame_equal(packed, hashed)

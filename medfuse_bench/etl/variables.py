@@ -309,7 +309,8 @@ def assign_stays(events: pl.LazyFrame, stays: pl.LazyFrame, fidelity: str) -> pl
     return pl.concat([charted, labs], how="diagonal_relaxed").drop("outtime")
 
 
-def keep_one_per_time(events: pl.LazyFrame, fidelity: str) -> pl.LazyFrame:
+def keep_one_per_time(events: pl.LazyFrame, fidelity: str, *, keys: list[str] | None = None,
+                      carried: list[str] | None = None) -> pl.LazyFrame:
     """One row per (stay_id, charttime, variable).
 
     ``original``: the last row after sorting by value, as the original's pivot does: numbers for the channels it
@@ -326,21 +327,25 @@ def keep_one_per_time(events: pl.LazyFrame, fidelity: str) -> pl.LazyFrame:
     >>> keep_one_per_time(ev, "original").collect()["value"].to_list()
     [8.0]
     """
+    # ``keys`` may be one column standing for (stay_id, charttime, variable) (collapse_and_sort's packed key), with
+    # ``carried`` the columns that are constant within a key.
+    keys = EVENT_KEYS if keys is None else keys
+    carried = STAY_COLUMNS if carried is None else carried
     # Most (stay, time, variable) keys hold one row: only the others need a per-group choice.
-    counted = events.with_columns(_n=pl.len().over(EVENT_KEYS))
-    single = counted.filter(pl.col("_n") == 1).select(*EVENT_KEYS, "value", "value_text", *STAY_COLUMNS)
+    counted = events.with_columns(_n=pl.len().over(keys))
+    single = counted.filter(pl.col("_n") == 1).select(*keys, "value", "value_text", *carried)
     several = counted.filter(pl.col("_n") > 1)
     if fidelity == "original":
-        chosen = several.group_by(EVENT_KEYS).agg(
-            pl.col("value", "value_text", *STAY_COLUMNS).sort_by(["sort_number", "sort_text"], nulls_last=False)
+        chosen = several.group_by(keys).agg(
+            pl.col("value", "value_text", *carried).sort_by(["sort_number", "sort_text"], nulls_last=False)
             .last()
         )
     else:
-        latest = pl.col("storetime").max().over(EVENT_KEYS)
+        latest = pl.col("storetime").max().over(keys)
         chosen = (
             several.filter((pl.col("storetime") == latest) | latest.is_null())
-            .group_by(EVENT_KEYS)
-            .agg(pl.col("value").mean(), pl.col("value_text").max(), pl.col(STAY_COLUMNS).first())
+            .group_by(keys)
+            .agg(pl.col("value").mean(), pl.col("value_text").max(), pl.col(carried).first())
         )
     return pl.concat([single, chosen], how="vertical_relaxed")
 
@@ -348,6 +353,11 @@ def keep_one_per_time(events: pl.LazyFrame, fidelity: str) -> pl.LazyFrame:
 def derive_gcs_total(events: pl.LazyFrame) -> pl.LazyFrame:
     """Add a GCS total (text "3".."15") wherever eye, motor and verbal are all charted at the same time and no total
     is; each component counts its ordinal, at least 1 (eye "None" and verbal "No Response-ETT" count 1)."""
+    return pl.concat([events, gcs_totals(events)], how="diagonal_relaxed")
+
+
+def gcs_totals(events: pl.LazyFrame) -> pl.LazyFrame:
+    """The rows :func:`derive_gcs_total` adds: stay_id, charttime, the stay columns, variable, value, value_text."""
     rows = [(name, text, max(int(points), 1))
             for name in (GCS_EYE, GCS_MOTOR, GCS_VERBAL)
             for text, points in resources.variable(name)["ordinal"].items()]
@@ -355,7 +365,7 @@ def derive_gcs_total(events: pl.LazyFrame) -> pl.LazyFrame:
     points = pl.DataFrame(rows, schema={"variable": VARIABLE, "value_text": pl.String, "points": pl.Int64},
                           orient="row").with_columns(pl.col("value_text").cast(text)).lazy()
     keys = ["stay_id", "charttime"]
-    derived = (
+    return (
         events.join(points, on=["variable", "value_text"], how="inner")
         .group_by(keys)
         .agg(pl.col(STAY_COLUMNS).first(), n=pl.col("variable").n_unique(), total=pl.col("points").sum())
@@ -369,7 +379,6 @@ def derive_gcs_total(events: pl.LazyFrame) -> pl.LazyFrame:
             value_text=pl.col("total").cast(pl.String).cast(text),
         )
     )
-    return pl.concat([events, derived], how="diagonal_relaxed")
 
 
 def hours_since_intime() -> pl.Expr:
@@ -504,18 +513,14 @@ def extract_coded_events(
     assigned = assign_stays(valid.lazy(), stays.lazy(), fidelity).collect()
     del valid
     counts["rows_assigned_to_stays"] = assigned.height
-    one = keep_one_per_time(assigned.lazy(), fidelity).collect()
-    counts["duplicates_collapsed"] = assigned.height - one.height
+    collapsed, rows_one = collapse_and_sort(assigned, stays, fidelity)
+    counts["duplicates_collapsed"] = assigned.height - rows_one
     del assigned
-    lf = one.lazy()
-    if fidelity == "corrected":
-        lf = derive_gcs_total(lf)
-    # Hours first, so the sort moves only the output columns (and charttime, its key).
-    columns = [c for c in EVENTS_SCHEMA if c != "hours"]
-    out = sort_events(lf.select("charttime", hours_since_intime(), *columns).collect(), stays)
+    out = collapsed.select(hours_since_intime(), *[c for c in EVENTS_SCHEMA if c != "hours"])
     out = out.select(list(EVENTS_SCHEMA))
+    del collapsed
     if fidelity == "corrected":
-        counts["gcs_total_derived"] = out.height - one.height
+        counts["gcs_total_derived"] = out.height - rows_one
     counts["rows_out"] = _counts_by(out, "variable")
     return out, counts
 
@@ -537,34 +542,100 @@ def sort_events(events: pl.DataFrame, stays: pl.DataFrame | None = None) -> pl.D
     >>> sort_events(ev).rows() == ev.sort(["subject_id", "stay_id", "charttime", "variable"]).rows()
     True
     """
-    keys = ["subject_id", "stay_id", "charttime", "variable"]
     if events.height < 2:
         return events
+    packing = event_packing(events, stays)
+    key = None if packing is None else packed_key(events, packing)
+    if key is None:
+        return events.sort(["subject_id", "stay_id", "charttime", "variable"])
+    return events.with_columns(key).sort(_KEY).drop(_KEY)
+
+
+#: Column of the packed (stay, time, variable) key while a stage works with it.
+_KEY = "_key"
+
+
+def event_packing(events: pl.DataFrame, stays: pl.DataFrame | None = None) -> dict[str, Any] | None:
+    """How :func:`packed_key` packs (stay rank, charttime, variable) of ``events`` into one Int64 whose order is
+    the (subject_id, stay_id, charttime, variable) order, or None when they do not fit in 63 bits (times with
+    fractions of a second, nulls, a stay with two subjects, another type of ``variable``)."""
+    keys = ["subject_id", "stay_id", "charttime", "variable"]
+    if events.schema["variable"] != VARIABLE:
+        return None
     seconds = pl.col("charttime").dt.epoch("s")
     bounds = events.select(
         t_lo=seconds.min(), t_hi=seconds.max(),
         whole=(pl.col("charttime").dt.epoch("us") % 1_000_000 == 0).all(),
         no_nulls=pl.all_horizontal(pl.col(k).null_count() == 0 for k in keys),
     ).row(0, named=True)
+    if not (bounds["whole"] and bounds["no_nulls"]) or bounds["t_lo"] is None:
+        return None
     pairs = (events if stays is None else stays).select("subject_id", "stay_id").unique()
     pairs = pairs.sort("subject_id", "stay_id").with_row_index("rank")
     var_bits = max(1, len(VARIABLE.categories) - 1).bit_length()
     stay_bits = max(1, pairs.height - 1).bit_length()
     time_bits = max(1, int(bounds["t_hi"] - bounds["t_lo"])).bit_length()
-    packable = (bounds["whole"] and bounds["no_nulls"] and stay_bits + time_bits + var_bits <= 63
-                and events.schema["variable"] == VARIABLE
-                and not pairs["stay_id"].is_duplicated().any())  # a stay with two subjects has no single rank
-    if not packable:
-        return events.sort(keys)
-    rank = events["stay_id"].replace_strict(pairs["stay_id"], pairs["rank"].cast(pl.Int64), default=None)
-    if rank.null_count():  # a stay missing from ``stays``
-        return events.sort(keys)
-    key = (
-        (rank * 2 ** (time_bits + var_bits))
-        + ((seconds - bounds["t_lo"]) * 2**var_bits)
-        + pl.col("variable").to_physical().cast(pl.Int64)
-    )
-    return events.with_columns(_key=key).sort("_key").drop("_key")
+    if stay_bits + time_bits + var_bits > 63 or pairs["stay_id"].is_duplicated().any():
+        return None  # a stay with two subjects has no single rank
+    return {"stays": pairs["stay_id"], "ranks": pairs["rank"].cast(pl.Int64), "t_lo": bounds["t_lo"],
+            "time_bits": time_bits, "var_bits": var_bits}
+
+
+def packed_key(events: pl.DataFrame, packing: dict[str, Any]) -> pl.Series | None:
+    """The packed key of every row (named ``_key``), or None when a row's time or stay is outside ``packing``."""
+    seconds = events["charttime"].dt.epoch("s") - packing["t_lo"]
+    if seconds.min() < 0 or seconds.max() >= 2 ** packing["time_bits"]:
+        return None
+    rank = events["stay_id"].replace_strict(packing["stays"], packing["ranks"], default=None)
+    if rank.null_count():  # a stay missing from the plan
+        return None
+    var_bits = packing["var_bits"]
+    return ((rank * 2 ** (packing["time_bits"] + var_bits)) + seconds * 2**var_bits
+            + events["variable"].to_physical().cast(pl.Int64)).alias(_KEY)
+
+
+def collapse_and_sort(events: pl.DataFrame, stays: pl.DataFrame, fidelity: str) -> tuple[pl.DataFrame, int]:
+    """:func:`keep_one_per_time`, then in ``corrected`` mode :func:`derive_gcs_total`, then :func:`sort_events`;
+    returns the events (the columns of EVENTS_SCHEMA but ``hours``, plus ``charttime`` and ``intime``) and the rows
+    left after the first step.
+
+    With a packed key (:func:`event_packing`) the events are sorted first, so that the rows of one (stay, time,
+    variable) are neighbours: comparisons with the previous and next rows find the keys held by several rows, with
+    no hash table over every row; only those rows are collapsed, and the derived GCS totals are merged into the
+    sorted rows.
+    """
+    columns = [c for c in EVENTS_SCHEMA if c != "hours"]
+    packing = event_packing(events, stays)
+    key = None if packing is None else packed_key(events, packing)
+    if key is None or packing is None:
+        one = keep_one_per_time(events.lazy(), fidelity).collect()
+        lf = derive_gcs_total(one.lazy()) if fidelity == "corrected" else one.lazy()
+        return sort_events(lf.select("charttime", "intime", *columns).collect(), stays), one.height
+    out_columns = [_KEY, "charttime", "intime", *columns]
+    choice = ["sort_number", "sort_text"] if fidelity == "original" else ["storetime"]
+    # A stable sort keeps each key's rows in input order, so a collapse that depends on it is the unsorted one's.
+    ordered = events.select(key, *out_columns[1:], *choice).sort(_KEY, maintain_order=True)
+    k = pl.col(_KEY)
+    first = k.ne_missing(k.shift(1))
+    one = ordered.filter(first).select(out_columns)
+    several = ordered.filter(~(first & k.ne_missing(k.shift(-1))))
+    del ordered
+    if several.height:
+        # The key stands for (stay_id, charttime, variable), and the other columns but the values are the same in
+        # every row of a key: the collapsed values replace those of each key's first row, found by binary search.
+        chosen = keep_one_per_time(several.lazy(), fidelity, keys=[_KEY], carried=[]).collect()
+        at = one[_KEY].search_sorted(chosen[_KEY])
+        one = one.with_columns(one["value"].scatter(at, chosen["value"]),
+                               one["value_text"].scatter(at, chosen["value_text"].cast(one.schema["value_text"])))
+    rows_one = one.height
+    if fidelity == "corrected":
+        totals = gcs_totals(one.lazy()).select("charttime", "intime", *columns).collect()
+        if totals.height:
+            totals_key = packed_key(totals, packing)
+            if totals_key is None:  # cannot happen: the totals' stays and times are the events'
+                raise MedfuseError("derived GCS totals fall outside the packed key of their events")
+            one = one.merge_sorted(totals.with_columns(totals_key).select(out_columns).sort(_KEY), _KEY)
+    return one.drop(_KEY), rows_one
 
 
 def merge_counts(total: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
