@@ -77,6 +77,8 @@ rule variables:
     params:
         fidelity=FIDELITY,
         outliers=ETL["outlier_handling"],
+    # Polars works on every core it is given; declared, so that no job is scheduled beside it on those cores.
+    threads: 2
     log:
         log_path("variables"),
     benchmark:
@@ -86,7 +88,7 @@ rule variables:
     conda:
         CONDA_ENV
     shell:
-        "medfuse-bench variables --raw-dir {input.raw} --stays {input.stays} --out {output}"
+        "POLARS_MAX_THREADS={threads} medfuse-bench variables --raw-dir {input.raw} --stays {input.stays} --out {output}"
         " --fidelity {params.fidelity} --outliers {params.outliers} > {log} 2>&1"
 
 
@@ -194,6 +196,7 @@ rule timeseries:
     params:
         out_dir=lambda wc, output: Path(output.index).parent,
         timestep=ETL["timestep_hours"],
+    threads: 2
     resources:
         mem_mb=8000,
     log:
@@ -203,7 +206,7 @@ rule timeseries:
     conda:
         CONDA_ENV
     shell:
-        "medfuse-bench timeseries --events {input.events} --samples {input.samples} --out-dir {params.out_dir}"
+        "POLARS_MAX_THREADS={threads} medfuse-bench timeseries --events {input.events} --samples {input.samples} --out-dir {params.out_dir}"
         " --timestep {params.timestep} > {log} 2>&1"
 
 
