@@ -516,8 +516,7 @@ def extract_coded_events(
     collapsed, rows_one = collapse_and_sort(assigned, stays, fidelity)
     counts["duplicates_collapsed"] = assigned.height - rows_one
     del assigned
-    out = collapsed.select(hours_since_intime(), *[c for c in EVENTS_SCHEMA if c != "hours"])
-    out = out.select(list(EVENTS_SCHEMA))
+    out = collapsed.with_columns(hours_since_intime()).select(list(EVENTS_SCHEMA))
     del collapsed
     if fidelity == "corrected":
         counts["gcs_total_derived"] = out.height - rows_one
@@ -547,10 +546,12 @@ def sort_events(events: pl.DataFrame, stays: pl.DataFrame | None = None) -> pl.D
     packing = event_packing(events, stays)
     key = None if packing is None else packed_key(events, packing)
     if key is None:
-        return events.sort(["subject_id", "stay_id", "charttime", "variable"])
+        return events.sort(SORT_KEYS)
     return events.with_columns(key).sort(_KEY).drop(_KEY)
 
 
+#: The order of events.parquet's rows (hours grow with charttime within a stay).
+SORT_KEYS = ["subject_id", "stay_id", "charttime", "variable"]
 #: Column of the packed (stay, time, variable) key while a stage works with it.
 _KEY = "_key"
 
@@ -559,14 +560,13 @@ def event_packing(events: pl.DataFrame, stays: pl.DataFrame | None = None) -> di
     """How :func:`packed_key` packs (stay rank, charttime, variable) of ``events`` into one Int64 whose order is
     the (subject_id, stay_id, charttime, variable) order, or None when they do not fit in 63 bits (times with
     fractions of a second, nulls, a stay with two subjects, another type of ``variable``)."""
-    keys = ["subject_id", "stay_id", "charttime", "variable"]
     if events.schema["variable"] != VARIABLE:
         return None
     seconds = pl.col("charttime").dt.epoch("s")
     bounds = events.select(
         t_lo=seconds.min(), t_hi=seconds.max(),
         whole=(pl.col("charttime").dt.epoch("us") % 1_000_000 == 0).all(),
-        no_nulls=pl.all_horizontal(pl.col(k).null_count() == 0 for k in keys),
+        no_nulls=pl.all_horizontal(pl.col(k).null_count() == 0 for k in SORT_KEYS),
     ).row(0, named=True)
     if not (bounds["whole"] and bounds["no_nulls"]) or bounds["t_lo"] is None:
         return None
