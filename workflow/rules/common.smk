@@ -7,6 +7,7 @@ from snakemake.utils import validate
 
 from medfuse_bench.config import resolve_config, validate_config
 from medfuse_bench.errors import MedfuseError
+from medfuse_bench.fidelity import FidelityPolicy
 from medfuse_bench.resources import TASKS
 from medfuse_bench.train.experiments import (
     CXR_PRETRAIN,
@@ -27,6 +28,8 @@ except MedfuseError as exc:
 
 W = CFG["workdir"]
 FIDELITY = CFG["fidelity"]
+# The fidelity policy of the run; a rule passes POLICY.stage_args("<stage>"): the preset and its own switches.
+POLICY = FidelityPolicy.from_config(CFG)
 TASK_LIST = CFG["tasks"]
 MIMIC_IV_DIR = CFG["mimic_iv_dir"]
 MIMIC_CXR_DIR = CFG["mimic_cxr_dir"]
