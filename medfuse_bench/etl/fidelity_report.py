@@ -62,8 +62,11 @@ def cohort_differences(icu: pl.DataFrame, adm: pl.DataFrame, pat: pl.DataFrame) 
         out["switch_alone"][switch] = {
             "stays_only_switched": one.join(corr, on="stay_id", how="anti").height,
             "stays_only_corrected": corr.join(one, on="stay_id", how="anti").height,
-            "common_stays_differing": joined.filter(pl.any_horizontal(
-                pl.col(c).ne_missing(pl.col(f"{c}_c")) for c in ("age", "mortality", "los_hours"))).height,
+            # los_hours to a microsecond: icustays.los x 24 and outtime - intime differ in float rounding alone
+            "common_stays_differing": joined.filter(
+                pl.col("age").ne_missing(pl.col("age_c")) | pl.col("mortality").ne_missing(pl.col("mortality_c"))
+                | ((pl.col("los_hours") - pl.col("los_hours_c")).abs() > 1e-6 / 3600)
+            ).height,
         }
     return out, corr
 
