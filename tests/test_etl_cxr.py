@@ -179,6 +179,8 @@ def test_cxr_uni_split_switch(value, splits):
     got = cxr.build_cxr_uni(*_uni_inputs(), cxr_uni_split=value)
     assert got["dicom_id"].to_list() == ["i1", "i2", "i3", "i4", "i5"]
     assert got["split"].to_list() == splits
+    with pytest.raises(MedfuseError, match="cxr_uni_split must be one of"):
+        cxr.build_cxr_uni(*_uni_inputs(), cxr_uni_split="random")
 
 
 def test_cxr_uni_command_takes_the_policy(tmp_path):

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from medfuse_bench.errors import MedfuseError
+from medfuse_bench.fidelity import switch
 from medfuse_bench.resources import CHEXPERT_LABELS
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,9 @@ def build_cxr_uni(metadata: pl.DataFrame, chexpert: pl.DataFrame, cxr_split: pl.
     switch, ``official`` or ``all_train`` (module docstring). Columns: dicom_id, subject_id, study_id,
     study_datetime, view_position, split, path, the 14 labels; sorted by dicom_id.
     """
+    if cxr_uni_split not in switch("cxr_uni_split").values:
+        raise MedfuseError(f"cxr_uni_split must be one of {', '.join(switch('cxr_uni_split').values)}, "
+                           f"got '{cxr_uni_split}'")
     require_columns(metadata, METADATA_COLUMNS, "cxr_metadata")
     require_columns(chexpert, ("study_id", *CHEXPERT_LABELS), "cxr_chexpert")
     require_columns(cxr_split, ("dicom_id", "split"), "cxr_split")
