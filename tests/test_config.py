@@ -12,6 +12,7 @@ import yaml
 from medfuse_bench.config import PROFILES, load_config, resolve_config, validate_config
 from medfuse_bench.config.docs import render_config_docs
 from medfuse_bench.errors import MedfuseError
+from medfuse_bench.fidelity import FidelityPolicy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,7 +23,7 @@ def test_shipped_config_resolves_to_demo_on_synthetic_data():
     assert cfg["synthetic"]["enabled"] is True
     assert cfg["mimic_iv_dir"].endswith("synthetic/mimic-iv")
     assert cfg["train"]["max_epochs"] == PROFILES["demo"]["train"]["max_epochs"]
-    assert cfg["etl"]["outlier_handling"] == "range"
+    assert cfg["fidelity"] == "corrected" and cfg["fidelity_switches"] == {}
 
 
 def test_real_data_defaults_to_paper_profile_and_explicit_keys_win():
@@ -35,9 +36,15 @@ def test_real_data_defaults_to_paper_profile_and_explicit_keys_win():
     assert cfg["images"] == {"resize": 256, "crop": 224, "augment": True}
 
 
-def test_original_fidelity_keeps_outliers():
-    cfg = resolve_config(validate_config({"fidelity": "original"}))
-    assert cfg["etl"]["outlier_handling"] == "keep"
+def test_outlier_handling_is_the_outliers_switch():
+    # the preset decides, and the switch alone overrides it; the old etl key is gone
+    assert FidelityPolicy.from_config(resolve_config(validate_config({"fidelity": "original"}))).outliers == "keep"
+    assert FidelityPolicy.from_config(resolve_config(validate_config({}))).outliers == "range"
+    cfg = resolve_config(validate_config({"fidelity": "corrected", "fidelity_switches": {"outliers": "keep"}}))
+    assert FidelityPolicy.from_config(cfg).deviations() == {"outliers": "keep"}
+    assert "outlier_handling" not in cfg["etl"]
+    with pytest.raises(MedfuseError, match="outlier_handling"):
+        validate_config({"etl": {"outlier_handling": "keep"}})
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
-"""Cohort stage: the original's filter order (care unit, one stay per admission, adults), age and mortality rules of
-both fidelity modes on hand-built frames; the command on Parquet inputs."""
+"""Cohort stage: the original's filter order (care unit, one stay per admission, adults), the age, mortality and
+los_hours switches on hand-built frames, each on its own; the command on Parquet inputs."""
 
 from __future__ import annotations
 
@@ -16,8 +16,15 @@ from polars.testing import assert_frame_equal
 
 from medfuse_bench.etl import cohort
 from medfuse_bench.etl.cohort import STAYS_SCHEMA, build_cohort
+from medfuse_bench.fidelity import FidelityPolicy, switch
 
 DT = pl.Datetime("us")
+ORIGINAL, CORRECTED = FidelityPolicy.preset("original"), FidelityPolicy.preset("corrected")
+
+
+def alone(name: str) -> FidelityPolicy:
+    """The corrected preset with one switch set to the original's behaviour."""
+    return CORRECTED.replace(**{name: switch(name).original})
 
 
 def icustays(*rows: tuple) -> pl.DataFrame:
@@ -57,10 +64,11 @@ def test_filters_in_the_original_order_with_counts():
     )
     adm = admissions(*[(s, h, d(1), d(9), None, 0) for s, h in ((1, 10), (2, 20), (3, 30), (4, 40))])
     pat = patients(*[(s, "F", 50, 2150, None) for s in (1, 2, 3, 4, 5)])
-    stays, counts = build_cohort(icu, adm, pat, fidelity="corrected")
+    stays, counts = build_cohort(icu, adm, pat, policy=CORRECTED)
     assert stays["stay_id"].to_list() == [100, 401]
     assert counts == {
-        "fidelity": "corrected",
+        "fidelity": {"preset": "corrected", "age": "age_at_stay", "mortality": "deathtime_or_flag",
+                     "los_hours": "intime_to_outtime"},
         "icu_stays": 7,
         "after_careunit_filter": 5,
         "after_admission_patient_join": 4,
@@ -78,10 +86,11 @@ def test_age_is_anchor_age_in_original_and_age_at_the_stay_in_corrected():
     adm = admissions((1, 10, d(1), d(9), None, 0), (2, 20, d(1), d(9), None, 0))
     # Patient 1: 17 at anchor year 2148, 19 in 2150. Patient 2: 18 at anchor year 2152, 16 in 2150.
     pat = patients((1, "F", 17, 2148, None), (2, "M", 18, 2152, None))
-    original, _ = build_cohort(icu, adm, pat, fidelity="original")
-    corrected, _ = build_cohort(icu, adm, pat, fidelity="corrected")
+    original, _ = build_cohort(icu, adm, pat, policy=alone("age"))
+    corrected, _ = build_cohort(icu, adm, pat, policy=CORRECTED)
     assert original.select("stay_id", "age").rows() == [(200, 18)]
     assert corrected.select("stay_id", "age").rows() == [(100, 19)]
+    assert build_cohort(icu, adm, pat, policy=ORIGINAL)[0].equals(original)
 
 
 @pytest.mark.parametrize(
@@ -99,16 +108,17 @@ def test_in_hospital_mortality_rules(dod, deathtime, flag, original, corrected):
     icu = icustays((1, 10, 100, "MICU", "MICU", d(2), d(4), 2.0))
     adm = admissions((1, 10, d(1, 8), d(9, 12), deathtime, flag))
     pat = patients((1, "F", 60, 2150, dod))
-    assert build_cohort(icu, adm, pat, fidelity="original")[0]["mortality"].to_list() == [original]
-    assert build_cohort(icu, adm, pat, fidelity="corrected")[0]["mortality"].to_list() == [corrected]
+    assert build_cohort(icu, adm, pat, policy=alone("mortality"))[0]["mortality"].to_list() == [original]
+    assert build_cohort(icu, adm, pat, policy=CORRECTED)[0]["mortality"].to_list() == [corrected]
+    assert build_cohort(icu, adm, pat, policy=ORIGINAL)[0]["mortality"].to_list() == [original]
 
 
 def test_output_columns_types_and_los():
     icu = icustays((1, 10, 100, "MICU", "MICU", d(2), d(3, 12), 1.4999))
     adm = admissions((1, 10, d(1), d(9), d(5), 1))
     pat = patients((1, "F", 70, 2150, date(2150, 1, 5)))
-    original, _ = build_cohort(icu, adm, pat, fidelity="original")
-    corrected, _ = build_cohort(icu, adm, pat, fidelity="corrected")
+    original, _ = build_cohort(icu, adm, pat, policy=alone("los_hours"))
+    corrected, _ = build_cohort(icu, adm, pat, policy=CORRECTED)
     want = pl.DataFrame(
         {"subject_id": [1], "hadm_id": [10], "stay_id": [100], "intime": [d(2)], "outtime": [d(3, 12)],
          "los_hours": [36.0], "admittime": [d(1)], "dischtime": [d(9)], "deathtime": [d(5)],
@@ -117,6 +127,20 @@ def test_output_columns_types_and_los():
     )
     assert_frame_equal(corrected, want)
     assert original["los_hours"].round(4).to_list() == [35.9976]  # icustays.los (days) x 24
+
+
+@pytest.mark.parametrize(("name", "column"), [("age", "age"), ("mortality", "mortality"), ("los_hours", "los_hours")])
+def test_each_cohort_switch_alone_changes_only_its_column(name, column):
+    # anchor_age 60 in 2148 (62 at the stay), los rounded, dod on the discharge date without a hospital death:
+    # every switch changes this stay, and the original preset changes all three columns
+    icu = icustays((1, 10, 100, "MICU", "MICU", d(2), d(3, 12), 1.4999))
+    adm = admissions((1, 10, d(1), d(9), None, 0))
+    pat = patients((1, "F", 60, 2148, date(2150, 1, 9)))
+    corrected = build_cohort(icu, adm, pat, policy=CORRECTED)[0].row(0, named=True)
+    changed = build_cohort(icu, adm, pat, policy=alone(name))[0].row(0, named=True)
+    assert [k for k in corrected if corrected[k] != changed[k]] == [column]
+    original = build_cohort(icu, adm, pat, policy=ORIGINAL)[0].row(0, named=True)
+    assert {k for k in corrected if corrected[k] != original[k]} == {"age", "mortality", "los_hours"}
 
 
 def test_stays_without_times_are_dropped():
@@ -141,7 +165,15 @@ def test_cohort_command(tmp_path: Path):
     assert result.returncode == 0, result.stderr
     assert pl.read_parquet(out).schema == pl.Schema(STAYS_SCHEMA)
     counts = json.loads((tmp_path / "etl" / "cohort_counts.json").read_text())
-    assert counts["stays"] == 1 and counts["fidelity"] == "original"
+    assert counts["stays"] == 1 and counts["fidelity"]["preset"] == "original"
+    assert counts["fidelity"]["age"] == "anchor_age"
+    result = _cli("cohort", "--raw-dir", str(raw), "--out", str(out), "--switch", "age=anchor_age")
+    assert result.returncode == 0, result.stderr
+    counts = json.loads((tmp_path / "etl" / "cohort_counts.json").read_text())
+    assert counts["fidelity"] == {"preset": "corrected", "age": "anchor_age", "mortality": "deathtime_or_flag",
+                                  "los_hours": "intime_to_outtime"}
+    result = _cli("cohort", "--raw-dir", str(raw), "--out", str(out), "--switch", "age=newborn")
+    assert result.returncode == 2 and "switch 'age' must be one of" in result.stderr
 
 
 def test_cohort_command_names_a_missing_table(tmp_path: Path):

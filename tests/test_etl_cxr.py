@@ -153,3 +153,49 @@ def test_cxr_uni_rejects_bad_inputs():
         cxr.build_cxr_uni(metadata.drop("StudyTime"), _chexpert([1], [[1.0]]),
                           pl.DataFrame({"dicom_id": ["i1"], "split": ["train"]}),
                           pl.DataFrame({"subject_id": [7], "split": ["val"]}))
+
+
+def _uni_inputs() -> tuple[pl.DataFrame, ...]:
+    """Five labelled images: (official split, EHR split of the patient) = (train, test), (test, val),
+    (validate, train), (train, not EHR), (test, not EHR)."""
+    ids = ["i1", "i2", "i3", "i4", "i5"]
+    subjects = [10, 11, 12, 13, 14]
+    metadata = pl.DataFrame({"dicom_id": ids, "subject_id": subjects, "study_id": [1, 2, 3, 4, 5],
+                             "ViewPosition": ["AP", "PA", "AP", "LATERAL", "AP"], "StudyDate": [21500101] * 5,
+                             "StudyTime": [0.0] * 5})
+    official = pl.DataFrame({"dicom_id": ids, "split": ["train", "test", "validate", "train", "test"]})
+    patient_splits = pl.DataFrame({"subject_id": [10, 11, 12, 13, 14], "split": ["test", "val", "train", "val", "val"],
+                                   "ehr": [True, True, True, False, False]})
+    return metadata, _chexpert([1, 2, 3, 4, 5], [[1.0]] * 5), official, patient_splits
+
+
+@pytest.mark.parametrize(("value", "splits"), [
+    # official: EHR val/test patients leave train only; the rest keep MIMIC-CXR's split
+    ("official", ["test", "test", "val", "train", "test"]),
+    # all_train (the original's create_split.py): train, then the EHR val/test patients' split; nothing dropped
+    ("all_train", ["test", "val", "train", "train", "train"]),
+])
+def test_cxr_uni_split_switch(value, splits):
+    got = cxr.build_cxr_uni(*_uni_inputs(), cxr_uni_split=value)
+    assert got["dicom_id"].to_list() == ["i1", "i2", "i3", "i4", "i5"]
+    assert got["split"].to_list() == splits
+    with pytest.raises(MedfuseError, match="cxr_uni_split must be one of"):
+        cxr.build_cxr_uni(*_uni_inputs(), cxr_uni_split="random")
+
+
+def test_cxr_uni_command_takes_the_policy(tmp_path):
+    import subprocess
+    import sys
+
+    metadata, chexpert, official, patient_splits = _uni_inputs()
+    for name, frame in (("cxr_metadata", metadata), ("cxr_chexpert", chexpert), ("cxr_split", official)):
+        frame.write_parquet(tmp_path / f"{name}.parquet")
+    patient_splits.write_parquet(tmp_path / "splits.parquet")
+    for args, want in (([], "test"), (["--fidelity", "original"], "train"),
+                       (["--switch", "cxr_uni_split=all_train"], "train")):
+        out = tmp_path / "cxr_uni.parquet"
+        result = subprocess.run([sys.executable, "-m", "medfuse_bench.cli", "cxr-uni", "--raw-dir", str(tmp_path),
+                                 "--splits", str(tmp_path / "splits.parquet"), "--out", str(out), *args],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert pl.read_parquet(out)["split"][4] == want  # i5: official test, no EHR patient

@@ -17,6 +17,7 @@ from medfuse_bench import resources
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.etl.ingest import _connect, convert_events, convert_table, event_itemids, ingest
 from medfuse_bench.etl.layout import LAYOUT_V1, LAYOUT_V2, MIMIC_IV_TABLES, detect_layout
+from medfuse_bench.fidelity import FidelityPolicy
 
 RAW_TABLES = {"patients", "admissions", "icustays", "transfers", "diagnoses_icd", "d_icd_diagnoses", "chartevents",
               "labevents", "cxr_metadata", "cxr_chexpert", "cxr_split"}
@@ -218,12 +219,12 @@ def test_first_stages_on_a_synthetic_dataset(tmp_path: Path):
     synth.generate(tmp_path / "synthetic", 60, 7, image_size=16, progress=False)
     raw = tmp_path / "raw"
     ingest(tmp_path / "synthetic" / "mimic-iv", tmp_path / "synthetic" / "mimic-cxr-jpg", raw, threads=1)
-    for fidelity in ("original", "corrected"):
-        stays, counts = run_cohort(raw, fidelity=fidelity)
+    for policy in (FidelityPolicy.preset("original"), FidelityPolicy.preset("corrected")):
+        stays, counts = run_cohort(raw, policy=policy)
         assert 0 < stays.height <= 60 and counts["icu_stays"] == 60
         stays.write_parquet(tmp_path / "stays.parquet")
-        one = run_variables(raw, tmp_path / "stays.parquet", tmp_path / "one.parquet", fidelity=fidelity)
-        many = run_variables(raw, tmp_path / "stays.parquet", tmp_path / "many.parquet", fidelity=fidelity,
+        one = run_variables(raw, tmp_path / "stays.parquet", tmp_path / "one.parquet", policy=policy)
+        many = run_variables(raw, tmp_path / "stays.parquet", tmp_path / "many.parquet", policy=policy,
                              rows_per_batch=5_000)
         assert many["batches"] > 1 and one["batches"] == 1
         # batches share the subjects with stays in several of them: each raw event is still counted once
@@ -232,8 +233,8 @@ def test_first_stages_on_a_synthetic_dataset(tmp_path: Path):
         assert_frame_equal(events, pl.read_parquet(tmp_path / "many.parquet"))
         assert set(events["stay_id"]) <= set(stays["stay_id"])
         observed = set(events["variable"])
-        derived = {"Capillary refill rate", "Glascow coma scale total"}
-        assert (derived <= observed) == (fidelity == "corrected")
-        assert not (derived & observed) or fidelity == "corrected"
-        labels, stats = run_phenotypes(raw, tmp_path / "stays.parquet", fidelity=fidelity)
+        # MIMIC-IV charts capillary refill under items the original map lacks, and no GCS total
+        assert ("Capillary refill rate" in observed) == (policy.capillary_refill == "with_mimic_iv")
+        assert ("Glascow coma scale total" in observed) == (policy.gcs_total == "derived")
+        labels, stats = run_phenotypes(raw, tmp_path / "stays.parquet", policy=policy)
         assert labels.height == stays.height and stats["stays_with_any_label"] > 0

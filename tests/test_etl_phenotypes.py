@@ -17,6 +17,7 @@ from polars.testing import assert_frame_equal
 from medfuse_bench import resources
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.etl import phenotypes as P
+from medfuse_bench.fidelity import FidelityPolicy
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(), reason="../shared/reference is absent")
@@ -25,6 +26,7 @@ LABELS = resources.phenotype_labels()
 HTN, HTN_COMPLICATED, SEPSIS = "Essential hypertension", LABELS[16], "Septicemia (except in labor)"
 
 STAYS = pl.DataFrame({"stay_id": [100, 200, 300], "hadm_id": [10, 20, 30]})
+ORIGINAL = FidelityPolicy.preset("original")
 
 
 def diagnoses(*rows: tuple) -> pl.DataFrame:
@@ -77,11 +79,16 @@ def test_icd10_alternatives_keep_the_majority_group_or_every_tied_group():
     assert out.rows() == [("I10", 98), ("N171", 156), ("N171", 157)]
 
 
-def test_original_joins_the_dictionary_on_code_only():
+def test_inner_on_code_joins_the_dictionary_on_code_only():
     diag = diagnoses((10, "4019", 9), (20, "5845", 9), (20, "I10", 10))
     dictionary = pl.DataFrame({"icd_code": ["4019", "I10", "I10"], "icd_version": [9, 10, 9]})  # 5845 missing
-    original, stats = P.build_phenotypes(STAYS, diag, fidelity="original", dictionary=dictionary)
-    corrected, _ = P.build_phenotypes(STAYS, diag, fidelity="corrected", dictionary=dictionary)
+    corrected_policy = FidelityPolicy.preset("corrected")
+    alone = corrected_policy.replace(icd_dictionary_join="inner_on_code")
+    original, stats = P.build_phenotypes(STAYS, diag, policy=alone, dictionary=dictionary)
+    corrected, corrected_stats = P.build_phenotypes(STAYS, diag, policy=corrected_policy, dictionary=dictionary)
+    assert_frame_equal(P.build_phenotypes(STAYS, diag, policy=ORIGINAL, dictionary=dictionary)[0], original)
+    assert "rows_lost_in_dictionary_join" not in corrected_stats
+    assert stats["fidelity"] == {"preset": "corrected", "icd_dictionary_join": "inner_on_code"}
     renal = "Acute and unspecified renal failure"
     assert original.filter(pl.col("stay_id") == 200)[renal].item() == 0
     assert corrected.filter(pl.col("stay_id") == 200)[renal].item() == 1
@@ -106,7 +113,7 @@ def test_definitions_mode_matches_codes_alone(tmp_path: Path):
     definitions = P.load_definitions(_definitions(tmp_path))
     # An ICD-10 diagnosis whose code string equals an ICD-9 code of the YAML still matches: the YAML has no versions.
     diag = diagnoses((10, "4019", 10), (20, "0389", 9), (20, "V1201", 9), (30, "I129", 10))
-    labels, stats = P.build_phenotypes(STAYS, diag, fidelity="original", definitions=definitions)
+    labels, stats = P.build_phenotypes(STAYS, diag, policy=ORIGINAL, definitions=definitions)
     assert_frame_equal(labels, matrix((100, {HTN}), (200, {SEPSIS}), (300, set())))
     assert stats["mode"] == "definitions"
     assert stats["by_icd_version"]["9"]["rows_unmapped"] == 0  # V1201 is in a (non-benchmark) group
@@ -160,7 +167,7 @@ def test_original_definitions_file_loads_and_labels_its_own_codes():
     assert set(codes) == set(LABELS)
     stays = pl.DataFrame({"stay_id": range(25), "hadm_id": range(25)})
     diag = diagnoses(*[(i, codes[name], 9) for i, name in enumerate(LABELS)])
-    labels, _ = P.build_phenotypes(stays, diag, fidelity="original", definitions=definitions)
+    labels, _ = P.build_phenotypes(stays, diag, policy=ORIGINAL, definitions=definitions)
     assert labels.drop("stay_id").to_numpy().tolist() == [[int(i == j) for j in range(25)] for i in range(25)]
 
 

@@ -201,3 +201,85 @@ def test_write_timeseries_without_train_samples_fails_and_leaves_nothing(tmp_pat
     with pytest.raises(MedfuseError, match="train split"):
         timeseries.write_timeseries(ev([(1, 0.5, HR, 80.0, None)]), samples([(1, "val", 2.0)]), tmp_path / "out")
     assert not list((tmp_path / "out").iterdir())
+
+
+# --- the normalizer switch: train_split or the original's fixed MIMIC-III state ------------------------------------
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(), reason="../shared/reference is absent")
+
+
+@needs_reference
+def test_original_state_is_the_original_normalizer_file():
+    # the original's state: 76 means and stds in the Discretizer's header order, which is feature_names()
+    reference = json.loads((REFERENCE / "original_normalizer_ph.json").read_text())
+    continuous = timeseries.channel_layout().continuous_columns
+    assert continuous.tolist() == [2, 3, *range(49, 59)]
+    for step in (1.0, 0.8):
+        means, stds, used = timeseries.original_state(step)
+        assert used == step
+        state = reference[f"timestep_{step}"]
+        assert means[continuous].tolist() == [state["means"][i] for i in continuous]
+        assert stds[continuous].tolist() == [state["stds"][i] for i in continuous]
+
+
+def _two_stays() -> tuple[pl.DataFrame, pl.DataFrame]:
+    events = ev([(1, 0.5, HR, 80.0, None), (1, 1.5, GLU, 200.0, None), (1, 0.5, EYE, None, "To Pain"),
+                 (2, 0.5, HR, 110.0, None), (2, 0.5, "Oxygen saturation", 97.0, None)])
+    return events, samples([(1, "train", 2.0), (2, "test", 1.0)])
+
+
+def test_original_mimic3_standardises_with_the_original_state(tmp_path):
+    events, table = _two_stays()
+    record = timeseries.write_timeseries(events, table, tmp_path, 1.0, normalizer="original_mimic3")
+    raw, _ = timeseries.discretize(events, table)
+    train, test = np.load(tmp_path / "timeseries_train.npy"), np.load(tmp_path / "timeseries_test.npy")
+    # (x - mean) / std with the state's numbers for timestep 1.0 (heart rate, glucose, O2 saturation)
+    assert train[:, F[HR]] == pytest.approx([(80.0 - 85.53853938464474) / 57.11693013941011] * 2, rel=1e-6)
+    assert train[1, F[GLU]] == pytest.approx((200.0 - 140.38699662380586) / 1766.7412133808477, rel=1e-6)
+    assert test[0, F["Oxygen saturation"]] == pytest.approx((97.0 - 104.98108350952208) / 5135.238732591619, rel=1e-5)
+    # one-hots and masks untouched, as the original's Normalizer.transform
+    np.testing.assert_array_equal(np.vstack([train, test])[:, 4:49], raw[:, 4:49])
+    np.testing.assert_array_equal(np.vstack([train, test])[:, 59:], raw[:, 59:])
+    assert record["normalizer"] == "original_mimic3" and record["state_timestep_hours"] == 1.0
+    assert record["means"][F[HR]] == 85.53853938464474 and record["means"][F[f"mask->{HR}"]] is None
+    assert json.loads((tmp_path / "normalizer.json").read_text()) == record
+
+
+def test_the_two_normalizers_differ_only_in_the_continuous_columns(tmp_path):
+    events, table = _two_stays()
+    fitted = timeseries.write_timeseries(events, table, tmp_path / "fit", 1.0)
+    timeseries.write_timeseries(events, table, tmp_path / "m3", 1.0, normalizer="original_mimic3")
+    assert fitted["normalizer"] == "train_split" and fitted["state_timestep_hours"] is None
+    a, b = (np.load(tmp_path / d / "timeseries_train.npy") for d in ("fit", "m3"))
+    continuous = timeseries.channel_layout().continuous_columns
+    others = np.setdiff1d(np.arange(76), continuous)
+    np.testing.assert_array_equal(a[:, others], b[:, others])
+    # train_split centres the train heart rate (80 in both bins: mean 80); the MIMIC-III state does not
+    assert a[:, F[HR]].tolist() == [0.0, 0.0] and b[0, F[HR]] < -0.09
+
+
+def test_a_timestep_without_an_original_state_uses_the_one_hour_state(tmp_path, caplog):
+    events, table = _two_stays()
+    with caplog.at_level("WARNING"):
+        record = timeseries.write_timeseries(events, table, tmp_path, 2.0, normalizer="original_mimic3")
+    assert record["timestep_hours"] == 2.0 and record["state_timestep_hours"] == 1.0
+    assert "using the 1.0 h state" in caplog.text
+    assert record["means"][F[HR]] == timeseries.original_state(1.0)[0][F[HR]]
+    with pytest.raises(MedfuseError, match="normalizer must be one of"):
+        timeseries.write_timeseries(events, table, tmp_path / "x", 1.0, normalizer="mimic4")
+
+
+def test_timeseries_command_takes_the_policy(tmp_path):
+    import subprocess
+
+    events, table = _two_stays()
+    events.write_parquet(tmp_path / "events.parquet")
+    table.write_parquet(tmp_path / "samples.parquet")
+    for args, want in (([], "train_split"), (["--fidelity", "original"], "original_mimic3"),
+                       (["--fidelity", "original", "--switch", "normalizer=train_split"], "train_split")):
+        result = subprocess.run([sys.executable, "-m", "medfuse_bench.cli", "timeseries", "--events",
+                                 str(tmp_path / "events.parquet"), "--samples", str(tmp_path / "samples.parquet"),
+                                 "--out-dir", str(tmp_path / "out"), *args], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert json.loads((tmp_path / "out" / "normalizer.json").read_text())["normalizer"] == want

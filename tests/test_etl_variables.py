@@ -1,5 +1,6 @@
-"""Variables stage: item mapping, cleaning and unit rules, outliers, stay assignment and dedup in both fidelity modes,
-on hand-built frames with exact expected outputs; the command on a tiny CSV tree."""
+"""Variables stage: item mapping, cleaning and unit rules, outliers, stay assignment and dedup under each fidelity
+switch of the stage (each also on its own), on hand-built frames with exact expected outputs; the command on a tiny
+CSV tree."""
 
 from __future__ import annotations
 
@@ -17,6 +18,14 @@ from polars.testing import assert_frame_equal
 from medfuse_bench import resources
 from medfuse_bench.etl import variables as V
 from medfuse_bench.etl.variables import RAW_EVENT_SCHEMA, extract_events
+from medfuse_bench.fidelity import SWITCHES, FidelityPolicy, switch
+
+ORIGINAL, CORRECTED = FidelityPolicy.preset("original"), FidelityPolicy.preset("corrected")
+
+
+def alone(name: str) -> FidelityPolicy:
+    """The corrected preset with one switch set to the original's behaviour."""
+    return CORRECTED.replace(**{name: switch(name).original})
 
 T0 = datetime(2150, 1, 2)  # intime of stay 100
 H = timedelta(hours=1)
@@ -60,8 +69,10 @@ def expected(*rows: tuple) -> pl.DataFrame:
     return pl.DataFrame([(STAY_SUBJECT[row[0]], *row) for row in rows], schema=V.EVENTS_SCHEMA, orient="row")
 
 
-def run(frame: pl.DataFrame, fidelity: str, outliers: str | None = "keep") -> tuple[pl.DataFrame, dict]:
-    return extract_events(frame, STAYS, fidelity=fidelity, outliers=outliers)
+def run(frame: pl.DataFrame, policy: FidelityPolicy, outliers: str | None = "keep") -> tuple[pl.DataFrame, dict]:
+    """The stage on ``frame``; ``outliers`` (default keep) overrides the policy's switch unless None."""
+    policy = policy if outliers is None else policy.replace(outliers=outliers)
+    return extract_events(frame, STAYS, policy=policy)
 
 
 def values(frame: pl.DataFrame, variable: str) -> list:
@@ -71,22 +82,26 @@ def values(frame: pl.DataFrame, variable: str) -> list:
 # --- cleaning and units ---------------------------------------------------------------------------------------
 
 
-def test_fio2_original_divides_every_value_corrected_only_percentages():
+def test_fio2_always_divide_divides_every_value_percent_only_only_percentages():
     ev = events((100, 1, 223835, "50"), (100, 2, 223835, "0.5"), (100, 3, 223835, "1"))
-    assert values(run(ev, "original")[0], V.FIO2) == [0.5, 0.005, 0.01]
-    assert values(run(ev, "corrected")[0], V.FIO2) == [0.5, 0.5, 1.0]
+    assert values(run(ev, alone("fio2"))[0], V.FIO2) == [0.5, 0.005, 0.01]
+    assert values(run(ev, ORIGINAL)[0], V.FIO2) == [0.5, 0.005, 0.01]
+    assert values(run(ev, CORRECTED)[0], V.FIO2) == [0.5, 0.5, 1.0]
 
 
-def test_temperature_original_converts_by_value_corrected_by_item():
+def test_temperature_by_value_converts_by_value_by_item_by_item():
     # 223762 is Celsius but 79 >= 79; 223761 is Fahrenheit but 78 < 79.
     ev = events((100, 1, 223762, "79"), (100, 2, 223761, "78"), (100, 3, 223761, "98.6"), (100, 4, 223762, "36.6"))
-    assert values(run(ev, "original")[0], V.TEMPERATURE) == [26.1111, 78.0, 37.0, 36.6]
-    assert values(run(ev, "corrected")[0], V.TEMPERATURE) == [79.0, 25.5556, 37.0, 36.6]
+    assert values(run(ev, alone("temperature"))[0], V.TEMPERATURE) == [26.1111, 78.0, 37.0, 36.6]
+    assert values(run(ev, ORIGINAL)[0], V.TEMPERATURE) == [26.1111, 78.0, 37.0, 36.6]
+    assert values(run(ev, CORRECTED)[0], V.TEMPERATURE) == [79.0, 25.5556, 37.0, 36.6]
 
 
-def test_height_in_inches_converted_only_when_corrected_and_pounds_in_both_modes():
+def test_height_in_inches_converted_only_under_converted_and_pounds_always():
     ev = events((100, 1, 226707, "70"), (100, 1, 226730, "170"), (100, 2, 226531, "200"), (100, 3, 224639, "80"))
-    original, corrected = run(ev, "original")[0], run(ev, "corrected")[0]
+    original, corrected = run(ev, ORIGINAL)[0], run(ev, CORRECTED)[0]
+    kept = run(ev, alone("height_inches"))[0]
+    assert values(kept, V.HEIGHT) == [120.0]  # inches kept, then the mean of 70 and 170 (same storetime)
     assert values(corrected, V.WEIGHT) == values(original, V.WEIGHT) == [90.7184, 80.0]
     # 226707 and 226730 at the same time: one value per (stay, time, variable).
     assert values(original, V.HEIGHT) == [170.0]  # numeric sort: 170 (cm) beats 70 (inches, unconverted)
@@ -109,8 +124,8 @@ def test_blood_pressure_split_o2sat_fraction_and_non_numeric_labs():
         (100, 4, 223830, "-7.4"),
         (100, 5, 223830, "7.4"),
     )
-    for fidelity in ("original", "corrected"):
-        out, counts = run(ev, fidelity)
+    for policy in (ORIGINAL, CORRECTED):
+        out, counts = run(ev, policy)
         assert values(out, V.SBP) == [120.0]
         assert values(out, V.DBP) == [80.0]
         assert values(out, V.O2SAT) == [95.0]
@@ -121,7 +136,7 @@ def test_blood_pressure_split_o2sat_fraction_and_non_numeric_labs():
 
 def test_gcs_text_kept_when_a_possible_value_else_dropped_and_counted():
     ev = events((200, 1, 220739, "Spontaneously"), (200, 2, 220739, "Bogus"), (200, 3, 223900, "No Response-ETT"))
-    out, counts = run(ev, "original")
+    out, counts = run(ev, ORIGINAL)
     assert_frame_equal(
         out,
         expected(
@@ -132,12 +147,13 @@ def test_gcs_text_kept_when_a_possible_value_else_dropped_and_counted():
     assert counts["dropped_not_a_possible_value"] == {V.GCS_EYE: 1}
 
 
-def test_capillary_refill_only_observed_when_corrected():
+def test_capillary_refill_only_observed_with_mimic_iv():
     ev = events((100, 1, 223951, "Normal <3 Seconds"), (100, 2, 224308, "Abnormal >3 Seconds"),
                 (100, 3, 223951, "Comment"))
-    original, counts = run(ev, "original")
-    assert original.height == 0 and counts["rows_unmapped_itemid"] == 3
-    corrected, counts = run(ev, "corrected")
+    for policy in (ORIGINAL, alone("capillary_refill")):
+        original, counts = run(ev, policy)
+        assert original.height == 0 and counts["rows_unmapped_itemid"] == 3
+    corrected, counts = run(ev, CORRECTED)
     assert_frame_equal(corrected, expected((100, 1.0, V.CRR, None, "0.0"), (100, 2.0, V.CRR, None, "1.0")))
     assert counts["dropped_no_value"] == {V.CRR: 1}
 
@@ -145,10 +161,11 @@ def test_capillary_refill_only_observed_when_corrected():
 def test_capillary_refill_text_of_the_original():
     ev = pl.LazyFrame({"itemid": [1, 2, 3, 4], "variable": [V.CRR] * 4,
                        "value": ["Brisk", "Delayed", "Normal <3 secs", "Normal <3 Seconds"]})
-    assert V.clean_values(ev, "original").collect()["value_text"].to_list() == ["0.0", "1.0", "0.0", None]
+    texts = {p: V.clean_values(ev, p).collect()["value_text"].to_list() for p in (alone("capillary_refill"), CORRECTED)}
+    assert list(texts.values()) == [["0.0", "1.0", "0.0", None], ["0.0", "1.0", "0.0", "0.0"]]
 
 
-def test_gcs_total_derived_from_three_components_when_corrected():
+def test_gcs_total_derived_from_three_components_only_under_derived():
     ev = events(
         (200, 1, 220739, "None"),  # eye: "None" counts 1
         (200, 1, 223901, "Obeys Commands"),
@@ -158,9 +175,10 @@ def test_gcs_total_derived_from_three_components_when_corrected():
         (200, 3, 223901, "Obeys Commands"),
         (200, 3, 223900, "Oriented"),
     )
-    original, _ = run(ev, "original")
-    assert V.GCS_TOTAL not in original["variable"].to_list()
-    corrected, counts = run(ev, "corrected")
+    for policy in (ORIGINAL, alone("gcs_total")):
+        original, counts = run(ev, policy)
+        assert V.GCS_TOTAL not in original["variable"].to_list() and "gcs_total_derived" not in counts
+    corrected, counts = run(ev, CORRECTED)
     totals = corrected.filter(pl.col("variable") == V.GCS_TOTAL)
     assert_frame_equal(totals, expected((200, 1.0, V.GCS_TOTAL, None, "8"), (200, 3.0, V.GCS_TOTAL, None, "15")))
     assert counts["gcs_total_derived"] == 2
@@ -170,22 +188,23 @@ def test_gcs_total_derived_from_three_components_when_corrected():
 # --- outliers ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fidelity", ["original", "corrected"])
-def test_outliers_keep_and_range(fidelity):
+@pytest.mark.parametrize("policy", [ORIGINAL, CORRECTED], ids=["original", "corrected"])
+def test_outliers_keep_and_range(policy):
     # Heart rate: valid [0, 350], outlier [0, 390].
     ev = events((100, 1, 220045, "400"), (100, 2, 220045, "360"), (100, 3, 220045, "80"))
-    kept, _ = run(ev, fidelity, "keep")
-    assert values(kept, "Heart Rate") == [400.0, 360.0, 80.0]
-    ranged, counts = run(ev, fidelity, "range")
+    kept, counts = run(ev, policy, "keep")
+    assert values(kept, "Heart Rate") == [400.0, 360.0, 80.0] and "outliers_removed" not in counts
+    ranged, counts = run(ev, policy, "range")
     assert values(ranged, "Heart Rate") == [350.0, 80.0]
     assert counts["outliers_removed"] == {"Heart Rate": 1}
     assert counts["outliers_clipped"] == {"Heart Rate": 1}
 
 
-def test_outlier_default_follows_fidelity():
+def test_outliers_switch_follows_the_preset_and_can_be_set_alone():
     ev = events((100, 1, 220045, "400"))
-    assert run(ev, "original", None)[0].height == 1
-    assert run(ev, "corrected", None)[0].height == 0
+    assert run(ev, ORIGINAL, None)[0].height == 1
+    assert run(ev, CORRECTED, None)[0].height == 0
+    assert run(ev, alone("outliers"), None)[0].height == 1
 
 
 def test_range_table_is_the_resource_table():
@@ -196,23 +215,24 @@ def test_range_table_is_the_resource_table():
 # --- one value per time -----------------------------------------------------------------------------------------
 
 
-def test_original_keeps_text_greatest_for_uncleaned_and_number_greatest_for_cleaned_channels():
+def test_last_by_value_keeps_text_greatest_for_uncleaned_and_number_greatest_for_cleaned_channels():
     ev = events(
         (100, 1, 220045, "12", 9), (100, 1, 220045, "8", 0),  # heart rate: text order, "8" wins
         (100, 1, 220050, "95", 0), (100, 1, 220050, "120", 9),  # systolic BP (cleaned): numeric order, 120 wins
     )
-    out, counts = run(ev, "original")
-    assert_frame_equal(out, expected((100, 1.0, "Heart Rate", 8.0, None), (100, 1.0, V.SBP, 120.0, None)))
-    assert counts["duplicates_collapsed"] == 2
+    for policy in (ORIGINAL, alone("same_time_values")):
+        out, counts = run(ev, policy)
+        assert_frame_equal(out, expected((100, 1.0, "Heart Rate", 8.0, None), (100, 1.0, V.SBP, 120.0, None)))
+        assert counts["duplicates_collapsed"] == 2
 
 
-def test_corrected_keeps_latest_storetime_and_averages_ties():
+def test_latest_storetime_keeps_latest_storetime_and_averages_ties():
     ev = events(
         (100, 1, 220045, "12", 9), (100, 1, 220045, "8", 0),  # latest stored: 12
         (100, 1, 220050, "95", 5), (100, 1, 220050, "120", 5),  # same storetime: mean 107.5
         (100, 2, 220045, "70", 1),
     )
-    out, _ = run(ev, "corrected")
+    out, _ = run(ev, CORRECTED)
     assert_frame_equal(
         out,
         expected((100, 1.0, "Heart Rate", 12.0, None), (100, 1.0, V.SBP, 107.5, None),
@@ -220,52 +240,94 @@ def test_corrected_keeps_latest_storetime_and_averages_ties():
     )
 
 
-def test_corrected_null_storetime_counts_as_oldest():
+def test_latest_storetime_counts_a_null_storetime_as_oldest():
     ev = events((100, 1, 220045, "12"), (100, 1, 220045, "8")).with_columns(
         storetime=pl.Series([None, T0], dtype=pl.Datetime("us"))
     )
-    assert values(run(ev, "corrected")[0], "Heart Rate") == [8.0]
+    assert values(run(ev, CORRECTED)[0], "Heart Rate") == [8.0]
 
 
 # --- stay assignment --------------------------------------------------------------------------------------------
 
 
-def test_labs_join_by_admission_in_original_and_by_time_window_in_corrected():
+def test_labs_join_by_admission_under_hadm_id_and_by_time_window_under_stay_window():
     ev = events(
         (None, -15, 50931, "105", 0, 10),  # admission 10, before intime of stay 100
         (None, 5, 50931, "110", 0, None),  # no hadm_id, inside stay 100
         (None, 60, 50931, "120", 0, 10),  # admission 10, after outtime of stay 100
     )
-    original, _ = run(ev, "original")
-    assert_frame_equal(original, expected((100, -15.0, V.GLUCOSE, 105.0, None), (100, 60.0, V.GLUCOSE, 120.0, None)))
-    corrected, _ = run(ev, "corrected")
+    for policy in (ORIGINAL, alone("lab_link")):
+        original, _ = run(ev, policy)
+        assert_frame_equal(original, expected((100, -15.0, V.GLUCOSE, 105.0, None),
+                                              (100, 60.0, V.GLUCOSE, 120.0, None)))
+    corrected, _ = run(ev, CORRECTED)
     assert_frame_equal(corrected, expected((100, 5.0, V.GLUCOSE, 110.0, None)))
 
 
-def test_original_also_takes_chart_events_in_another_stays_window():
+def test_time_window_also_takes_chart_events_in_another_stays_window():
     # Charted for stay 300 (admission 30) but at hour 10, inside stay 100 of the same subject.
     ev = events((300, 10, 220045, "90"), (100, 1, 220045, "80"))
-    original, _ = run(ev, "original")
-    assert_frame_equal(
-        original,
-        expected((100, 1.0, "Heart Rate", 80.0, None), (100, 10.0, "Heart Rate", 90.0, None),
-                 (300, -90.0, "Heart Rate", 90.0, None)),
-    )
-    corrected, _ = run(ev, "corrected")
+    for policy in (ORIGINAL, alone("chart_link")):
+        original, _ = run(ev, policy)
+        assert_frame_equal(
+            original,
+            expected((100, 1.0, "Heart Rate", 80.0, None), (100, 10.0, "Heart Rate", 90.0, None),
+                     (300, -90.0, "Heart Rate", 90.0, None)),
+        )
+    corrected, _ = run(ev, CORRECTED)
     assert_frame_equal(
         corrected, expected((100, 1.0, "Heart Rate", 80.0, None), (300, -90.0, "Heart Rate", 90.0, None))
     )
 
 
-def test_original_drops_chart_events_of_a_stay_outside_the_cohort():
+def test_both_chart_links_drop_chart_events_of_a_stay_outside_the_cohort():
     frame = events((100, 1, 220045, "80")).with_columns(stay_id=pl.lit(999, dtype=pl.Int64))
-    assert run(frame, "original")[0].height == 0
-    assert run(frame, "corrected")[0].height == 0
+    assert run(frame, ORIGINAL)[0].height == 0
+    assert run(frame, CORRECTED)[0].height == 0
+
+
+# --- each switch on its own ---------------------------------------------------------------------------------------
+
+#: One raw row (or group) per switch of the stage, and the output key it alone must change (corrected preset, so
+#: outliers are handled: each value is chosen so that both of its switch's rules survive or differ under the ranges).
+PER_SWITCH = {
+    "fio2": ([(100, 1, 223835, "0.5")], (100, 1.0, V.FIO2)),  # 0.005 under always_divide: an outlier
+    # 78.9 °F: 26.06 °C by item, inside the valid range; kept as 78.9 by value, an outlier
+    "temperature": ([(100, 2, 223761, "78.9")], (100, 2.0, V.TEMPERATURE)),
+    "height_inches": ([(100, 3, 226707, "70")], (100, 3.0, V.HEIGHT)),
+    "outliers": ([(100, 4, 220045, "400")], (100, 4.0, "Heart Rate")),
+    "capillary_refill": ([(100, 5, 223951, "Normal <3 Seconds")], (100, 5.0, V.CRR)),
+    "same_time_values": ([(100, 6, 220045, "12", 9), (100, 6, 220045, "8", 0)], (100, 6.0, "Heart Rate")),
+    "gcs_total": ([(200, 1, 220739, "Spontaneously"), (200, 1, 223901, "Obeys Commands"),
+                   (200, 1, 223900, "Oriented")], (200, 1.0, V.GCS_TOTAL)),
+    "lab_link": ([(None, -15, 50931, "105", 0, 10)], (100, -15.0, V.GLUCOSE)),
+    "chart_link": ([(300, 10, 220045, "90")], (100, 10.0, "Heart Rate")),
+}
+
+
+def _changed_keys(a: pl.DataFrame, b: pl.DataFrame) -> set[tuple]:
+    """(stay_id, hours, variable) of the rows only one of the two outputs holds."""
+    rows_a, rows_b = set(a.rows()), set(b.rows())
+    return {(stay, hours, variable) for _, stay, hours, variable, *_ in rows_a ^ rows_b}
+
+
+def test_every_switch_of_the_stage_has_a_case():
+    assert set(PER_SWITCH) == {s.name for s in SWITCHES if s.stage == "variables"}
+
+
+@pytest.mark.parametrize("name", list(PER_SWITCH))
+def test_one_switch_alone_changes_only_its_own_rows(name: str):
+    frame = events(*(row for rows, _ in PER_SWITCH.values() for row in rows))
+    corrected, _ = run(frame, CORRECTED, outliers=None)
+    changed, _ = run(frame, alone(name), outliers=None)
+    assert _changed_keys(corrected, changed) == {PER_SWITCH[name][1]}
+    original, _ = run(frame, ORIGINAL, outliers=None)
+    assert _changed_keys(corrected, original) == {key for _, key in PER_SWITCH.values()}
 
 
 def test_output_schema_and_order():
     ev = events((200, 2, 220045, "80"), (100, 3, 220045, "70"), (100, 1, 220739, "Spontaneously"))
-    out, _ = run(ev, "corrected")
+    out, _ = run(ev, CORRECTED)
     assert out.schema == pl.Schema(V.EVENTS_SCHEMA)
     assert out.select("stay_id", "hours").rows() == [(100, 1.0), (100, 3.0), (200, 2.0)]
 
@@ -284,18 +346,20 @@ def test_variables_command_writes_events_and_stats(tmp_path: Path):
     ev.filter(pl.col("stay_id").is_not_null()).write_parquet(raw / "chartevents.parquet")
     ev.filter(pl.col("stay_id").is_null()).write_parquet(raw / "labevents.parquet")
     STAYS.write_parquet(tmp_path / "stays.parquet")
-    for fidelity, n in (("original", 2), ("corrected", 3)):
-        out = tmp_path / f"events_{fidelity}.parquet"
+    # the lab at hour 2 counts under both lab links; the capillary refill row only with MIMIC-IV's items
+    for name, args, n in (("original", ["--fidelity", "original"], 2), ("corrected", [], 3),
+                          ("crr", ["--switch", "capillary_refill=carevue_only"], 2)):
+        out = tmp_path / f"events_{name}.parquet"
         result = _cli("variables", "--raw-dir", str(raw), "--stays", str(tmp_path / "stays.parquet"), "--out",
-                      str(out), "--fidelity", fidelity, "--stats", str(tmp_path / f"{fidelity}.json"),
-                      "--rows-per-batch", "1")
+                      str(out), *args, "--stats", str(tmp_path / f"{name}.json"), "--rows-per-batch", "1")
         assert result.returncode == 0, result.stderr
         frame = pl.read_parquet(out)
         assert frame.height == n and frame.schema == pl.Schema(V.EVENTS_SCHEMA)
         keys = frame.select("subject_id", "stay_id", "hours").rows()
         assert keys == sorted(keys)
-        stats = json.loads((tmp_path / f"{fidelity}.json").read_text())
+        stats = json.loads((tmp_path / f"{name}.json").read_text())
         assert stats["batches"] == 2 and stats["rows_raw"] == 3
+        assert stats["fidelity"]["capillary_refill"] == ("with_mimic_iv" if name == "corrected" else "carevue_only")
 
 
 def test_variables_command_names_a_missing_raw_table(tmp_path: Path):
@@ -322,8 +386,8 @@ def test_distinct_values_index_every_row_including_nulls():
     assert_frame_equal(pairs[index.tolist()], frame)
 
 
-@pytest.mark.parametrize("fidelity", ["original", "corrected"])
-def test_batches_change_neither_the_events_nor_the_counts(tmp_path: Path, fidelity: str):
+@pytest.mark.parametrize("policy", [ORIGINAL, CORRECTED], ids=["original", "corrected"])
+def test_batches_change_neither_the_events_nor_the_counts(tmp_path: Path, policy: FidelityPolicy):
     # subject 1 has two stays (100, 300) and a lab; one batch per subject must give what one batch gives
     ev = events((300, 101, 220045, "80"), (100, 1, 220045, "70"), (200, 2, 220045, "abc"), (200, 1, 220210, "20"),
                 (None, 2, 50931, "105", 0, 10), (100, 3, 223951, "Normal <3 Seconds"), (300, 102, 220739, "4"))
@@ -335,7 +399,7 @@ def test_batches_change_neither_the_events_nor_the_counts(tmp_path: Path, fideli
     runs = {}
     for rows in (1, 10**9):
         out = tmp_path / f"events_{rows}.parquet"
-        counts = V.run_variables(raw, tmp_path / "stays.parquet", out, fidelity=fidelity, rows_per_batch=rows)
+        counts = V.run_variables(raw, tmp_path / "stays.parquet", out, policy=policy, rows_per_batch=rows)
         runs[rows] = (pl.read_parquet(out), counts)
     (few, few_counts), (many, many_counts) = runs[10**9], runs[1]
     assert (few_counts.pop("batches"), many_counts.pop("batches")) == (1, 2)  # at most one batch per subject
@@ -366,8 +430,8 @@ def test_subject_batches_cover_every_subject_once_in_subject_order():
     assert batches["batch"].to_list() == [0, 0, 1, 2] and batches["batch"].is_sorted()
 
 
-@pytest.mark.parametrize("fidelity", ["original", "corrected"])
-def test_the_packed_collapse_equals_the_hash_collapse(monkeypatch: pytest.MonkeyPatch, fidelity: str):
+@pytest.mark.parametrize("policy", [ORIGINAL, CORRECTED], ids=["original", "corrected"])
+def test_the_packed_collapse_equals_the_hash_collapse(monkeypatch: pytest.MonkeyPatch, policy: FidelityPolicy):
     # many repeated (stay, time, variable) keys with differing storetimes and values, GCS components to total, a
     # lab in a stay's window: collapsing on the sorted packed key must give the events and counts of the
     # hash-based collapse, which the engine takes when the key does not pack
@@ -385,10 +449,10 @@ def test_the_packed_collapse_equals_the_hash_collapse(monkeypatch: pytest.Monkey
         rows.append((stay, hours, item, value, rng.choice([0, 0, 5, 10])))
     rows += [(None, 2, 50931, "105", 0, 10), (None, 2, 50931, "110", 5, 10)]
     frame = events(*rows)
-    packed, packed_counts = extract_events(frame, STAYS, fidelity=fidelity)
+    packed, packed_counts = extract_events(frame, STAYS, policy=policy)
     monkeypatch.setattr(V, "event_packing", lambda *args: None)
-    hashed, hashed_counts = extract_events(frame, STAYS, fidelity=fidelity)
+    hashed, hashed_counts = extract_events(frame, STAYS, policy=policy)
     assert packed_counts == hashed_counts and packed_counts["duplicates_collapsed"] > 100
-    if fidelity == "corrected":
+    if policy.gcs_total == "derived":
         assert packed_counts["gcs_total_derived"] > 0
     assert_frame_equal(packed, hashed)

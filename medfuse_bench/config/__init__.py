@@ -145,8 +145,6 @@ def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
                 resolved[section][key] = copy.deepcopy(value)
     if resolved["train"]["lr_min"] > resolved["train"]["lr_max"]:
         raise MedfuseError("config: key 'train.lr_min' is larger than 'train.lr_max' (after applying the profile)")
-    if resolved["etl"]["outlier_handling"] is None:
-        resolved["etl"]["outlier_handling"] = "keep" if resolved["fidelity"] == "original" else "range"
     if is_synthetic(resolved):
         root = Path(resolved["workdir"]) / "synthetic"
         resolved["mimic_iv_dir"] = str(root / "mimic-iv")

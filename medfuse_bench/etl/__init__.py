@@ -10,8 +10,25 @@ Stages, each one ``medfuse-bench`` subcommand and one module (inputs and outputs
 5. ``splits``, ``cxr-uni``, ``task-tables``, ``timeseries``, ``etl-summary``: patient splits, X-ray linking,
    one table per task, discretised time series and the summary.
 
-``bench-etl`` (:mod:`.bench`) times the stages on a synthetic dataset. Two fidelity modes run through the stages:
-``original`` reproduces the original extraction's quirks, ``corrected`` fixes them (docs/fidelity.md).
+``bench-etl`` (:mod:`.bench`) times the stages on a synthetic dataset. The stages read their own switches of the
+fidelity policy (:class:`medfuse_bench.fidelity.FidelityPolicy`, docs/fidelity.md): the ``original`` preset
+reproduces the original extraction's quirks, ``corrected`` fixes them, and each switch can be set on its own.
 """
 
-FIDELITY_MODES: tuple[str, ...] = ("original", "corrected")
+from __future__ import annotations
+
+from typing import Any
+
+from medfuse_bench.fidelity import SWITCHES, FidelityPolicy
+
+#: The policy of a stage function called without one: the default preset.
+DEFAULT_POLICY = FidelityPolicy.preset("corrected")
+
+
+def policy_record(policy: FidelityPolicy, stage: str) -> dict[str, Any]:
+    """What a stage writes into its counts about the policy: the preset and the values of the stage's switches.
+
+    >>> policy_record(FidelityPolicy.preset("original"), "cohort")
+    {'preset': 'original', 'age': 'anchor_age', 'mortality': 'dod_or_deathtime', 'los_hours': 'icustays_los'}
+    """
+    return {"preset": policy.preset_name, **{s.name: getattr(policy, s.name) for s in SWITCHES if s.stage == stage}}

@@ -17,7 +17,8 @@ per-stay work, in the layouts this package reads (the original itself only reads
    task, every sample's file read with ``str.split``, binned, imputed and one-hot encoded by a line-for-line port of
    its ``Discretizer`` (1 h bins, previous-value imputation, masks), the train samples' sums fed to a ``Normalizer``
    (the original's ``create_normalizer_state``) and every sample normalised. The arrays equal those the time-series
-   stage stores in ``original`` mode (a test checks every value), so both sides do the same work.
+   stage stores under the ``original`` preset with ``normalizer: train_split`` (the original's training loads a fixed
+   MIMIC-III state instead; a test checks every value), so both sides do the same work.
 
 Per-subject files are read back as pandas 0.23 (the original's environment) read them: "None", a GCS eye value,
 is text there and a missing value in pandas 2 and later. Only the timing matters: the files go to a scratch folder

@@ -23,6 +23,8 @@ from typing import Any
 import duckdb
 
 from medfuse_bench.errors import MedfuseError
+from medfuse_bench.etl import DEFAULT_POLICY
+from medfuse_bench.fidelity import FidelityPolicy
 from medfuse_bench.io import write_json
 
 log = logging.getLogger(__name__)
@@ -144,9 +146,10 @@ def spread_runs(repeat: int, points: int) -> list[int]:
     return [int(r * (points - 1) / (repeat - 1) + 0.5) for r in range(repeat)]
 
 
-def _run_stages(mimic_iv: Path, mimic_cxr: Path | None, workdir: Path, logs: Path, fidelity: str,
+def _run_stages(mimic_iv: Path, mimic_cxr: Path | None, workdir: Path, logs: Path, policy: FidelityPolicy,
                 threads: int | None, raw_event_rows: int) -> dict[str, Any]:
-    """Run every ETL stage once, in the workflow's order, each as its own process; stop at the first failure."""
+    """Run every ETL stage once, in the workflow's order, each as its own process; stop at the first failure.
+    Each stage gets its own switches of ``policy``, as the workflow's rules pass them."""
     etl = workdir / "etl"
     raw = etl / "raw"
     stages: list[dict[str, Any]] = []
@@ -162,7 +165,7 @@ def _run_stages(mimic_iv: Path, mimic_cxr: Path | None, workdir: Path, logs: Pat
 
     threads_args = ["--threads", str(threads)] if threads else []
     if stage("ingest", ["ingest", "--mimic-iv", str(mimic_iv), "--mimic-cxr", str(mimic_cxr), "--out-dir", str(raw),
-                        "--provenance", str(etl / "provenance.json"), "--fidelity", fidelity, *threads_args],
+                        "--provenance", str(etl / "provenance.json"), *threads_args],
              raw_event_rows, {"POLARS_MAX_THREADS": str(threads)} if threads else None)["exit_code"] != 0:
         return {"stages": stages, "chartevents_seconds": 0.0, "chartevents_rows_kept": 0}
     provenance = json.loads((etl / "provenance.json").read_text())
@@ -171,18 +174,20 @@ def _run_stages(mimic_iv: Path, mimic_cxr: Path | None, workdir: Path, logs: Pat
     stays_path, events = etl / "stays.parquet", etl / "events.parquet"
     # (name, arguments, rows of its input): rows are counted when the stage starts, after the one that writes them
     steps: list[tuple[str, list[str], Callable[[], int]]] = [
-        ("cohort", ["cohort", "--raw-dir", str(raw), "--out", str(stays_path), "--fidelity", fidelity],
+        ("cohort", ["cohort", "--raw-dir", str(raw), "--out", str(stays_path), *policy.stage_args("cohort").split()],
          lambda: _parquet_rows(raw / "icustays.parquet")),
         ("variables", ["variables", "--raw-dir", str(raw), "--stays", str(stays_path), "--out", str(events),
-                       "--fidelity", fidelity],
+                       *policy.stage_args("variables").split()],
          lambda: _parquet_rows(raw / "chartevents.parquet", raw / "labevents.parquet")),
         ("phenotypes", ["phenotypes", "--raw-dir", str(raw), "--stays", str(stays_path), "--out",
                         str(etl / "phenotypes.parquet"), "--stats", str(etl / "phenotype_mapping.json"),
-                        "--fidelity", fidelity], lambda: _parquet_rows(raw / "diagnoses_icd.parquet")),
+                        *policy.stage_args("phenotypes").split()],
+         lambda: _parquet_rows(raw / "diagnoses_icd.parquet")),
         ("splits", ["splits", "--stays", str(stays_path), "--raw-dir", str(raw), "--out",
                     str(etl / "splits.parquet")], lambda: _parquet_rows(stays_path)),
         ("cxr-uni", ["cxr-uni", "--raw-dir", str(raw), "--splits", str(etl / "splits.parquet"), "--out",
-                     str(workdir / "cxr" / "cxr_uni.parquet")], lambda: _parquet_rows(raw / "cxr_metadata.parquet")),
+                     str(workdir / "cxr" / "cxr_uni.parquet"), *policy.stage_args("cxr_uni").split()],
+         lambda: _parquet_rows(raw / "cxr_metadata.parquet")),
     ]
     for task in ("in-hospital-mortality", "phenotyping"):
         samples = workdir / "tasks" / task / "samples.parquet"
@@ -192,7 +197,8 @@ def _run_stages(mimic_iv: Path, mimic_cxr: Path | None, workdir: Path, logs: Pat
             str(raw / "cxr_metadata.parquet"), "--task", task, "--out", str(samples)],
             lambda: _parquet_rows(stays_path)))
         steps.append((f"timeseries {task}", [
-            "timeseries", "--events", str(events), "--samples", str(samples), "--out-dir", str(samples.parent)],
+            "timeseries", "--events", str(events), "--samples", str(samples), "--out-dir", str(samples.parent),
+            *policy.stage_args("timeseries").split()],
             lambda: _parquet_rows(events)))
     for name, args, rows in steps:
         if stage(name, args, rows())["exit_code"] != 0:
@@ -205,7 +211,7 @@ def bench_etl(
     workdir: str | Path,
     *,
     seed: int = 1002,
-    fidelity: str = "corrected",
+    policy: FidelityPolicy = DEFAULT_POLICY,
     threads: int | None = None,
     mimic_iv: str | Path | None = None,
     mimic_cxr: str | Path | None = None,
@@ -236,7 +242,7 @@ def bench_etl(
     generated = mimic_iv is None
     # The generator's settings describe the input only when this run generates it.
     report: dict[str, Any] = {"stays": stays if generated else None, "seed": seed if generated else None,
-                              "fidelity": fidelity, "threads": threads, "cpus": os.cpu_count(),
+                              "fidelity": policy.as_dict(), "threads": threads, "cpus": os.cpu_count(),
                               "unrelated_chart_share": unrelated_chart_share if generated else None,
                               "stages": []}
     if generated:
@@ -261,7 +267,7 @@ def bench_etl(
     def run_etl(position: str | None) -> bool:
         log.info("bench: run %d of %d%s", len(runs) + 1, repeat, f" ({position})" if position else "")
         check, check_all = machine_check(), machine_check_all_cores()
-        runs.append(_run_stages(mimic_iv, mimic_cxr, workdir, logs, fidelity, threads, chart_rows + lab_rows))
+        runs.append(_run_stages(mimic_iv, mimic_cxr, workdir, logs, policy, threads, chart_rows + lab_rows))
         runs[-1].update(position=position, machine_check_seconds=check, machine_check_all_cores_seconds=check_all)
         return all(s["exit_code"] == 0 for s in runs[-1]["stages"])
 

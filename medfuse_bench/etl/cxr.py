@@ -5,9 +5,15 @@ the patient with an allowed ViewPosition and ``intime <= study_datetime <= windo
 on study_datetime go to the largest dicom_id so the pick is deterministic. The window end is ``intime + window``
 hours, or outtime when the window is None (whole stay).
 
-CXR_UNI: every image with a CheXpert row (all views), labels U-zeros (uncertain -1 and blank -> 0), split from
-MIMIC-CXR's official split (validate -> val) except that images of EHR val/test patients move out of train into
-that patient's EHR split, so image pre-training never sees a patient the EHR models are evaluated on.
+CXR_UNI: every image with a CheXpert row (all views), labels U-zeros (uncertain -1 and blank -> 0). Its split
+follows switch ``cxr_uni_split`` (docs/fidelity.md); either way no image of an EHR val/test patient is in train, so
+image pre-training never sees a patient the EHR models are evaluated on:
+
+- ``official`` (corrected): MIMIC-CXR's official split (validate -> val), except that images of EHR val/test
+  patients move out of train into that patient's EHR split;
+- ``all_train`` (original, its ``create_split.py``): every image in train, then the images of EHR val/test patients
+  set to that patient's EHR split; the official split is not used, so the images of patients outside the EHR cohort
+  are all in train.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from medfuse_bench.errors import MedfuseError
+from medfuse_bench.fidelity import switch
 from medfuse_bench.resources import CHEXPERT_LABELS
 
 log = logging.getLogger(__name__)
@@ -116,13 +123,17 @@ def uzeros_labels() -> list[pl.Expr]:
 
 
 def build_cxr_uni(metadata: pl.DataFrame, chexpert: pl.DataFrame, cxr_split: pl.DataFrame,
-                  splits: pl.DataFrame) -> pl.DataFrame:
+                  splits: pl.DataFrame, *, cxr_uni_split: str = "official") -> pl.DataFrame:
     """CXR_UNI from the raw metadata, CheXpert labels, MIMIC-CXR split and the EHR patient splits.
 
     ``splits``: subject_id, split and optionally ``ehr`` (only subjects with ``ehr`` true are treated as EHR
-    patients; without the column every listed subject is). Ids are compared as integers. Columns: dicom_id,
-    subject_id, study_id, study_datetime, view_position, split, path, the 14 labels; sorted by dicom_id.
+    patients; without the column every listed subject is). Ids are compared as integers. ``cxr_uni_split``: the
+    switch, ``official`` or ``all_train`` (module docstring). Columns: dicom_id, subject_id, study_id,
+    study_datetime, view_position, split, path, the 14 labels; sorted by dicom_id.
     """
+    if cxr_uni_split not in switch("cxr_uni_split").values:
+        raise MedfuseError(f"cxr_uni_split must be one of {', '.join(switch('cxr_uni_split').values)}, "
+                           f"got '{cxr_uni_split}'")
     require_columns(metadata, METADATA_COLUMNS, "cxr_metadata")
     require_columns(chexpert, ("study_id", *CHEXPERT_LABELS), "cxr_chexpert")
     require_columns(cxr_split, ("dicom_id", "split"), "cxr_split")
@@ -154,10 +165,18 @@ def build_cxr_uni(metadata: pl.DataFrame, chexpert: pl.DataFrame, cxr_split: pl.
         log.info("%d labelled images have no row in the MIMIC-CXR split table and are left out",
                  labelled.height - out.height)
     out = out.join(ehr, on="subject_id", how="left")
-    moved = (pl.col("_cxr_split") == "train") & pl.col("_ehr_split").is_in(["val", "test"])
-    out = out.with_columns(pl.when(moved).then(pl.col("_ehr_split")).otherwise(pl.col("_cxr_split")).alias("split"))
-    n_moved = out.select(moved.sum()).item()
-    log.info("CXR_UNI: %d images, %d moved out of train to their patient's EHR val/test split", out.height, n_moved)
+    evaluated = pl.col("_ehr_split").is_in(["val", "test"])
+    if cxr_uni_split == "all_train":
+        # The original sets every row to train, then val / test for the EHR val / test patients.
+        split = pl.when(evaluated).then(pl.col("_ehr_split")).otherwise(pl.lit("train"))
+    else:
+        moved = (pl.col("_cxr_split") == "train") & evaluated
+        split = pl.when(moved).then(pl.col("_ehr_split")).otherwise(pl.col("_cxr_split"))
+    out = out.with_columns(split.alias("split"))
+    n_moved = out.select((pl.col("split") != pl.col("_cxr_split")).sum()).item()
+    sizes = dict(out.group_by("split").len().iter_rows())
+    log.info("CXR_UNI (cxr_uni_split %s): %d images (train %d, val %d, test %d), %d not in their official split",
+             cxr_uni_split, out.height, sizes.get("train", 0), sizes.get("val", 0), sizes.get("test", 0), n_moved)
     return out.select(
         "dicom_id", "subject_id", "study_id", "study_datetime", "view_position", "split", cxr_image_path(),
         *CHEXPERT_LABELS,

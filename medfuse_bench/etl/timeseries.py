@@ -11,8 +11,14 @@ The discretiser follows the original's (``impute_strategy='previous'``, ``start_
 - one 0/1 mask per channel, 1 only where the bin holds a real observation.
 
 The layout is :func:`medfuse_bench.resources.feature_names`: 59 value columns (channel order, one-hots expanded),
-then 17 masks. The 12 continuous columns are normalised with ``(x - mean) / std`` where mean and std (floored at
-1e-7) come from all bins of all train samples, as the original's normalizer builder; one-hots and masks are not.
+then 17 masks. The 12 continuous columns are normalised with ``(x - mean) / std``; one-hots and masks are not, as in
+the original's ``Normalizer.transform``. Where mean and std come from is switch ``normalizer``:
+
+- ``train_split`` (corrected): all bins of all train samples of the task (std floored at 1e-7), as the original's
+  normalizer builder computes them;
+- ``original_mimic3`` (original): the fixed state the original's training code loads for both tasks, MIMIC-III
+  statistics (``resources/original_normalizer.yaml``). It ships states for timesteps 1.0 and 0.8 h; for any other
+  timestep the 1.0 h state is used, with a warning (the original's default path names a file it does not ship).
 
 Everything is vectorised: a Polars group-by yields the last (sample, bin, channel) observation, NumPy scatters it
 into a dense block and forward-fills with ``np.maximum.accumulate`` over row indices. Samples are processed in
@@ -37,8 +43,9 @@ from tqdm import tqdm
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.etl.cxr import require_columns
 from medfuse_bench.etl.task_tables import EPS, observed_events, split_rank
+from medfuse_bench.fidelity import switch
 from medfuse_bench.io import atomic_path
-from medfuse_bench.resources import SPLITS, feature_names, variables
+from medfuse_bench.resources import SPLITS, feature_names, original_normalizer, variables
 
 log = logging.getLogger(__name__)
 
@@ -327,6 +334,33 @@ def fit_normalizer(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return fit.result()
 
 
+#: Timestep (hours) of the original's state used for a timestep it ships no state for.
+FALLBACK_STATE_TIMESTEP = "1.0"
+
+
+def original_state(timestep: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """Means and stds (76 entries, NaN but for the 12 continuous columns) of the original's fixed MIMIC-III state
+    for ``timestep``, and the timestep of the state used (the 1.0 h state when it ships none for ``timestep``).
+
+    >>> means, stds, used = original_state(1.0)
+    >>> round(float(means[feature_names().index("Heart Rate")]), 2), used
+    (85.54, 1.0)
+    """
+    states = original_normalizer()
+    key = next((k for k in states if abs(float(k) - timestep) < 1e-9), None)
+    if key is None:
+        key = FALLBACK_STATE_TIMESTEP
+        log.warning("the original's normaliser states cover timesteps %s h, not %s h: using the %s h state",
+                    ", ".join(states), timestep, key)
+    features = feature_names()
+    means, stds = np.full(N_FEATURES, np.nan), np.full(N_FEATURES, np.nan)
+    for name, stat in states[key].items():
+        means[features.index(name)], stds[features.index(name)] = stat["mean"], stat["std"]
+    if np.isnan(means[channel_layout().continuous_columns]).any():
+        raise MedfuseError("resources/original_normalizer.yaml lacks a continuous channel; reinstall the package")
+    return means, stds, float(key)
+
+
 def normalize(array: np.ndarray, means: np.ndarray, stds: np.ndarray) -> np.ndarray:
     """Normalise the 12 continuous columns of ``array`` in place and return it."""
     columns = channel_layout().continuous_columns
@@ -408,16 +442,20 @@ def chunk_observations(events: pl.LazyFrame, chunk: pl.DataFrame, timestep: floa
 
 
 def write_timeseries(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame, out_dir: str | os.PathLike[str],
-                     timestep: float = 1.0, chunk_rows: int = 250_000) -> dict:
+                     timestep: float = 1.0, chunk_rows: int = 250_000, *, normalizer: str = "train_split") -> dict:
     """Write ``timeseries_{split}.npy``, ``timeseries_index.parquet`` and ``normalizer.json`` into ``out_dir``.
 
     Each split's array is sized up front. The samples of all splits are then binned in one pass in the order of
     events.parquet (subject_id, stay_id; stay_id for an events table without subject_id), so each chunk (at most
     ``chunk_rows`` time steps) reads one run of the file and the whole file is read once; each densified chunk is
-    copied to its samples' rows in their split's array. The normalizer is fitted on the finished train array (so its
-    sums do not depend on the chunking) and applied to all three. All five files appear together or not at all.
-    Returns the normalizer dict.
+    copied to its samples' rows in their split's array. Under ``normalizer: train_split`` the normalizer is fitted on
+    the finished train array (so its sums do not depend on the chunking); under ``original_mimic3`` it is the
+    original's fixed state (:func:`original_state`). It is applied to all three arrays. All five files appear
+    together or not at all. Returns the normalizer dict (``normalizer`` says which one; ``means`` / ``stds`` are
+    null for the features that are not normalised when the state is the original's).
     """
+    if normalizer not in switch("normalizer").values:
+        raise MedfuseError(f"normalizer must be one of {', '.join(switch('normalizer').values)}, got '{normalizer}'")
     out_dir = Path(out_dir)
     prepared = prepare_samples(samples)
     n_bins = bin_counts(prepared["period_length"].to_numpy(), timestep)
@@ -455,7 +493,11 @@ def write_timeseries(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
                     pending = pool.submit(observe, chunks[i + 1])
                 _write_chunk(observations, n_bins[members], offsets[members], split_code[members], arrays)
                 del observations
-        means, stds = fit_normalizer(arrays[0])
+        if normalizer == "original_mimic3":
+            means, stds, state_timestep = original_state(timestep)
+        else:
+            means, stds = fit_normalizer(arrays[0])
+            state_timestep = None
         train_steps = arrays[0].shape[0]
         for array in arrays:
             for a in range(0, array.shape[0], chunk_rows):
@@ -468,16 +510,19 @@ def write_timeseries(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
         index_tmp = stack.enter_context(atomic_path(out_dir / "timeseries_index.parquet"))
         index.write_parquet(index_tmp, compression="zstd")
         features = feature_names()
-        normalizer = {
+        record = {
+            "normalizer": normalizer,
             "timestep_hours": float(timestep),
+            "state_timestep_hours": state_timestep,
             "features": features,
-            "means": [float(x) for x in means],
-            "stds": [float(x) for x in stds],
+            "means": [None if np.isnan(x) else float(x) for x in means],
+            "stds": [None if np.isnan(x) else float(x) for x in stds],
             "normalized_features": [features[i] for i in channel_layout().continuous_columns],
             "train_samples": int((split_of == "train").sum()),
             "train_steps": int(train_steps),
         }
         norm_tmp = stack.enter_context(atomic_path(out_dir / "normalizer.json"))
-        norm_tmp.write_text(json.dumps(normalizer, indent=2) + "\n")
-    log.info("wrote %d samples, %d time steps to %s", prepared.height, int(n_bins.sum()), out_dir)
-    return normalizer
+        norm_tmp.write_text(json.dumps(record, indent=2) + "\n")
+    log.info("wrote %d samples, %d time steps to %s (normalizer %s)", prepared.height, int(n_bins.sum()), out_dir,
+             normalizer)
+    return record

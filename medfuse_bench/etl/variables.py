@@ -1,25 +1,29 @@
 """Variables: chart and lab events -> the 17 clinical variables, cleaned, assigned to stays, one value per time.
 
 Steps (each a function from frame to frame): map item ids to variables, clean the values (units, text codes),
-handle outliers (``range`` mode), assign events to cohort stays, keep one value per (stay, charttime, variable),
-derive the GCS total (corrected), express time as hours since intime.
+handle outliers (switch ``outliers``), assign events to cohort stays, keep one value per (stay, charttime,
+variable), derive the GCS total (switch ``gcs_total``), express time as hours since intime.
 
-Fidelity differences (docs/fidelity.md has the table with counts):
+Fidelity switches of this stage, each read by one step (docs/fidelity.md has the table with counts):
 
-=====================  ===========================================  ============================================
-step                   original                                     corrected
-=====================  ===========================================  ============================================
-item ids               the original map (no MIMIC-IV capillary      + capillary refill 223951 / 224308
-                       refill, no GCS total)                        + GCS total derived from its 3 components
-FiO2                   every value / 100                            / 100 only when > 1 (percent)
-Temperature            (v - 32) * 5/9 when v >= 79                  converted for item 223761 (°F) only
-Height                 226707 (inches) left in inches               226707 x 2.54 (cm)
-labs -> stay           through hadm_id (whole admission)            subject_id + charttime in [intime, outtime]
-chart -> stay          stay_id, or charttime in another stay's      stay_id
-                       [intime, outtime] of the same subject
-one value per time     last after sorting by value (text order     last by storetime; ties: mean (numbers) or
-                       for the uncleaned channels)                  the greatest text
-=====================  ===========================================  ============================================
+====================  ===========================================  ============================================
+switch                original value                               corrected value
+====================  ===========================================  ============================================
+capillary_refill      ``carevue_only``: the original map (no       ``with_mimic_iv``: + items 223951 / 224308
+                      MIMIC-IV capillary refill item)              and their "Seconds" texts
+gcs_total             ``carevue_only``: never observed             ``derived`` from its 3 components
+fio2                  ``always_divide``: every value / 100         ``percent_only``: / 100 only when > 1
+temperature           ``by_value``: (v - 32) * 5/9 when v >= 79    ``by_item``: for item 223761 (°F) only
+height_inches         ``kept``: 226707 (inches) left in inches     ``converted``: 226707 x 2.54 (cm)
+outliers              ``keep``: the range table never applied      ``range``: outliers dropped, invalid clipped
+lab_link              ``hadm_id``: the whole admission             ``stay_window``: subject_id + charttime in
+                                                                   [intime, outtime]
+chart_link            ``time_window``: stay_id, or charttime in    ``stay_id``
+                      another stay's [intime, outtime] of the
+                      same subject
+same_time_values      ``last_by_value``: last after sorting by     ``latest_storetime``: last by storetime;
+                      value (text order for uncleaned channels)    ties: mean (numbers) or the greatest text
+====================  ===========================================  ============================================
 
 Both modes: SBP / DBP "a/b" split, capillary refill text -> "0.0" / "1.0", O2 saturation <= 1 -> x 100,
 non-numeric glucose / pH -> null, weight item 226531 (lbs) -> kg (the original's label rule catches it),
@@ -42,6 +46,8 @@ from tqdm import tqdm
 
 from medfuse_bench import resources
 from medfuse_bench.errors import MedfuseError
+from medfuse_bench.etl import DEFAULT_POLICY, policy_record
+from medfuse_bench.fidelity import FidelityPolicy
 from medfuse_bench.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -62,7 +68,7 @@ SBP = "Systolic blood pressure"
 TEMPERATURE = "Temperature"
 WEIGHT = "Weight"
 
-#: Item ids whose unit the corrected mode converts (MIMIC-IV d_items: label / unit).
+#: Item ids whose unit the corrected switches convert (MIMIC-IV d_items: label / unit).
 FAHRENHEIT_ITEMS: tuple[int, ...] = (223761,)  # Temperature Fahrenheit
 POUND_ITEMS: tuple[int, ...] = (226531,)  # Admission Weight (lbs.)
 INCH_ITEMS: tuple[int, ...] = (226707,)  # Height, unit Inch
@@ -126,14 +132,15 @@ def categorical_variables() -> list[str]:
     return [v["name"] for v in resources.variables() if v["categorical"]]
 
 
-def item_table(fidelity: str) -> pl.DataFrame:
-    """itemid -> variable and source table, as the mode maps them.
+def item_table(capillary_refill: str) -> pl.DataFrame:
+    """itemid -> variable and source table; switch ``capillary_refill`` says whether the MIMIC-IV capillary refill
+    items, which the original map lacks, are mapped.
 
-    >>> t = item_table("original")
-    >>> 223951 in t["itemid"].to_list(), 223951 in item_table("corrected")["itemid"].to_list()
+    >>> t = item_table("carevue_only")
+    >>> 223951 in t["itemid"].to_list(), 223951 in item_table("with_mimic_iv")["itemid"].to_list()
     (False, True)
     """
-    mapping = resources.itemid_map(include_corrected=fidelity == "corrected")
+    mapping = resources.itemid_map(include_corrected=capillary_refill == "with_mimic_iv")
     return pl.DataFrame(
         {
             "itemid": list(mapping),
@@ -144,9 +151,10 @@ def item_table(fidelity: str) -> pl.DataFrame:
     )
 
 
-def map_items(events: pl.LazyFrame, fidelity: str) -> pl.LazyFrame:
-    """Keep events whose item id belongs to one of the 17 variables in this mode; add ``variable`` and ``table``."""
-    return events.join(item_table(fidelity).lazy(), on="itemid", how="inner")
+def map_items(events: pl.LazyFrame, capillary_refill: str) -> pl.LazyFrame:
+    """Keep events whose item id belongs to one of the 17 variables (:func:`item_table`); add ``variable`` and
+    ``table``."""
+    return events.join(item_table(capillary_refill).lazy(), on="itemid", how="inner")
 
 
 def _number(text: pl.Expr) -> pl.Expr:
@@ -163,17 +171,22 @@ def _split_pressure(text: pl.Expr, part: int) -> pl.Expr:
     return _number(pl.when(text.str.contains("/")).then(text.str.extract(r"^(\d+)/(\d+)$", part)).otherwise(text))
 
 
-def numeric_value(fidelity: str) -> pl.Expr:
-    """Cleaned number of a continuous channel from the raw ``value`` text (null for categorical channels)."""
+def numeric_value(policy: FidelityPolicy) -> pl.Expr:
+    """Cleaned number of a continuous channel from the raw ``value`` text (null for categorical channels); switches
+    ``fio2``, ``temperature`` and ``height_inches`` choose the unit rules."""
     raw, var, item = pl.col("value"), pl.col("variable"), pl.col("itemid")
     x = _number(raw)
-    if fidelity == "original":
+    if policy.fio2 == "always_divide":
         fio2 = x / 100.0  # the original's string test is always true in Python 3
-        temperature = pl.when(x >= 79).then((x - 32.0) * 5.0 / 9.0).otherwise(x)
-        height = x  # the label "Height" has no "in": inches stay inches
     else:
         fio2 = pl.when(x > 1.0).then(x / 100.0).otherwise(x)
+    if policy.temperature == "by_value":
+        temperature = pl.when(x >= 79).then((x - 32.0) * 5.0 / 9.0).otherwise(x)
+    else:
         temperature = pl.when(item.is_in(FAHRENHEIT_ITEMS)).then((x - 32.0) * 5.0 / 9.0).otherwise(x)
+    if policy.height_inches == "kept":
+        height = x  # the label "Height" has no "in": inches stay inches
+    else:
         height = pl.when(item.is_in(INCH_ITEMS)).then(x * INCH_TO_CM).otherwise(x)
     o2sat = _decimal(raw)
     return (
@@ -190,9 +203,10 @@ def numeric_value(fidelity: str) -> pl.Expr:
     )
 
 
-def text_value(fidelity: str) -> pl.Expr:
-    """Value of a categorical channel: capillary refill text mapped to "0.0" / "1.0", GCS text as charted."""
-    table = CAPILLARY_REFILL_ORIGINAL if fidelity == "original" else CAPILLARY_REFILL_CORRECTED
+def text_value(capillary_refill: str) -> pl.Expr:
+    """Value of a categorical channel: capillary refill text mapped to "0.0" / "1.0" (the MIMIC-IV texts too under
+    ``capillary_refill: with_mimic_iv``), GCS text as charted."""
+    table = CAPILLARY_REFILL_ORIGINAL if capillary_refill == "carevue_only" else CAPILLARY_REFILL_CORRECTED
     raw, var = pl.col("value"), pl.col("variable")
     return (
         pl.when(var == CRR).then(raw.replace_strict(table, default=None, return_dtype=pl.String))
@@ -200,21 +214,22 @@ def text_value(fidelity: str) -> pl.Expr:
     )
 
 
-def clean_values(events: pl.LazyFrame, fidelity: str, *, sort_keys: bool | None = None) -> pl.LazyFrame:
+def clean_values(events: pl.LazyFrame, policy: FidelityPolicy, *, sort_keys: bool | None = None) -> pl.LazyFrame:
     """Replace the raw ``value`` text by ``value`` (Float64, continuous channels) and ``value_text`` (categorical).
 
-    ``sort_keys`` (default: in ``original`` mode) adds ``sort_number`` / ``sort_text``, the key by which the original
-    orders duplicates (see :func:`keep_one_per_time`). Rows are not dropped here; :func:`flag_invalid` marks those without a usable value.
+    ``sort_keys`` (default: under ``same_time_values: last_by_value``) adds ``sort_number`` / ``sort_text``, the key
+    by which the original orders duplicates (see :func:`keep_one_per_time`). Rows are not dropped here;
+    :func:`flag_invalid` marks those without a usable value.
 
     >>> ev = pl.LazyFrame({"itemid": [223835, 223761, 226707], "variable": [FIO2, TEMPERATURE, HEIGHT],
     ...                    "value": ["0.5", "98.6", "70"]})
-    >>> clean_values(ev, "original").collect()["value"].round(3).to_list()
+    >>> clean_values(ev, FidelityPolicy.preset("original")).collect()["value"].round(3).to_list()
     [0.005, 37.0, 70.0]
-    >>> clean_values(ev, "corrected").collect()["value"].round(3).to_list()
+    >>> clean_values(ev, FidelityPolicy.preset("corrected")).collect()["value"].round(3).to_list()
     [0.5, 37.0, 177.8]
     """
-    cleaned = events.with_columns(value_text=text_value(fidelity), value_clean=numeric_value(fidelity))
-    if sort_keys or (sort_keys is None and fidelity == "original"):
+    cleaned = events.with_columns(value_text=text_value(policy.capillary_refill), value_clean=numeric_value(policy))
+    if sort_keys or (sort_keys is None and policy.same_time_values == "last_by_value"):
         is_numeric_sort = pl.col("variable").is_in(list(NUMERIC_AFTER_CLEANING))
         cleaned = cleaned.with_columns(
             sort_number=pl.when(is_numeric_sort)
@@ -275,46 +290,52 @@ def apply_ranges(events: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def assign_stays(events: pl.LazyFrame, stays: pl.LazyFrame, fidelity: str) -> pl.LazyFrame:
+def assign_stays(events: pl.LazyFrame, stays: pl.LazyFrame, policy: FidelityPolicy) -> pl.LazyFrame:
     """Attach each event to the cohort stay(s) it belongs to; ``stay_id`` becomes the stay's, ``intime`` is added.
 
-    ``original`` follows the original's validate_events + episode selection: events need a cohort hadm_id; a labevent
-    takes its admission's stay; a chartevent whose stay_id is not the admission's stay is dropped; then an event
-    belongs to stay S of its subject when its stay is S or its charttime lies in S's [intime, outtime].
-    ``corrected``: chartevents by stay_id; labevents by subject_id and charttime within [intime, outtime].
+    Lab events follow switch ``lab_link``, chart events switch ``chart_link``. The original values follow the
+    original's validate_events + episode selection (:func:`_link_as_original`); ``lab_link: stay_window`` takes
+    labs by subject_id and charttime within [intime, outtime]; ``chart_link: stay_id`` takes chart events by stay_id.
     """
     stay_cols = stays.select("subject_id", "hadm_id", "stay_id", "intime", "outtime")
-    if fidelity == "original":
-        by_adm = stay_cols.select("hadm_id", adm_stay="stay_id")
-        validated = events.join(by_adm, on="hadm_id", how="inner").filter(
-            pl.col("stay_id").is_null() | (pl.col("stay_id") == pl.col("adm_stay"))
-        )
-        joined = validated.drop("stay_id", "hadm_id").join(
-            stay_cols.drop("hadm_id"), on="subject_id", how="inner"
-        )
-        keep = (pl.col("adm_stay") == pl.col("stay_id")) | pl.col("charttime").is_between(
-            pl.col("intime"), pl.col("outtime")
-        )
-        return joined.filter(keep).drop("adm_stay", "outtime")
     is_lab = pl.col("table") == "labevents"
-    charted = events.filter(~is_lab).drop("subject_id", "hadm_id").join(
-        stay_cols.drop("hadm_id"), on="stay_id", how="inner"
-    )
-    labs = (
-        events.filter(is_lab)
-        .drop("stay_id", "hadm_id")
-        .join(stay_cols.drop("hadm_id"), on="subject_id", how="inner")
-        .filter(pl.col("charttime").is_between(pl.col("intime"), pl.col("outtime")))
-    )
-    return pl.concat([charted, labs], how="diagonal_relaxed").drop("outtime")
+    charts, labs = events.filter(~is_lab), events.filter(is_lab)
+    if policy.chart_link == "time_window":
+        charts = _link_as_original(charts, stay_cols)
+    else:
+        charts = charts.drop("subject_id", "hadm_id").join(stay_cols.drop("hadm_id"), on="stay_id", how="inner")
+    if policy.lab_link == "hadm_id":
+        labs = _link_as_original(labs, stay_cols)
+    else:
+        labs = (
+            labs.drop("stay_id", "hadm_id")
+            .join(stay_cols.drop("hadm_id"), on="subject_id", how="inner")
+            .filter(pl.col("charttime").is_between(pl.col("intime"), pl.col("outtime")))
+        )
+    return pl.concat([charts, labs], how="diagonal_relaxed").drop("outtime")
 
 
-def keep_one_per_time(events: pl.LazyFrame, fidelity: str, *, keys: list[str] | None = None,
+def _link_as_original(events: pl.LazyFrame, stay_cols: pl.LazyFrame) -> pl.LazyFrame:
+    """The original's rule: events need a cohort hadm_id; an event with a stay_id other than its admission's stay is
+    dropped, one without takes the admission's stay; then an event belongs to stay S of its subject when its stay is
+    S or its charttime lies in S's [intime, outtime] (so a lab counts for its whole admission)."""
+    by_adm = stay_cols.select("hadm_id", adm_stay="stay_id")
+    validated = events.join(by_adm, on="hadm_id", how="inner").filter(
+        pl.col("stay_id").is_null() | (pl.col("stay_id") == pl.col("adm_stay"))
+    )
+    joined = validated.drop("stay_id", "hadm_id").join(stay_cols.drop("hadm_id"), on="subject_id", how="inner")
+    keep = (pl.col("adm_stay") == pl.col("stay_id")) | pl.col("charttime").is_between(
+        pl.col("intime"), pl.col("outtime")
+    )
+    return joined.filter(keep).drop("adm_stay")
+
+
+def keep_one_per_time(events: pl.LazyFrame, same_time_values: str, *, keys: list[str] | None = None,
                       carried: list[str] | None = None) -> pl.LazyFrame:
-    """One row per (stay_id, charttime, variable).
+    """One row per (stay_id, charttime, variable), as switch ``same_time_values`` says.
 
-    ``original``: the last row after sorting by value, as the original's pivot does: numbers for the channels it
-    cleaned to numbers, text for the others (so "8" wins over "12"). ``corrected``: the row(s) with the latest
+    ``last_by_value``: the last row after sorting by value, as the original's pivot does: numbers for the channels it
+    cleaned to numbers, text for the others (so "8" wins over "12"). ``latest_storetime``: the row(s) with the latest
     storetime (a null storetime counts as oldest); ties give the mean of the numbers and the greatest text.
 
     >>> import datetime as dt
@@ -324,7 +345,7 @@ def keep_one_per_time(events: pl.LazyFrame, fidelity: str, *, keys: list[str] | 
     ...     "sort_text": ["12", "8"], "storetime": [t, t + dt.timedelta(minutes=5)], "subject_id": [7, 7],
     ...     "intime": [t, t]},
     ...     schema_overrides={"value_text": pl.String, "sort_number": pl.Float64})
-    >>> keep_one_per_time(ev, "original").collect()["value"].to_list()
+    >>> keep_one_per_time(ev, "last_by_value").collect()["value"].to_list()
     [8.0]
     """
     # ``keys`` may be one column standing for (stay_id, charttime, variable) (collapse_and_sort's packed key), with
@@ -335,7 +356,7 @@ def keep_one_per_time(events: pl.LazyFrame, fidelity: str, *, keys: list[str] | 
     counted = events.with_columns(_n=pl.len().over(keys))
     single = counted.filter(pl.col("_n") == 1).select(*keys, "value", "value_text", *carried)
     several = counted.filter(pl.col("_n") > 1)
-    if fidelity == "original":
+    if same_time_values == "last_by_value":
         chosen = several.group_by(keys).agg(
             pl.col("value", "value_text", *carried).sort_by(["sort_number", "sort_text"], nulls_last=False)
             .last()
@@ -423,16 +444,20 @@ def distinct_values(events: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
     return events.select("itemid", "value")[first["_row"]], index
 
 
-def clean_pairs(pairs: pl.DataFrame, fidelity: str, outliers: str) -> pl.DataFrame:
+def clean_pairs(pairs: pl.DataFrame, policy: FidelityPolicy) -> pl.DataFrame:
     """Every (itemid, value) pair with its variable, source table, cleaned value and what cleaning found.
 
-    One row per input row, in input order; ``variable`` is null for item ids the mode does not map. ``problem`` and
-    ``range_action`` are as in :func:`flag_invalid` and :func:`apply_ranges`; ``keep`` says whether the value is used.
+    One row per input row, in input order; ``variable`` is null for item ids the policy does not map. ``problem`` and
+    ``range_action`` are as in :func:`flag_invalid` and :func:`apply_ranges` (switch ``outliers``); ``keep`` says
+    whether the value is used.
     """
     indexed = pairs.lazy().with_row_index("_pair")
-    lf = flag_invalid(clean_values(map_items(indexed, fidelity), fidelity))
-    lf = apply_ranges(lf) if outliers == "range" else lf.with_columns(range_action=pl.lit(None, dtype=pl.String))
-    sort_columns = ["sort_number", "sort_text"] if fidelity == "original" else []
+    lf = flag_invalid(clean_values(map_items(indexed, policy.capillary_refill), policy))
+    if policy.outliers == "range":
+        lf = apply_ranges(lf)
+    else:
+        lf = lf.with_columns(range_action=pl.lit(None, dtype=pl.String))
+    sort_columns = ["sort_number", "sort_text"] if policy.same_time_values == "last_by_value" else []
     cleaned = lf.select("_pair", "variable", "table", "value", "value_text", *sort_columns, "problem",
                         "range_action")
     return (
@@ -450,16 +475,15 @@ def extract_events(
     events: pl.DataFrame,
     stays: pl.DataFrame,
     *,
-    fidelity: str = "corrected",
-    outliers: str | None = None,
+    policy: FidelityPolicy = DEFAULT_POLICY,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Raw chart + lab events (ingest schema) of some subjects -> the long events table of their stays.
 
     Returns the events (EVENTS_SCHEMA, sorted by subject_id, stay_id, hours, variable) and counts of what each step
-    removed. ``events`` must hold every event of its subjects: the original mode assigns an event to any stay of
+    removed. ``events`` must hold every event of its subjects: the original's links assign an event to any stay of
     its subject.
     """
-    coded, counts = extract_coded_events(events, stays, fidelity=fidelity, outliers=outliers)
+    coded, counts = extract_coded_events(events, stays, policy=policy)
     return coded.select([pl.col(c).cast(t) for c, t in EVENTS_SCHEMA.items()]), counts
 
 
@@ -467,15 +491,13 @@ def extract_coded_events(
     events: pl.DataFrame,
     stays: pl.DataFrame,
     *,
-    fidelity: str = "corrected",
-    outliers: str | None = None,
+    policy: FidelityPolicy = DEFAULT_POLICY,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """:func:`extract_events` with ``variable`` as :data:`VARIABLE` and ``value_text`` as :data:`VALUE_TEXT`, the
     types the stage works in (and writes as Parquet dictionaries)."""
-    outliers = outliers or ("keep" if fidelity == "original" else "range")
     has_time = events["charttime"].is_not_null()
     pairs, index = distinct_values(events)
-    table = clean_pairs(pairs, fidelity, outliers)
+    table = clean_pairs(pairs, policy)
 
     # Counts of the raw rows, per pair first: a bincount instead of a group-by over every row.
     tallied = has_time.to_numpy()
@@ -497,7 +519,7 @@ def extract_coded_events(
         "dropped_no_value": by_variable(pl.col("problem") == "no_value"),
         "dropped_not_a_possible_value": by_variable(pl.col("problem") == "not_a_possible_value"),
     }
-    if outliers == "range":
+    if policy.outliers == "range":
         counts["outliers_removed"] = by_variable(pl.col("range_action") == "removed")
         counts["outliers_clipped"] = by_variable(pl.col("range_action") == "clipped")
 
@@ -510,15 +532,15 @@ def extract_coded_events(
         how="horizontal",
     )
     del use
-    assigned = assign_stays(valid.lazy(), stays.lazy(), fidelity).collect()
+    assigned = assign_stays(valid.lazy(), stays.lazy(), policy).collect()
     del valid
     counts["rows_assigned_to_stays"] = assigned.height
-    collapsed, rows_one = collapse_and_sort(assigned, stays, fidelity)
+    collapsed, rows_one = collapse_and_sort(assigned, stays, policy)
     counts["duplicates_collapsed"] = assigned.height - rows_one
     del assigned
     out = collapsed.with_columns(hours_since_intime()).select(list(EVENTS_SCHEMA))
     del collapsed
-    if fidelity == "corrected":
+    if policy.gcs_total == "derived":
         counts["gcs_total_derived"] = out.height - rows_one
     counts["rows_out"] = _counts_by(out, "variable")
     return out, counts
@@ -594,8 +616,9 @@ def packed_key(events: pl.DataFrame, packing: dict[str, Any]) -> pl.Series | Non
             + events["variable"].to_physical().cast(pl.Int64)).alias(_KEY)
 
 
-def collapse_and_sort(events: pl.DataFrame, stays: pl.DataFrame, fidelity: str) -> tuple[pl.DataFrame, int]:
-    """:func:`keep_one_per_time`, then in ``corrected`` mode :func:`derive_gcs_total`, then :func:`sort_events`;
+def collapse_and_sort(events: pl.DataFrame, stays: pl.DataFrame,
+                      policy: FidelityPolicy) -> tuple[pl.DataFrame, int]:
+    """:func:`keep_one_per_time`, then under ``gcs_total: derived`` :func:`derive_gcs_total`, then :func:`sort_events`;
     returns the events (the columns of EVENTS_SCHEMA but ``hours``, plus ``charttime`` and ``intime``) and the rows
     left after the first step.
 
@@ -607,12 +630,13 @@ def collapse_and_sort(events: pl.DataFrame, stays: pl.DataFrame, fidelity: str) 
     columns = [c for c in EVENTS_SCHEMA if c != "hours"]
     packing = event_packing(events, stays)
     key = None if packing is None else packed_key(events, packing)
+    derive = policy.gcs_total == "derived"
     if key is None or packing is None:
-        one = keep_one_per_time(events.lazy(), fidelity).collect()
-        lf = derive_gcs_total(one.lazy()) if fidelity == "corrected" else one.lazy()
+        one = keep_one_per_time(events.lazy(), policy.same_time_values).collect()
+        lf = derive_gcs_total(one.lazy()) if derive else one.lazy()
         return sort_events(lf.select("charttime", "intime", *columns).collect(), stays), one.height
     out_columns = [_KEY, "charttime", "intime", *columns]
-    choice = ["sort_number", "sort_text"] if fidelity == "original" else ["storetime"]
+    choice = ["sort_number", "sort_text"] if policy.same_time_values == "last_by_value" else ["storetime"]
     # A stable sort keeps each key's rows in input order, so a collapse that depends on it is the unsorted one's.
     ordered = events.select(key, *out_columns[1:], *choice).sort(_KEY, maintain_order=True)
     k = pl.col(_KEY)
@@ -623,12 +647,12 @@ def collapse_and_sort(events: pl.DataFrame, stays: pl.DataFrame, fidelity: str) 
     if several.height:
         # The key stands for (stay_id, charttime, variable), and the other columns but the values are the same in
         # every row of a key: the collapsed values replace those of each key's first row, found by binary search.
-        chosen = keep_one_per_time(several.lazy(), fidelity, keys=[_KEY], carried=[]).collect()
+        chosen = keep_one_per_time(several.lazy(), policy.same_time_values, keys=[_KEY], carried=[]).collect()
         at = one[_KEY].search_sorted(chosen[_KEY])
         one = one.with_columns(one["value"].scatter(at, chosen["value"]),
                                one["value_text"].scatter(at, chosen["value_text"].cast(one.schema["value_text"])))
     rows_one = one.height
-    if fidelity == "corrected":
+    if derive:
         totals = gcs_totals(one.lazy()).select("charttime", "intime", *columns).collect()
         if totals.height:
             totals_key = packed_key(totals, packing)
@@ -675,8 +699,7 @@ def run_variables(
     stays_path: str | Path,
     out: str | Path,
     *,
-    fidelity: str = "corrected",
-    outliers: str | None = None,
+    policy: FidelityPolicy = DEFAULT_POLICY,
     rows_per_batch: int = 5_000_000,
 ) -> dict[str, Any]:
     """Write events.parquet from the ingest folder and the cohort; return the counts.
@@ -684,19 +707,18 @@ def run_variables(
     Subjects are processed in batches of consecutive subject ids (about ``rows_per_batch`` events each), so memory
     stays bounded whatever the size of chartevents, and a raw table in subject order (as the generator writes it) is
     read once in all: the subject_id range of a batch lets the Parquet reader skip the other batches' row groups.
-    A batch holds every event of its subjects, as the original mode's assignment to any stay of the subject needs.
+    A batch holds every event of its subjects, as the original's links to any stay of the subject need.
     Batch outputs are sorted and appended in subject_id order, so the file is sorted by subject_id, stay_id, hours,
     variable without a merge.
     """
     raw_dir = Path(raw_dir)
-    outliers = outliers or ("keep" if fidelity == "original" else "range")
     stays = pl.read_parquet(stays_path)
     sources = [_raw(raw_dir, "chartevents"), _raw(raw_dir, "labevents")]
     scan = pl.concat([pl.scan_parquet(p).select(list(RAW_EVENT_SCHEMA)) for p in sources], how="vertical_relaxed")
     n_rows = scan.select(pl.len()).collect().item()
     batches = max(1, min(math.ceil(n_rows / rows_per_batch), stays["subject_id"].n_unique()))
     batch_of = subject_batches(stays, batches)
-    counts: dict[str, Any] = {"fidelity": fidelity, "outliers": outliers, "batches": batches, "rows_raw": n_rows}
+    counts: dict[str, Any] = {"fidelity": policy_record(policy, "variables"), "batches": batches, "rows_raw": n_rows}
     with atomic_path(out) as tmp, ThreadPoolExecutor(max_workers=1) as pool:
         writer = None
         written: Future | None = None
@@ -706,8 +728,7 @@ def run_variables(
                 subject = pl.col("subject_id")
                 in_batch = subject.is_between(subjects.min(), subjects.max()) & subject.is_in(subjects.implode())
                 events = scan.filter(in_batch).collect()
-                part, part_counts = extract_coded_events(events, stays.filter(in_batch), fidelity=fidelity,
-                                                         outliers=outliers)
+                part, part_counts = extract_coded_events(events, stays.filter(in_batch), policy=policy)
                 del events
                 merge_counts(counts, part_counts)
                 # The Enum columns go to the writer as dictionaries, which it stores without re-encoding the texts
@@ -729,7 +750,7 @@ def run_variables(
                 wait([written])
             if writer is not None:
                 writer.close()
-    log.info("variables (%s, outliers %s): %d events in, %d out", fidelity, outliers, n_rows,
+    log.info("variables (%s): %d events in, %d out", policy.summary_line(), n_rows,
              sum(counts.get("rows_out", {}).values()))
     return counts
 

@@ -2,6 +2,7 @@
 
 ``variables.yaml``: the 17 clinical variables (channel order, item ids, range table, categorical values, normal values).
 ``phenotypes.yaml``: the 25 benchmark phenotypes in label order with their CCS ids and acute/mixed/chronic group.
+``original_normalizer.yaml``: the original's fixed input normaliser state (MIMIC-III statistics) per timestep.
 """
 
 from __future__ import annotations
@@ -75,6 +76,12 @@ def itemid_map(*, include_corrected: bool = False, source: str | None = "mimic-i
             for item in items:
                 out[item["itemid"]] = (name, item["table"])
     return out
+
+
+def original_normalizer() -> dict[str, dict[str, dict[str, float]]]:
+    """The original's fixed normaliser state: timestep in hours as text ("1.0", "0.8") -> continuous channel ->
+    ``{"mean": ..., "std": ...}``."""
+    return _load("original_normalizer.yaml")["timesteps"]
 
 
 def phenotypes() -> list[dict[str, Any]]:

@@ -28,7 +28,6 @@ rule ingest:
         raw=directory(RAW),
         provenance=f"{W}/etl/provenance.json",
     params:
-        fidelity=FIDELITY,
         memory_limit=ETL["duckdb_memory_limit"],
     threads: 2
     resources:
@@ -41,7 +40,7 @@ rule ingest:
         CONDA_ENV
     shell:
         "POLARS_MAX_THREADS={threads} medfuse-bench ingest --mimic-iv {input.iv} --mimic-cxr {input.cxr} --out-dir {output.raw}"
-        " --provenance {output.provenance} --fidelity {params.fidelity} --memory-limit {params.memory_limit}"
+        " --provenance {output.provenance} --memory-limit {params.memory_limit}"
         " --threads {threads} > {log} 2>&1"
 
 
@@ -53,7 +52,7 @@ rule cohort:
         stays=f"{W}/etl/stays.parquet",
         counts=f"{W}/etl/cohort_counts.json",
     params:
-        fidelity=FIDELITY,
+        policy=POLICY.stage_args("cohort"),
     log:
         log_path("cohort"),
     benchmark:
@@ -64,7 +63,7 @@ rule cohort:
         CONDA_ENV
     shell:
         "medfuse-bench cohort --raw-dir {input.raw} --out {output.stays} --counts {output.counts}"
-        " --fidelity {params.fidelity} > {log} 2>&1"
+        " {params.policy} > {log} 2>&1"
 
 
 rule variables:
@@ -75,8 +74,7 @@ rule variables:
     output:
         f"{W}/etl/events.parquet",
     params:
-        fidelity=FIDELITY,
-        outliers=ETL["outlier_handling"],
+        policy=POLICY.stage_args("variables"),
     # Polars works on every core it is given; declared, so that no job is scheduled beside it on those cores.
     threads: 2
     log:
@@ -89,7 +87,7 @@ rule variables:
         CONDA_ENV
     shell:
         "POLARS_MAX_THREADS={threads} medfuse-bench variables --raw-dir {input.raw} --stays {input.stays} --out {output}"
-        " --fidelity {params.fidelity} --outliers {params.outliers} > {log} 2>&1"
+        " {params.policy} > {log} 2>&1"
 
 
 rule phenotypes:
@@ -101,7 +99,7 @@ rule phenotypes:
         labels=f"{W}/etl/phenotypes.parquet",
         stats=f"{W}/etl/phenotype_mapping.json",
     params:
-        fidelity=FIDELITY,
+        policy=POLICY.stage_args("phenotypes"),
         definitions=opt("--definitions", CFG["phenotype_definitions"]),
         gem=opt("--gem-file", ETL["icd10_gem_file"]),
     log:
@@ -112,7 +110,7 @@ rule phenotypes:
         CONDA_ENV
     shell:
         "medfuse-bench phenotypes --raw-dir {input.raw} --stays {input.stays} --out {output.labels}"
-        " --stats {output.stats} --fidelity {params.fidelity} {params.definitions} {params.gem} > {log} 2>&1"
+        " --stats {output.stats} {params.policy} {params.definitions} {params.gem} > {log} 2>&1"
 
 
 rule splits:
@@ -143,12 +141,14 @@ rule splits:
 
 
 rule cxr_uni:
-    """CXR_UNI: every labelled X-ray with its split (EHR val/test patients moved out of train)."""
+    """CXR_UNI: every labelled X-ray with its split (switch cxr_uni_split; EHR val/test patients never in train)."""
     input:
         raw=RAW,
         splits=rules.splits.output,
     output:
         f"{W}/cxr/cxr_uni.parquet",
+    params:
+        policy=POLICY.stage_args("cxr_uni"),
     log:
         log_path("cxr_uni"),
     benchmark:
@@ -156,7 +156,8 @@ rule cxr_uni:
     conda:
         CONDA_ENV
     shell:
-        "medfuse-bench cxr-uni --raw-dir {input.raw} --splits {input.splits} --out {output} > {log} 2>&1"
+        "medfuse-bench cxr-uni --raw-dir {input.raw} --splits {input.splits} --out {output} {params.policy}"
+        " > {log} 2>&1"
 
 
 rule task_tables:
@@ -196,6 +197,7 @@ rule timeseries:
     params:
         out_dir=lambda wc, output: Path(output.index).parent,
         timestep=ETL["timestep_hours"],
+        policy=POLICY.stage_args("timeseries"),
     threads: 2
     resources:
         mem_mb=8000,
@@ -207,7 +209,7 @@ rule timeseries:
         CONDA_ENV
     shell:
         "POLARS_MAX_THREADS={threads} medfuse-bench timeseries --events {input.events} --samples {input.samples} --out-dir {params.out_dir}"
-        " --timestep {params.timestep} > {log} 2>&1"
+        " --timestep {params.timestep} {params.policy} > {log} 2>&1"
 
 
 rule etl_summary:
