@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from medfuse_bench.cli import main
+from medfuse_bench.errors import MedfuseError
 from medfuse_bench.evaluation.metrics import evaluate
 from medfuse_bench.report import leaderboard, submission
 from medfuse_bench.report.inputs import Workdir, select_test_set
@@ -80,8 +82,8 @@ def wd(tmp_path_factory: pytest.TempPathFactory) -> Workdir:
     return make_workdir(tmp_path_factory.mktemp("wd"))
 
 
-def _bad_cases(wd: Workdir, folder: Path) -> dict[str, tuple[Path, str, list[str]]]:
-    """case -> (submission, task, words the error line must contain)."""
+def _bad_cases(wd: Workdir, folder: Path) -> dict[str, tuple[Path, str, list[str]] | tuple[Path, str, list[str], list[str]]]:
+    """case -> (submission, task, words the error line must contain[, extra arguments])."""
     ihm, pheno = "in-hospital-mortality", "phenotyping"
     good = good_submission(wd, ihm)
     gp = good_submission(wd, pheno)
@@ -94,7 +96,29 @@ def _bad_cases(wd: Workdir, folder: Path) -> dict[str, tuple[Path, str, list[str
     garbage = folder / "garbage.parquet"
     garbage.write_bytes(b"this is not parquet at all")
     garbage.with_name("garbage.meta.yaml").write_text(yaml.safe_dump(META))
+    beyond_int64 = pl.concat([good.with_columns(pl.col("stay_id").cast(pl.Int128)),
+                              pl.DataFrame({"stay_id": pl.Series([10**25], dtype=pl.Int128), "mortality": [0.5]})])
+    directory = folder / "folder.csv"
+    directory.mkdir()
     return {
+        "int128_beyond_int64": (write(beyond_int64, folder / "i128.parquet"), ihm,
+                                ["column 'stay_id'", "1 value(s) beyond the 64-bit integer range", str(10**25)]),
+        "int128_beyond_int64_csv": (write(beyond_int64, folder / "i128.csv"), ihm,
+                                    ["column 'stay_id'", "beyond the 64-bit integer range"]),
+        "uint64_beyond_int64": (write(pl.concat([good.with_columns(pl.col("stay_id").cast(pl.UInt64)), pl.DataFrame(
+            {"stay_id": pl.Series([2**64 - 1], dtype=pl.UInt64), "mortality": [0.5]})]), folder / "u64.parquet"), ihm,
+                                ["column 'stay_id'", "beyond the 64-bit integer range"]),
+        "float_stay_ids": (write(good.with_columns(pl.col("stay_id").cast(pl.Float64)), folder / "fids.parquet"), ihm,
+                           ["column 'stay_id' must hold integer stay ids, not Float64"]),
+        "text_stay_ids": (write(good.with_columns(pl.format("s{}", "stay_id").alias("stay_id")), folder / "sids.csv"),
+                          ihm, ["column 'stay_id' must hold integer stay ids", f"value(s) are not, e.g. 's"]),
+        "header_only_csv": (write(good.head(0), folder / "header.csv"), ihm, ["header.csv", "has no rows"]),
+        "header_only_parquet": (write(gp.head(0), folder / "header.parquet"), pheno, ["header.parquet", "has no rows"]),
+        "directory": (directory, ihm, ["folder.csv", "is a directory; expected a file"]),
+        "name_escapes_workdir": (write(good, folder / "escape.csv"), ihm, ["'../../escaped'", "not a plain file name"],
+                                 ["--name", "../../escaped"]),
+        "name_is_a_path": (write(good, folder / "abs.csv"), ihm, ["not a plain file name"],
+                           ["--name", str(folder / "abs-name")]),
         "missing_stays": (write(good.slice(3), folder / "missing.csv"), ihm, ["3 test stay(s)", "no row"]),
         "extra_stays": (write(extra_row, folder / "extra.csv"), ihm, ["1 row(s)", "999999"]),
         "duplicated_rows": (write(dup, folder / "dup.parquet"), ihm, ["2 stay_id value(s)", "more than once"]),
@@ -123,11 +147,11 @@ def bad_runs(wd: Workdir, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     cases = _bad_cases(wd, folder)
     procs = {
         name: subprocess.Popen(
-            [sys.executable, "-m", "medfuse_bench.cli", "score", str(path), "--task", task,
-             "--workdir", str(wd.root), *BOOT],
+            [sys.executable, "-m", "medfuse_bench.cli", "score", str(case[0]), "--task", case[1],
+             "--workdir", str(wd.root), *BOOT, *(case[3] if len(case) > 3 else [])],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
-        for name, (path, task, _) in cases.items()
+        for name, case in cases.items()
     }
     out = {}
     for name, proc in procs.items():
@@ -138,26 +162,51 @@ def bad_runs(wd: Workdir, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
 
 CASES = ["missing_stays", "extra_stays", "duplicated_rows", "nan_probability", "out_of_range", "wrong_label_name",
          "missing_label", "extra_column", "no_stay_id", "text_probabilities", "unreadable", "metadata_field",
-         "metadata_absent"]
+         "metadata_absent", "int128_beyond_int64", "int128_beyond_int64_csv", "uint64_beyond_int64", "float_stay_ids",
+         "text_stay_ids", "header_only_csv", "header_only_parquet", "directory", "name_escapes_workdir",
+         "name_is_a_path"]
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_bad_submission_gives_one_precise_error(case: str, bad_runs: dict, wd: Workdir) -> None:
     rc, stdout, stderr, words = bad_runs[case]
     assert rc == 2, stderr
+    assert "Traceback" not in stderr + stdout
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("medfuse-bench: error: "), stderr
     for word in words:
         assert word in lines[0], lines[0]
-    assert not list(wd.scores.glob("*.json")) or all(
-        json.loads(p.read_text())["name"] not in stderr for p in wd.scores.glob("*.json"))
 
 
 def test_no_score_file_for_bad_submissions(bad_runs: dict, wd: Workdir) -> None:
-    written = {p.stem for p in wd.scores.glob("*.json")} if wd.scores.exists() else set()
+    written = {p.stem for p in wd.scores.rglob("*.json")} if wd.scores.exists() else set()
     bad_stems = {"missing", "extra", "dup", "nan", "range", "wrong", "nolabel", "cols", "noid", "txt", "garbage",
-                 "nourl", "nometa"}
+                 "nourl", "nometa", "i128", "u64", "fids", "sids", "header", "folder", "escape", "escaped", "abs",
+                 "abs-name"}
     assert not written & bad_stems
+    assert not list(wd.root.parent.glob("escaped*")) and not list(wd.root.parent.parent.glob("escaped*"))
+
+
+@pytest.mark.parametrize("variant", ["int128", "uint32", "int16", "digit_strings"])
+def test_stay_id_of_any_integer_width_or_digit_strings(variant: str, wd: Workdir, tmp_path: Path) -> None:
+    task = "in-hospital-mortality"
+    good = good_submission(wd, task, seed=4)
+    column = {
+        "int128": pl.col("stay_id").cast(pl.Int128),
+        "uint32": pl.col("stay_id").cast(pl.UInt32),
+        "int16": pl.col("stay_id").cast(pl.Int16),
+        "digit_strings": pl.format(" 00{}", "stay_id"),
+    }[variant]
+    path = write(good.with_columns(column.alias("stay_id")), tmp_path / f"ids-{variant}.parquet")
+    reference = write(good, tmp_path / "ids-int64.parquet")
+    scores = []
+    for p in (path, reference):
+        assert main(["score", str(p), "--task", task, "--workdir", str(wd.root), *BOOT]) == 0
+        score_file = leaderboard.score_path(wd, task, "partial", p.stem)
+        scores.append({k: v for k, v in json.loads(score_file.read_text()).items()
+                       if k not in ("name", "submission_sha256")})
+        score_file.unlink()
+    assert scores[0] == scores[1]
 
 
 def test_valid_submission_is_scored(wd: Workdir, tmp_path: Path) -> None:
@@ -169,13 +218,14 @@ def test_valid_submission_is_scored(wd: Workdir, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "AUROC" in proc.stdout and "AUPRC" in proc.stdout
-    score_path = wd.scores / "good-pheno.json"
+    score_path = wd.scores / "phenotyping" / "paired" / "good-pheno.json"
     first = score_path.read_bytes()
     result = json.loads(first)
     assert result["task"] == "phenotyping" and result["test_set"] == "paired" and result["baseline"] is False
     assert result["metadata"]["authors"] == META["authors"] and result["metadata"]["code_url"] == META["code_url"]
     for metric in ("auroc", "auprc"):
-        assert set(result[metric]) == {"value", "ci_low", "ci_high"}
+        assert set(result[metric]) == {"value", "ci_low", "ci_high", "valid_resamples"}
+        assert 0 < result[metric]["valid_resamples"] <= 50
         assert result[metric]["ci_low"] <= result[metric]["value"] <= result[metric]["ci_high"]
     truth = select_test_set(pl.read_parquet(wd.samples("phenotyping")), "paired")
     labels = task_labels("phenotyping")
@@ -200,8 +250,9 @@ def test_pipeline_prediction_file_is_a_valid_submission(wd: Workdir, tmp_path: P
     meta.write_text(json.dumps(META))
     assert main(["score", str(path), "--task", "in-hospital-mortality", "--workdir", str(wd.root),
                  "--metadata", str(meta), "--name", "pipeline-copy", *BOOT]) == 0
-    assert (wd.scores / "pipeline-copy.json").exists()
-    (wd.scores / "pipeline-copy.json").unlink()
+    path = wd.scores / "in-hospital-mortality" / "partial" / "pipeline-copy.json"
+    assert path.exists()
+    path.unlink()
 
 
 def test_leaderboard_ranks_submissions_and_baselines(wd: Workdir, tmp_path: Path) -> None:
@@ -223,7 +274,80 @@ def test_leaderboard_ranks_submissions_and_baselines(wd: Workdir, tmp_path: Path
     md = (wd.leaderboard / f"{task}_partial.md").read_text()
     assert "| 1 | Strong | A. Author, B. Author |" in md and "(baseline)" in md
     for path in (strong, weak):
-        (wd.scores / f"{path.stem}.json").unlink()
+        leaderboard.score_path(wd, task, "partial", path.stem).unlink()
+
+
+def test_scores_of_one_submission_are_kept_per_task_and_test_set(wd: Workdir, tmp_path: Path) -> None:
+    """The same entry name scored on both tasks and both test sets gives four score files, one per leaderboard."""
+    pairs = [(task, test_set) for task in ("in-hospital-mortality", "phenotyping") for test_set in ("partial", "paired")]
+    try:
+        for task, test_set in pairs:
+            folder = tmp_path / task / test_set
+            folder.mkdir(parents=True)
+            path = write(good_submission(wd, task, test_set, seed=7), folder / "model.csv")
+            assert main(["score", str(path), "--task", task, "--test-set", test_set, "--workdir", str(wd.root),
+                         *BOOT]) == 0
+        for task, test_set in pairs:
+            entries = leaderboard.submitted_scores(wd, task, test_set)
+            assert [(e["name"], e["task"], e["test_set"]) for e in entries] == [("model", task, test_set)]
+            assert leaderboard.score_path(wd, task, test_set, "model").exists()
+    finally:
+        for path in wd.scores.rglob("model.json"):
+            path.unlink()
+
+
+def test_score_file_in_the_wrong_folder_is_an_error(wd: Workdir) -> None:
+    path = leaderboard.score_path(wd, "phenotyping", "paired", "moved")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"name": "moved", "task": "in-hospital-mortality", "test_set": "paired",
+                                "auroc": {}, "auprc": {}}))
+    try:
+        with pytest.raises(MedfuseError, match="not for the folder it is in"):
+            leaderboard.submitted_scores(wd, "phenotyping", "paired")
+    finally:
+        path.unlink()
+
+
+def test_score_files_of_the_old_layout_are_named_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    wd = make_workdir(tmp_path / "wd", n=80)
+    wd.scores.mkdir(parents=True)
+    for name in ("old-a", "old-b"):
+        (wd.scores / f"{name}.json").write_text(json.dumps({
+            "name": name, "task": "in-hospital-mortality", "test_set": "partial",
+            "auroc": {"value": 0.99}, "auprc": {"value": 0.9}}))
+    with caplog.at_level(logging.WARNING):
+        assert main(["leaderboard", "--workdir", str(wd.root), *BOOT]) == 0  # both tasks, both test sets
+    assert caplog.text.count("are ignored") == 1 and "2 score file(s)" in caplog.text
+    assert "old-a.json, old-b.json" in caplog.text
+    board = pl.read_csv(wd.leaderboard / "in-hospital-mortality_partial.csv")
+    assert not set(board["name"]) & {"old-a", "old-b"}
+
+
+def test_single_class_label_warned_once_per_leaderboard(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    wd = make_workdir(tmp_path / "wd", n=120)
+    samples = pl.read_parquet(wd.samples("phenotyping"))
+    samples.with_columns(pl.when(pl.col("split") == "test").then(0).otherwise(pl.col("Shock")).cast(pl.Int8)
+                         .alias("Shock")).write_parquet(wd.samples("phenotyping"))
+    for test_set in ("partial", "paired"):  # the baselines' truth columns follow the samples
+        for experiment in ("ehr-partial", "medfuse-optimal"):
+            path = wd.predictions("phenotyping", experiment, test_set)
+            pl.read_parquet(path).with_columns(pl.lit(0, dtype=pl.Int8).alias("target:Shock")).write_parquet(path)
+    with caplog.at_level(logging.WARNING):
+        assert main(["leaderboard", "--workdir", str(wd.root), "--task", "phenotyping", "--test-set", "paired",
+                     *BOOT]) == 0
+    assert caplog.text.count("only one class") == 1, caplog.text
+    assert "1 label(s) (Shock)" in caplog.text and "all 2 entries" in caplog.text
+
+
+@pytest.mark.parametrize("command", ["score", "leaderboard"])
+def test_help_describes_the_command(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    description = text.split("options:")[0].split("usage:")[1]
+    assert "scores/{task}/{test_set}" in description and "95% bootstrap intervals" in description, description
+    assert "%%" not in text
 
 
 def test_doctests() -> None:

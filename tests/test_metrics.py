@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import json
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -72,18 +73,106 @@ def test_evaluate_uses_the_same_resamples(case: dict) -> None:
         assert (est.ci_low, est.ci_high) == pytest.approx(tuple(np.percentile(valid, [2.5, 97.5])), abs=TOL)
 
 
-def test_macro_ci_is_the_percentile_of_the_bootstrap_macro(case: dict) -> None:
+def test_macro_ci_is_the_percentile_of_the_per_resample_macro(case: dict) -> None:
+    """Each resample's macro = the mean over the labels, an undefined label at its test-set value (sklearn values)."""
     ev = evaluate(case["y"], case["s"], list("abcd"), n_resamples=150, seed=11)
     for metric, ref in (("auroc", case["auroc"]), ("auprc", case["ap"])):
-        macro_boot = ref.mean(axis=0)  # NaN when any label is degenerate in that resample
-        valid = macro_boot[~np.isnan(macro_boot)]
+        score = roc_auc_score if metric == "auroc" else average_precision_score
+        point = np.array([score(case["y"][:, j], case["s"][:, j]) for j in range(4)])
+        macro_boot = np.where(np.isnan(ref), point[:, None], ref).mean(axis=0)
         est = ev.macro(metric)
-        assert est.valid_resamples == valid.size < 150
-        assert (est.ci_low, est.ci_high) == pytest.approx(tuple(np.percentile(valid, [2.5, 97.5])), abs=TOL)
-        point = roc_auc_score(case["y"], case["s"]) if metric == "auroc" else average_precision_score(case["y"], case["s"])
-        assert est.value == pytest.approx(point, abs=TOL)
+        assert est.valid_resamples == 150  # every resample: a label is always defined
+        assert est.resamples == 150
+        assert (est.ci_low, est.ci_high) == pytest.approx(tuple(np.percentile(macro_boot, [2.5, 97.5])), abs=TOL)
+        assert est.value == pytest.approx(point.mean(), abs=TOL)
+        assert est.ci_low <= est.value <= est.ci_high
         per_label_bounds = np.mean([ev.label(metric, lab).ci_low for lab in "abcd"])
         assert est.ci_low != pytest.approx(per_label_bounds, abs=1e-6)  # not the original's mean of bounds
+    complete = ~np.isnan(case["auroc"]).any(axis=0)
+    assert 0 < complete.sum() < 150  # the rare label is missing from some resamples
+    assert ev.macro_complete_resamples() == complete.sum() == ev.to_dict()["macro_complete_resamples"]
+
+
+def rare_rows_ranked_last(n_rare: int = 6, n_common: int = 6, n: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """Rare labels whose one positive each (rows 0..n_rare-1, ranked first for that label) is also a positive of every
+    common label, ranked last there; each common label has 15 more positives, ranked above its negatives on average."""
+    rng = np.random.default_rng(0)
+    labels = n_rare + n_common
+    y = np.zeros((n, labels), dtype=np.int8)
+    s = rng.random((n, labels))
+    for i in range(n_rare):
+        y[i, i], s[i, i] = 1, 2.0
+    for c in range(n_rare, labels):
+        y[:n_rare, c], s[:n_rare, c] = 1, -1.0 - rng.random(n_rare)
+        others = rng.choice(np.arange(n_rare, n), 15, replace=False)
+        y[others, c] = 1
+        s[others, c] += 1.0
+    return y, s
+
+
+def test_point_estimate_inside_its_interval_with_rare_labels() -> None:
+    """Keeping only the resamples where every rare label is defined (65 of 1000 here) over-draws the rows the common
+    labels rank last, and that interval (0.743, 0.848) missed the macro AUROC 0.857; every resample counts now."""
+    y, s = rare_rows_ranked_last()
+    labels = [f"l{j}" for j in range(y.shape[1])]
+    ev = evaluate(y, s, labels, n_resamples=1000, seed=0)
+    for metric in ("auroc", "auprc"):
+        est = ev.macro(metric)
+        assert 0 <= est.ci_low <= est.value <= est.ci_high <= 1, (metric, est)
+        assert est.valid_resamples == 1000
+        for lab in labels:
+            one = ev.label(metric, lab)
+            assert one.ci_low <= one.value <= one.ci_high, (metric, lab, one)
+    assert ev.macro_complete_resamples() < 100
+
+
+def test_a_label_missing_from_a_resample_does_not_move_the_macro_by_its_level() -> None:
+    """A perfectly ranked common label (AUPRC 1 in every resample) and a rare one ranked low (AUPRC 1/6): where the
+    rare label draws no positive, the macro stays at the test-set value instead of jumping to the common label's 1."""
+    n = 60
+    y = np.zeros((n, 2), dtype=np.int8)
+    y[:20, 0] = 1
+    y[0, 1] = 1
+    s = np.column_stack([np.linspace(1, 0, n), np.linspace(0, 1, n)])
+    s[0, 1] = s[-5, 1] - 1e-6  # the rare positive below 5 negatives: AUPRC 1/6
+    ev = evaluate(y, s, ["common", "rare"], n_resamples=400, seed=0)
+    est = ev.macro("auprc")
+    assert est.valid_resamples == 400 and est.ci_low <= est.value <= est.ci_high
+    value, samples = ev.macro_samples("auprc")
+    assert value == pytest.approx((1 + 1 / 6) / 2)
+    rare_missing = np.isnan(ev.boot["auprc"][1])
+    assert 0.25 < rare_missing.mean() < 0.5  # (59/60)^60 = 0.37
+    np.testing.assert_allclose(samples[rare_missing], value, atol=TOL)  # the rare label held at 1/6, not left out
+
+
+def auroc_coverage(n: int, prevalences: list[float], shifts: list[float], repetitions: int, n_resamples: int) -> int:
+    """How many of ``repetitions`` simulated test sets have a 95% macro AUROC interval that holds the true macro AUROC.
+
+    Scores are N(shift, 1) for positives and N(0, 1) for negatives, so a label's AUROC is Phi(shift / sqrt(2)).
+    """
+    true = float(np.mean([0.5 * (1 + math.erf(shift / 2)) for shift in shifts]))  # Phi(shift / sqrt(2))
+    rng = np.random.default_rng(20240601)
+    labels = [f"l{j}" for j in range(len(prevalences))]
+    covered = 0
+    for r in range(repetitions):
+        y = (rng.random((n, len(prevalences))) < prevalences).astype(np.int8)
+        y[r % n] = 1  # every label defined in the test set: the macro is always over the same labels
+        y[(r + 1) % n] = 0
+        scores = rng.normal(y * np.asarray(shifts), 1.0)
+        est = evaluate(y, scores, labels, n_resamples=n_resamples, seed=r, micro=False).macro("auroc")
+        covered += est.ci_low <= true <= est.ci_high
+    return covered
+
+
+def test_auroc_interval_covers_the_true_auroc_about_95_percent() -> None:
+    covered = auroc_coverage(300, [0.3], [1.0], repetitions=200, n_resamples=500)
+    assert 180 <= covered <= 198, f"{covered}/200"
+
+
+def test_macro_interval_covers_the_true_macro_about_95_percent() -> None:
+    """Three labels of different prevalence and AUROC (0.64, 0.76, 0.86), the rarest with about 8 positives."""
+    covered = auroc_coverage(160, [0.05, 0.2, 0.4], [0.5, 1.0, 1.5], repetitions=200, n_resamples=500)
+    assert 180 <= covered <= 198, f"{covered}/200"
 
 
 def test_micro_equals_sklearn(case: dict) -> None:
@@ -136,6 +225,8 @@ def test_chunking_does_not_change_the_resamples() -> None:
 def test_estimate_format() -> None:
     assert Estimate(0.8654, 0.8461, 0.8839, 1000).format() == "0.865 (0.846, 0.884)"
     assert Estimate(float("nan"), float("nan"), float("nan"), 0).format() == "n/a"
+    assert Estimate(0.5, 0.4, 0.6, 951, 1000).format() == "0.500 (0.400, 0.600)"
+    assert Estimate(0.5, 0.4, 0.6, 949, 1000).format() == "0.500 (0.400, 0.600) [949/1000]"
 
 
 def test_prediction_file_checks(tmp_path: Path) -> None:

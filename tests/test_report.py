@@ -138,6 +138,8 @@ def test_markdown_uses_the_paper_ci_format(full_report: tuple[Workdir, Path]) ->
     md = (out / "table1.md").read_text()
     assert expected in md
     assert "| Model | Training set | Test set | Phenotyping AUROC |" in md
+    assert frame["auroc_valid_resamples"] == frame["auroc_resamples"] == BOOT
+    assert "[k/N]" not in md and f"/{BOOT}]" not in md  # every resample valid: no count, no note
 
 
 def test_table4_and_table5_layout(full_report: tuple[Workdir, Path]) -> None:
@@ -224,6 +226,31 @@ def test_bold_marks_the_best_row() -> None:
     assert best_line.split(" | ")[1].startswith("**")  # its AUROC cell
     auroc_cells = [line.split(" | ")[1] for line in md.splitlines() if line.startswith("| ") and "Method" not in line]
     assert sum(c.startswith("**") for c in auroc_cells) == 1
+
+
+def test_intervals_on_few_valid_resamples_show_their_count() -> None:
+    """An interval resting on fewer than 95% of the resamples carries [k/N] in the Markdown, explained below the
+    table; the CSV holds valid_resamples and resamples for every estimate."""
+    rng = np.random.default_rng(3)
+    n = 60
+    common = (rng.random(n) < 0.4).astype(np.int8)
+    rare = np.zeros(n, dtype=np.int8)
+    rare[7] = 1  # one positive: drawn in about 63% of the resamples
+    evs = {}
+    for row in TABLE2.rows:
+        y = rare if row.experiment == "medfuse-optimal" else common
+        evs[row.experiment] = evaluate(y, rng.random(n), ["mortality"], n_resamples=200, seed=1)
+    frame = tables.metric_table(TABLE2, ["in-hospital-mortality"], lambda t, e, s: evs[e])
+    md = tables.metric_table_markdown(TABLE2, frame, ["in-hospital-mortality"])
+    optimal = frame.filter(pl.col("experiment") == "medfuse-optimal").row(0, named=True)
+    valid = optimal["auroc_valid_resamples"]
+    assert 100 < valid < 0.95 * 200 and optimal["auroc_resamples"] == 200
+    assert valid == evs["medfuse-optimal"].label("auroc", "mortality").valid_resamples
+    name = next(r.cells[0] for r in TABLE2.rows if r.experiment == "medfuse-optimal")
+    line = next(line for line in md.splitlines() if line.startswith(f"| {name} |"))
+    assert line.count(f"[{valid}/200]") == 2  # AUROC and AUPRC
+    assert md.count("/200]") == 2 and "[k/N] after an interval" in md
+    assert (frame.filter(pl.col("experiment") != "medfuse-optimal")["auroc_valid_resamples"] == 200).all()
 
 
 def test_mix_and_unimodal_subsets_are_nested() -> None:

@@ -18,10 +18,25 @@ Degenerate data (a policy, never an exception):
 - A resample that holds one class only for a label has no AUROC or AUPRC: its value is NaN and it is left out
   of that label's percentile interval; ``Estimate.valid_resamples`` says how many resamples were used.
 - A label that is single-class in the whole test set has NaN as value and interval (with a logged warning) and
-  is left out of the macro average; the macro of a resample is NaN (and left out) when any label kept in the
-  macro is NaN in that resample.
-- The macro interval is the percentile interval of the bootstrap distribution of the macro metric itself
-  (not the mean of the per-label bounds that the original code reports).
+  is left out of the macro average.
+
+The macro average is the unweighted mean over the labels kept in it, and its interval the percentile interval of
+that same mean over the resamples (not the mean of the per-label bounds that the original code reports). A resample
+in which a rare label draws no positive (or no negative) says nothing about that label's metric, so there the label
+keeps its test-set value: each resample's macro is ``mean_j (metric_j(r) if defined in r else metric_j)``. On the
+test set itself this is the point value, so point and interval come from one statistic; every resample in which at
+least one label is defined counts (``valid_resamples``; ``macro_complete_resamples`` counts those with every label
+defined), and the macro stays an average of values in [0, 1]. The two obvious alternatives fail on rare labels:
+
+- Keeping only the resamples in which every label is defined leaves a small subset when several labels are rare,
+  and a biased one: it over-draws the rare labels' positive rows, and so shifts every other label those rows belong
+  to (the interval can miss the point value; see ``tests/test_metrics.py``).
+- Averaging, per resample, only the labels defined in it moves the macro by a missing label's own level: AUPRC
+  follows prevalence, so the average rises whenever a rare, low-AUPRC label drops out.
+
+A bias that no choice here removes: average precision on a resample counts the copies of a drawn positive as tied,
+which raises it, most for labels with few positives. On test sets of a few dozen stays the bootstrap distribution of
+a macro AUPRC over many such labels can then sit almost wholly above the point value.
 """
 
 from __future__ import annotations
@@ -43,26 +58,45 @@ METRICS: tuple[str, ...] = ("auroc", "auprc")
 _CHUNK_ELEMENTS = 2_000_000
 
 
+#: Below this share of valid resamples an interval is shown with its count, e.g. ``[612/1000]``.
+FEW_VALID_SHARE = 0.95
+
+
+def few_valid(valid: int | None, resamples: int | None) -> bool:
+    """Whether an interval rests on fewer than :data:`FEW_VALID_SHARE` of the resamples (False when unknown).
+
+    >>> few_valid(940, 1000), few_valid(950, 1000), few_valid(10, None)
+    (True, False, False)
+    """
+    return valid is not None and bool(resamples) and valid < FEW_VALID_SHARE * resamples
+
+
 @dataclass(frozen=True)
 class Estimate:
-    """A metric value with its 95% bootstrap percentile interval."""
+    """A metric value with its 95% bootstrap percentile interval, computed from ``valid_resamples`` of
+    ``resamples`` bootstrap resamples (0 = not known)."""
 
     value: float
     ci_low: float
     ci_high: float
     valid_resamples: int
+    resamples: int = 0
 
     def format(self, digits: int = 3) -> str:
-        """The paper's notation, e.g. ``0.865 (0.846, 0.884)``; ``n/a`` for an undefined metric.
+        """The paper's notation, e.g. ``0.865 (0.846, 0.884)``; ``n/a`` for an undefined metric; the count of valid
+        resamples when it is below 95% of them.
 
-        >>> Estimate(0.8654, 0.8461, 0.884, 1000).format()
-        '0.865 (0.846, 0.884)'
+        >>> Estimate(0.8654, 0.8461, 0.884, 1000, 1000).format(), Estimate(0.5, 0.4, 0.6, 612, 1000).format()
+        ('0.865 (0.846, 0.884)', '0.500 (0.400, 0.600) [612/1000]')
         """
         if math.isnan(self.value):
             return "n/a"
         if math.isnan(self.ci_low):
             return f"{self.value:.{digits}f}"
-        return f"{self.value:.{digits}f} ({self.ci_low:.{digits}f}, {self.ci_high:.{digits}f})"
+        text = f"{self.value:.{digits}f} ({self.ci_low:.{digits}f}, {self.ci_high:.{digits}f})"
+        if few_valid(self.valid_resamples, self.resamples):
+            text += f" [{self.valid_resamples}/{self.resamples}]"
+        return text
 
     def to_dict(self) -> dict[str, float | int | None]:
         """JSON-ready: NaN becomes null."""
@@ -195,14 +229,34 @@ class Evaluation:
         j = self.labels.index(label)
         return _estimate(float(self.point[metric][j]), self.boot[metric][j])
 
-    def macro(self, metric: str, labels: list[str] | None = None) -> Estimate:
-        """Unweighted mean over ``labels`` (default all), leaving out labels that are single-class in the test set."""
+    def _macro_index(self, labels: list[str] | None) -> list[int]:
         chosen = self.labels if labels is None else labels
-        idx = [self.labels.index(lab) for lab in chosen if lab not in self.macro_excluded]
+        return [self.labels.index(lab) for lab in chosen if lab not in self.macro_excluded]
+
+    def macro_samples(self, metric: str, labels: list[str] | None = None) -> tuple[float, np.ndarray]:
+        """The macro over ``labels`` (default all; single-class labels of the test set left out) and its bootstrap
+        distribution: per resample, the mean over those labels, each undefined one at its test-set value (NaN where
+        none is defined; see the module's notes)."""
+        idx = self._macro_index(labels)
         if not idx:
-            return Estimate(float("nan"), float("nan"), float("nan"), 0)
-        value = float(np.mean(self.point[metric][idx]))
-        return _estimate(value, self.boot[metric][idx].mean(axis=0))
+            return float("nan"), np.full(self.n_resamples, np.nan)
+        point = self.point[metric][idx]
+        boot = self.boot[metric][idx]
+        samples = np.where(np.isnan(boot), point[:, None], boot).mean(axis=0)
+        samples[np.isnan(boot).all(axis=0)] = np.nan  # no label defined: the resample says nothing
+        return float(np.mean(point)), samples
+
+    def macro(self, metric: str, labels: list[str] | None = None) -> Estimate:
+        """Unweighted mean over ``labels`` (default all), leaving out labels that are single-class in the test set,
+        with the percentile interval of :meth:`macro_samples`."""
+        return _estimate(*self.macro_samples(metric, labels))
+
+    def macro_complete_resamples(self, labels: list[str] | None = None) -> int:
+        """Resamples in which every label of the macro is defined (in the others, some label holds its test-set value)."""
+        idx = self._macro_index(labels)
+        if not idx or self.n == 0:
+            return 0
+        return int((~np.isnan(self.boot["auroc"][idx])).all(axis=0).sum())
 
     def micro(self, metric: str) -> Estimate:
         return _estimate(self.micro_point[metric], self.micro_boot[metric])
@@ -217,6 +271,7 @@ class Evaluation:
             "macro": {m: self.macro(m).to_dict() for m in METRICS},
             "micro": {m: self.micro(m).to_dict() for m in METRICS},
             "macro_excluded_labels": list(self.macro_excluded),
+            "macro_complete_resamples": self.macro_complete_resamples(),
             "per_label": {
                 lab: {
                     "positives": int(self.positives[j]),
@@ -230,9 +285,9 @@ class Evaluation:
 
 def _estimate(value: float, samples: np.ndarray) -> Estimate:
     if math.isnan(value):
-        return Estimate(float("nan"), float("nan"), float("nan"), 0)
+        return Estimate(float("nan"), float("nan"), float("nan"), 0, samples.size)
     low, high, valid = percentile_interval(samples)
-    return Estimate(value, low, high, valid)
+    return Estimate(value, low, high, valid, samples.size)
 
 
 def evaluate(
@@ -243,11 +298,13 @@ def evaluate(
     n_resamples: int = 1000,
     seed: int = 2022,
     micro: bool = True,
+    warn: bool = True,
 ) -> Evaluation:
     """Score predictions ``[n, labels]`` (or ``[n]``) against 0/1 truth with a seeded bootstrap.
 
     Every label (and the micro average, which pools all labels of a stay) uses the same resamples, drawn as in
-    :func:`medfuse_bench.evaluation.bootstrap.resample_indices` with ``seed``.
+    :func:`medfuse_bench.evaluation.bootstrap.resample_indices` with ``seed``. ``warn=False`` leaves the warning
+    about single-class labels to a caller that scores many files of one test set (``macro_excluded`` lists them).
 
     >>> ev = evaluate(np.array([0, 1, 0, 1, 1]), np.array([0.2, 0.9, 0.4, 0.3, 0.8]), ["mortality"], n_resamples=50)
     >>> ev.macro("auroc").value
@@ -265,7 +322,7 @@ def evaluate(
         point["auroc"][j], point["auprc"][j] = p.point()
     positives = y_true.sum(axis=0)
     excluded = [labels[j] for j in range(n_labels) if np.isnan(point["auroc"][j])]
-    if excluded:
+    if excluded and warn:
         logger.warning(
             "only one class in the test set for %d label(s) (%s): AUROC/AUPRC undefined, left out of the macro",
             len(excluded),

@@ -15,7 +15,12 @@ from typing import Any
 from medfuse_bench.config import load_config
 from medfuse_bench.evaluation.defaults import evaluation_default
 from medfuse_bench.report.inputs import Workdir
-from medfuse_bench.report.leaderboard import LEADERBOARD_TEST_SETS, score_submission, write_leaderboard
+from medfuse_bench.report.leaderboard import (
+    LEADERBOARD_TEST_SETS,
+    score_submission,
+    warn_old_score_files,
+    write_leaderboard,
+)
 from medfuse_bench.report.markdown import format_estimate
 from medfuse_bench.report.provenance import read_yaml
 from medfuse_bench.resources import TASKS
@@ -58,9 +63,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser(
         "score",
         help="check a leaderboard submission against the held-out test labels and score it",
-        description="SUBMISSION: Parquet or CSV with stay_id and one probability column per label (named as in "
-                    "samples.parquet). Writes {workdir}/scores/<name>.json; a bad file gives one error line and "
-                    "exit code 2.",
+        description="Check SUBMISSION (Parquet or CSV: stay_id and one probability column per label, named as in "
+                    "tasks/{task}/samples.parquet, one row per stay of the test set) and its metadata file against "
+                    "the workdir's held-out test labels; print AUROC and AUPRC with 95% bootstrap intervals and "
+                    "write {workdir}/scores/{task}/{test_set}/<name>.json. A bad file gives one error line and exit "
+                    "code 2.",
     )
     s.add_argument("submission", metavar="SUBMISSION", help="the prediction file (.parquet or .csv)")
     s.add_argument("--task", required=True, choices=TASKS, help="task the predictions are for")
@@ -70,13 +77,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="metadata YAML/JSON with name, authors, description, code_url "
                         "(default: <submission stem>.meta.yaml)")
     s.add_argument("--name", default=None,
-                   help="entry name, also the score file's name (default: the submission's file stem)")
+                   help="entry name, also the score file's name: letters, digits, spaces, '.', '+', '-', '_' "
+                        "(default: the submission's file stem)")
     _common(s)
     s.set_defaults(func=run_score)
 
     b = sub.add_parser(
         "leaderboard",
         help="rank the score files and the pipeline's own models; write {workdir}/leaderboard/{task}_{test_set}.{md,csv}",
+        description="For each task and test set, rank the scored submissions ({workdir}/scores/{task}/{test_set}/"
+                    "*.json, written by 'medfuse-bench score') together with the pipeline's own models (every "
+                    "predictions/{task}/*/{test_set}.parquet, scored the same way and marked as baselines) by AUROC, "
+                    "then AUPRC, with 95% bootstrap intervals; write {workdir}/leaderboard/{task}_{test_set}.md and "
+                    ".csv and print the Markdown.",
     )
     _common(b)
     b.add_argument("--task", nargs="+", choices=TASKS, default=None,
@@ -125,16 +138,18 @@ def run_score(args: argparse.Namespace) -> int:
     workdir, s = _resolve(args)
     result, path = score_submission(args.submission, args.task, args.test_set, workdir, metadata=args.metadata,
                                     name=args.name, n_resamples=s["bootstrap"], seed=s["seed"])
-    auroc, auprc = result["auroc"], result["auprc"]
     print(f"{result['name']} ({args.task}, {args.test_set} test set, n={result['n']}):")
-    print(f"  AUROC {format_estimate(auroc['value'], auroc['ci_low'], auroc['ci_high'])}")
-    print(f"  AUPRC {format_estimate(auprc['value'], auprc['ci_low'], auprc['ci_high'])}")
+    for title, est in (("AUROC", result["auroc"]), ("AUPRC", result["auprc"])):
+        text = format_estimate(est["value"], est["ci_low"], est["ci_high"], valid=est["valid_resamples"],
+                               resamples=result["bootstrap"])
+        print(f"  {title} {text}")
     print(f"score written to {path}")
     return 0
 
 
 def run_leaderboard(args: argparse.Namespace) -> int:
     workdir, s = _resolve(args)
+    warn_old_score_files(workdir)
     tasks = args.task or workdir.tasks_present()
     if not tasks:
         logger.warning("no tasks/{task}/samples.parquet under %s: no leaderboard to render", workdir.root)

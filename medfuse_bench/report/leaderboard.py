@@ -1,7 +1,8 @@
 """Leaderboard: score a submission against the workdir's held-out test labels, and rank every score.
 
-A score file ``{workdir}/scores/<name>.json`` holds ``name``, ``task``, ``test_set``, ``n``, ``auroc`` and
-``auprc`` (each ``{"value", "ci_low", "ci_high"}``; macro over labels for phenotyping), ``micro``,
+A score file ``{workdir}/scores/{task}/{test_set}/<name>.json`` (one per entry, task and test set) holds ``name``,
+``task``, ``test_set``, ``n``, ``auroc`` and ``auprc`` (each ``{"value", "ci_low", "ci_high", "valid_resamples"}``;
+macro over labels for phenotyping), ``micro``,
 ``per_label`` (phenotyping), ``bootstrap``, ``seed``, ``metadata`` and the submission's sha256. It has no
 timestamp, so scoring the same file twice gives the same bytes.
 
@@ -16,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +25,11 @@ import numpy as np
 import polars as pl
 
 from medfuse_bench.errors import MedfuseError
-from medfuse_bench.evaluation.metrics import METRICS, Estimate, evaluate
+from medfuse_bench.evaluation.metrics import METRICS, evaluate
 from medfuse_bench.io import atomic_path, write_json, write_text
 from medfuse_bench.report.experiments import TASK_TITLES, display_name
 from medfuse_bench.report.inputs import Workdir, read_samples, select_test_set
-from medfuse_bench.report.markdown import format_estimate, markdown_table
+from medfuse_bench.report.markdown import few_valid_note, format_estimate, markdown_table
 from medfuse_bench.report.submission import check_submission, default_metadata_path, read_metadata, read_submission
 from medfuse_bench.resources import task_labels
 
@@ -35,10 +37,31 @@ logger = logging.getLogger(__name__)
 
 LEADERBOARD_TEST_SETS: tuple[str, ...] = ("partial", "paired")
 
+#: An entry name is a plain file name: it names the score file, so no folders, no leading dot, no shell specials.
+_NAME = re.compile(r"^\w[\w .+-]{0,199}$")
 
-def _interval(est: Estimate) -> dict[str, float | None]:
-    d = est.to_dict()
-    return {"value": d["value"], "ci_low": d["ci_low"], "ci_high": d["ci_high"]}
+
+def check_name(name: str) -> str:
+    """An entry name usable as the score file's name, or one error saying why not.
+
+    >>> check_name("my-model v2")
+    'my-model v2'
+    >>> check_name("../../x")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    medfuse_bench.errors.MedfuseError: entry name '../../x' is not a plain file name: use letters, digits, ...
+    """
+    if not _NAME.fullmatch(name) or name.endswith((".", " ")):
+        raise MedfuseError(
+            f"entry name '{name}' is not a plain file name: use letters, digits, spaces, '.', '+', '-' and '_', "
+            "starting with a letter or digit, at most 200 characters (--name sets it; default: the submission's "
+            "file stem)"
+        )
+    return name
+
+
+def score_path(workdir: Workdir, task: str, test_set: str, name: str) -> Path:
+    """``{workdir}/scores/{task}/{test_set}/<name>.json``: one file per entry, task and test set."""
+    return workdir.scores / task / test_set / f"{check_name(name)}.json"
 
 
 def held_out_truth(workdir: Workdir, task: str, test_set: str) -> pl.DataFrame:
@@ -50,17 +73,26 @@ def held_out_truth(workdir: Workdir, task: str, test_set: str) -> pl.DataFrame:
 
 
 def score_probabilities(
-    probabilities: pl.DataFrame, truth: pl.DataFrame, labels: list[str], n_resamples: int, seed: int
+    probabilities: pl.DataFrame,
+    truth: pl.DataFrame,
+    labels: list[str],
+    n_resamples: int,
+    seed: int,
+    *,
+    warn: bool = True,
 ) -> dict[str, Any]:
-    """Metrics of probabilities aligned row by row with ``truth`` (as :func:`check_submission` returns them)."""
+    """Metrics of probabilities aligned row by row with ``truth`` (as :func:`check_submission` returns them);
+    ``warn=False`` leaves the warning about single-class labels to the caller (see :func:`single_class_labels`)."""
     y_true = truth.select(labels).to_numpy().astype(np.int8)
     y_score = probabilities.select(labels).to_numpy()
-    ev = evaluate(y_true, y_score, labels, n_resamples=n_resamples, seed=seed)
+    ev = evaluate(y_true, y_score, labels, n_resamples=n_resamples, seed=seed, warn=warn)
     result: dict[str, Any] = {"n": ev.n}
-    result |= {m: _interval(ev.macro(m)) for m in METRICS}
-    result["micro"] = {m: _interval(ev.micro(m)) for m in METRICS}
+    result |= {m: ev.macro(m).to_dict() for m in METRICS}
+    result["micro"] = {m: ev.micro(m).to_dict() for m in METRICS}
     if len(labels) > 1:
-        result["per_label"] = {lab: {m: _interval(ev.label(m, lab)) for m in METRICS} for lab in labels}
+        result["per_label"] = {lab: {m: ev.label(m, lab).to_dict() for m in METRICS} for lab in labels}
+        result["macro_excluded_labels"] = list(ev.macro_excluded)
+        result["macro_complete_resamples"] = ev.macro_complete_resamples()
     result |= {"bootstrap": n_resamples, "seed": seed}
     return result
 
@@ -76,18 +108,18 @@ def score_submission(
     n_resamples: int = 1000,
     seed: int = 2022,
 ) -> tuple[dict[str, Any], Path]:
-    """Check and score a submission; write ``{workdir}/scores/<name>.json`` (name = the file's stem by default)."""
+    """Check and score a submission; write :func:`score_path` (name = the file's stem by default)."""
     submission = Path(submission)
+    name = check_name(name if name is not None else submission.stem)
     labels = task_labels(task)
     frame = read_submission(submission)
     truth = held_out_truth(workdir, task, test_set)
     probabilities = check_submission(frame, truth, labels, str(submission))
     meta = read_metadata(metadata if metadata is not None else default_metadata_path(submission))
-    name = name or submission.stem
     result = {"name": name, "task": task, "test_set": test_set, "baseline": False}
     result |= score_probabilities(probabilities, truth, labels, n_resamples, seed)
     result |= {"metadata": meta, "submission_sha256": hashlib.sha256(submission.read_bytes()).hexdigest()}
-    path = workdir.scores / f"{name}.json"
+    path = score_path(workdir, task, test_set, name)
     write_json(result, path)
     return result, path
 
@@ -106,25 +138,49 @@ def baseline_scores(workdir: Workdir, task: str, test_set: str, n_resamples: int
             logger.warning("baseline left out of the leaderboard: %s", exc)
             continue
         entry = {"name": experiment, "task": task, "test_set": test_set, "baseline": True}
-        entry |= score_probabilities(probabilities, truth, labels, n_resamples, seed)
+        entry |= score_probabilities(probabilities, truth, labels, n_resamples, seed, warn=False)
         entry["metadata"] = {"name": display_name(experiment), "authors": "medfuse-bench baseline",
                              "description": f"experiment '{experiment}' of this workdir", "code_url": ""}
         entries.append(entry)
     return entries
 
 
+def single_class_labels(truth: pl.DataFrame, labels: list[str]) -> list[str]:
+    """Labels with a single class (or no rows) in the test set: undefined for every entry.
+
+    >>> single_class_labels(pl.DataFrame({"a": [0, 1], "b": [0, 0]}), ["a", "b"])
+    ['b']
+    """
+    return [lab for lab in labels if truth[lab].n_unique() < 2]
+
+
+def warn_old_score_files(workdir: Workdir) -> list[Path]:
+    """Score files of the earlier flat layout ``{workdir}/scores/<name>.json``, which no leaderboard reads: one
+    warning naming them."""
+    old = sorted(workdir.scores.glob("*.json"))
+    if old:
+        logger.warning(
+            "%d score file(s) directly in %s (%s) are ignored: score files now live in "
+            "scores/{task}/{test_set}/<name>.json; score those submissions again",
+            len(old), workdir.scores, ", ".join(p.name for p in old[:3]) + (", ..." if len(old) > 3 else ""),
+        )
+    return old
+
+
 def submitted_scores(workdir: Workdir, task: str, test_set: str) -> list[dict[str, Any]]:
-    """Score files of ``{workdir}/scores`` for the task and test set."""
+    """Score files ``{workdir}/scores/{task}/{test_set}/*.json``."""
     entries = []
-    for path in sorted(workdir.scores.glob("*.json")):
+    for path in sorted((workdir.scores / task / test_set).glob("*.json")):
         try:
             entry = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise MedfuseError(f"score file '{path}' is not valid JSON; delete it and re-run score") from exc
-        if not isinstance(entry, dict) or any(k not in entry for k in ("task", "test_set", "auroc", "auprc")):
-            raise MedfuseError(f"score file '{path}' lacks task, test_set, auroc or auprc; re-run score")
-        if entry["task"] == task and entry["test_set"] == test_set:
-            entries.append(entry)
+        if not isinstance(entry, dict) or any(k not in entry for k in ("name", "task", "test_set", "auroc", "auprc")):
+            raise MedfuseError(f"score file '{path}' lacks name, task, test_set, auroc or auprc; re-run score")
+        if (entry["task"], entry["test_set"]) != (task, test_set):
+            raise MedfuseError(f"score file '{path}' is for task '{entry['task']}' and test set '{entry['test_set']}', "
+                               f"not for the folder it is in ({task}/{test_set}); delete it and re-run score")
+        entries.append(entry)
     return entries
 
 
@@ -135,7 +191,9 @@ _LEADERBOARD_SCHEMA = {
     "authors": pl.String(),
     "baseline": pl.Boolean(),
     "n": pl.Int64(),
-    **{f"{m}{s}": pl.Float64() for m in METRICS for s in ("", "_ci_low", "_ci_high")},
+    "bootstrap": pl.Int64(),
+    **{f"{m}{s}": pl.Int64() if s == "_valid_resamples" else pl.Float64()
+       for m in METRICS for s in ("", "_ci_low", "_ci_high", "_valid_resamples")},
     "code_url": pl.String(),
 }
 
@@ -158,11 +216,13 @@ def rank_entries(entries: list[dict[str, Any]]) -> pl.DataFrame:
             "authors": ", ".join(map(str, authors)) if isinstance(authors, list) else str(authors),
             "baseline": bool(entry.get("baseline", False)),
             "n": entry.get("n"),
+            "bootstrap": entry.get("bootstrap"),
             "code_url": str(meta.get("code_url", "")),
         }
         for m in METRICS:
             est = entry[m]
-            record |= {m: est.get("value"), f"{m}_ci_low": est.get("ci_low"), f"{m}_ci_high": est.get("ci_high")}
+            record |= {m: est.get("value"), f"{m}_ci_low": est.get("ci_low"), f"{m}_ci_high": est.get("ci_high"),
+                       f"{m}_valid_resamples": est.get("valid_resamples")}
         records.append(record)
     frame = pl.DataFrame(records, schema=_LEADERBOARD_SCHEMA)
     frame = frame.sort(["auroc", "auprc", "name"], descending=[True, True, False], nulls_last=True)
@@ -175,8 +235,8 @@ def leaderboard_markdown(frame: pl.DataFrame, task: str, test_set: str) -> str:
             str(r["rank"]),
             r["model"] + (" (baseline)" if r["baseline"] else ""),
             r["authors"],
-            format_estimate(r["auroc"], r["auroc_ci_low"], r["auroc_ci_high"]),
-            format_estimate(r["auprc"], r["auprc_ci_low"], r["auprc_ci_high"]),
+            *(format_estimate(r[m], r[f"{m}_ci_low"], r[f"{m}_ci_high"], valid=r[f"{m}_valid_resamples"],
+                              resamples=r["bootstrap"]) for m in METRICS),
             "" if r["n"] is None else str(r["n"]),
             r["code_url"],
         ]
@@ -184,7 +244,8 @@ def leaderboard_markdown(frame: pl.DataFrame, task: str, test_set: str) -> str:
     ]
     title = f"## Leaderboard: {TASK_TITLES.get(task, task)}, {test_set} test set\n\n"
     intro = ("Ranked by AUROC (macro over labels for phenotyping), then AUPRC; 95% bootstrap percentile intervals.\n\n")
-    return title + intro + markdown_table(["Rank", "Model", "Authors", "AUROC", "AUPRC", "n", "Code"], rows) + "\n"
+    table = markdown_table(["Rank", "Model", "Authors", "AUROC", "AUPRC", "n", "Code"], rows)
+    return title + intro + table + few_valid_note(rows) + "\n"
 
 
 def write_leaderboard(
@@ -192,6 +253,13 @@ def write_leaderboard(
 ) -> tuple[pl.DataFrame, list[Path]]:
     """Rank submissions and baselines; write ``{workdir}/leaderboard/{task}_{test_set}.md`` and ``.csv``."""
     entries = submitted_scores(workdir, task, test_set) + baseline_scores(workdir, task, test_set, n_resamples, seed)
+    single = single_class_labels(held_out_truth(workdir, task, test_set), task_labels(task))
+    if single and entries:  # the same labels for every entry: one warning, not one per entry
+        logger.warning(
+            "%s, %s test set: only one class for %d label(s) (%s): AUROC/AUPRC undefined, left out of the macro "
+            "of all %d entries",
+            task, test_set, len(single), ", ".join(single[:5]) + (" ..." if len(single) > 5 else ""), len(entries),
+        )
     frame = rank_entries(entries)
     md = workdir.leaderboard / f"{task}_{test_set}.md"
     csv = workdir.leaderboard / f"{task}_{test_set}.csv"

@@ -29,8 +29,7 @@ _EXAMPLES = 3
 def read_submission(path: str | os.PathLike[str]) -> pl.DataFrame:
     """A submission as a frame (Parquet by its suffix ``.parquet``/``.pq``, otherwise CSV)."""
     path = Path(path)
-    if not path.is_file():
-        raise MedfuseError(f"submission '{path}' does not exist")
+    _require_file(path, "submission")
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             return pl.read_parquet(path)
@@ -39,6 +38,13 @@ def read_submission(path: str | os.PathLike[str]) -> pl.DataFrame:
         kind = "Parquet" if path.suffix.lower() in (".parquet", ".pq") else "CSV"
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise MedfuseError(f"submission '{path}' is not readable {kind}: {detail}") from exc
+
+
+def _require_file(path: Path, what: str) -> None:
+    if path.is_dir():
+        raise MedfuseError(f"{what} '{path}' is a directory; expected a file")
+    if not path.is_file():
+        raise MedfuseError(f"{what} '{path}' does not exist")
 
 
 def default_metadata_path(submission: str | os.PathLike[str]) -> Path:
@@ -51,6 +57,8 @@ def default_metadata_path(submission: str | os.PathLike[str]) -> Path:
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The metadata mapping, with every field of :data:`METADATA_FIELDS` present and non-empty."""
     path = Path(path)
+    if path.is_dir():
+        raise MedfuseError(f"metadata file '{path}' is a directory; expected a YAML or JSON file")
     if not path.is_file():
         raise MedfuseError(
             f"metadata file '{path}' does not exist; write it (YAML or JSON) with the fields "
@@ -77,6 +85,34 @@ def _examples(values: list[Any]) -> str:
     return shown + (", ..." if len(values) > _EXAMPLES else "")
 
 
+def stay_ids(column: pl.Series, source: str) -> pl.Series:
+    """A non-null ``stay_id`` column of any integer width, or of digit strings, as Int64; anything else (floats,
+    other text, values beyond Int64) is an error naming the column.
+
+    >>> stay_ids(pl.Series("stay_id", [" 7", "0012"]), "s.csv").to_list()
+    [7, 12]
+    >>> stay_ids(pl.Series("stay_id", [2**70], dtype=pl.Int128), "s.csv")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    medfuse_bench.errors.MedfuseError: s.csv: column 'stay_id' has 1 value(s) beyond the 64-bit integer range ...
+    """
+    dtype = column.dtype
+    if dtype in (pl.String, pl.Categorical, pl.Enum):
+        text = column.cast(pl.String).str.strip_chars()
+        bad = column.filter(~text.str.contains(r"^[0-9]+$")).to_list()
+        if bad:
+            raise MedfuseError(f"{source}: column 'stay_id' must hold integer stay ids; {len(bad)} value(s) are not, "
+                               f"e.g. {_examples([repr(v) for v in bad])}")
+        column = text
+    elif not dtype.is_integer():
+        raise MedfuseError(f"{source}: column 'stay_id' must hold integer stay ids, not {dtype}")
+    ids = column.cast(pl.Int64, strict=False)
+    beyond = column.filter(ids.is_null()).to_list()
+    if beyond:
+        raise MedfuseError(f"{source}: column 'stay_id' has {len(beyond)} value(s) beyond the 64-bit integer range of "
+                           f"stay ids, e.g. {_examples(beyond)}")
+    return ids.alias("stay_id")
+
+
 def check_submission(frame: pl.DataFrame, truth: pl.DataFrame, labels: list[str], source: str) -> pl.DataFrame:
     """Check a submission against the test set ``truth`` (stay_id + labels); return stay_id + probabilities
     in ``truth``'s row order, as Float64.
@@ -85,6 +121,9 @@ def check_submission(frame: pl.DataFrame, truth: pl.DataFrame, labels: list[str]
     >>> check_submission(pl.DataFrame({"stay_id": [2, 1], "mortality": [0.9, 0.1]}), truth, ["mortality"], "s.csv").rows()
     [(1, 0.1), (2, 0.9)]
     """
+    if frame.height == 0:
+        raise MedfuseError(f"{source}: the file has no rows; expected one row per stay of the test set "
+                           f"({truth.height} stays)")
     columns = frame.columns
     if "stay_id" not in columns:
         raise MedfuseError(f"{source}: no 'stay_id' column; the first column must be stay_id")
@@ -99,16 +138,15 @@ def check_submission(frame: pl.DataFrame, truth: pl.DataFrame, labels: list[str]
     if extra:
         raise MedfuseError(f"{source}: unexpected column '{extra[0]}' ({len(extra)} extra: {_examples(extra)}); "
                            "keep only stay_id and one column per label")
-    if not frame.schema["stay_id"].is_integer():
-        raise MedfuseError(f"{source}: column 'stay_id' must hold integer stay ids, not {frame.schema['stay_id']}")
     null_ids = frame["stay_id"].null_count()
     if null_ids:
         raise MedfuseError(f"{source}: column 'stay_id' has {null_ids} empty value(s)")
+    frame = frame.with_columns(stay_ids(frame["stay_id"], source))
     duplicated = frame.filter(pl.col("stay_id").is_duplicated())["stay_id"].unique(maintain_order=True)
     if duplicated.len():
         raise MedfuseError(f"{source}: {duplicated.len()} stay_id value(s) appear more than once, e.g. "
                            f"{_examples(duplicated.to_list())}")
-    ids = frame.select(pl.col("stay_id").cast(pl.Int64))
+    ids = frame.select("stay_id")
     expected = truth.select(pl.col("stay_id").cast(pl.Int64))
     absent = expected.join(ids, on="stay_id", how="anti")["stay_id"].to_list()
     if absent:
@@ -130,5 +168,5 @@ def check_submission(frame: pl.DataFrame, truth: pl.DataFrame, labels: list[str]
         if bad:
             raise MedfuseError(f"{source}: column '{lab}' has {len(bad)} probabilities outside [0, 1], e.g. "
                                f"stay_id {_examples(bad)}")
-    probabilities = frame.select(pl.col("stay_id").cast(pl.Int64), *(pl.col(lab).cast(pl.Float64) for lab in labels))
+    probabilities = frame.select("stay_id", *(pl.col(lab).cast(pl.Float64) for lab in labels))
     return expected.join(probabilities, on="stay_id", how="left", maintain_order="left")

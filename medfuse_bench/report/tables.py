@@ -16,7 +16,7 @@ from medfuse_bench.evaluation.metrics import METRICS, Estimate, Evaluation
 from medfuse_bench.evaluation.predictions import Predictions
 from medfuse_bench.report.experiments import AGE_GROUPS, MULTIMODAL_MODEL, TASK_TITLES, UNIMODAL_REFERENCE, TableSpec
 from medfuse_bench.report.inputs import select_test_set
-from medfuse_bench.report.markdown import MISSING, bold, format_estimate, markdown_table
+from medfuse_bench.report.markdown import MISSING, bold, few_valid_note, format_estimate, markdown_table
 from medfuse_bench.resources import phenotypes, task_labels
 
 Lookup = Callable[[str, str, str], Evaluation | None]
@@ -33,24 +33,40 @@ def snake(text: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", text.lower()).strip("_")
 
 
-def estimate_columns(prefix: str, estimate: Estimate | None) -> dict[str, float | None]:
-    """``{prefix}``, ``{prefix}_ci_low``, ``{prefix}_ci_high`` (None when absent or undefined)."""
+#: The columns of one estimate, after its prefix: value, interval, and the resamples the interval rests on.
+ESTIMATE_SUFFIXES: dict[str, pl.DataType] = {
+    "": pl.Float64(),
+    "_ci_low": pl.Float64(),
+    "_ci_high": pl.Float64(),
+    "_valid_resamples": pl.Int64(),
+    "_resamples": pl.Int64(),
+}
+
+
+def estimate_columns(prefix: str, estimate: Estimate | None) -> dict[str, float | int | None]:
+    """``{prefix}``, ``{prefix}_ci_low``, ``{prefix}_ci_high``, ``{prefix}_valid_resamples`` (resamples in which the
+    metric is defined) and ``{prefix}_resamples`` (all resamples); None when absent or undefined."""
     if estimate is None:
-        return {prefix: None, f"{prefix}_ci_low": None, f"{prefix}_ci_high": None}
+        return {f"{prefix}{s}": None for s in ESTIMATE_SUFFIXES}
     d = estimate.to_dict()
-    return {prefix: d["value"], f"{prefix}_ci_low": d["ci_low"], f"{prefix}_ci_high": d["ci_high"]}
+    return {prefix: d["value"], f"{prefix}_ci_low": d["ci_low"], f"{prefix}_ci_high": d["ci_high"],
+            f"{prefix}_valid_resamples": estimate.valid_resamples, f"{prefix}_resamples": estimate.resamples}
 
 
-def _schema(text_columns: list[str], int_columns: list[str], float_columns: list[str]) -> dict[str, pl.DataType]:
+def _schema(text_columns: list[str], int_columns: list[str], metric_columns: list[str]) -> dict[str, pl.DataType]:
     return {
         **{c: pl.String() for c in text_columns},
         **{c: pl.Int64() for c in int_columns},
-        **{c: pl.Float64() for c in float_columns},
+        **{c: _metric_type(c) for c in metric_columns},
     }
 
 
+def _metric_type(column: str) -> pl.DataType:
+    return pl.Int64() if column.endswith("resamples") else pl.Float64()
+
+
 def _metric_columns(prefix: str = "") -> list[str]:
-    return [f"{prefix}{m}{s}" for m in METRICS for s in ("", "_ci_low", "_ci_high")]
+    return [f"{prefix}{m}{s}" for m in METRICS for s in ESTIMATE_SUFFIXES]
 
 
 def metric_table(spec: TableSpec, tasks: list[str], lookup: Lookup) -> pl.DataFrame:
@@ -77,7 +93,8 @@ def metric_table(spec: TableSpec, tasks: list[str], lookup: Lookup) -> pl.DataFr
 
 def _cell(row: dict[str, object], metric: str, prefix: str = "") -> str:
     key = f"{prefix}{metric}"
-    return format_estimate(row[key], row[f"{key}_ci_low"], row[f"{key}_ci_high"])
+    return format_estimate(row[key], row[f"{key}_ci_low"], row[f"{key}_ci_high"],
+                           valid=row[f"{key}_valid_resamples"], resamples=row[f"{key}_resamples"])
 
 
 def metric_table_markdown(spec: TableSpec, frame: pl.DataFrame, tasks: list[str]) -> str:
@@ -106,7 +123,8 @@ def metric_table_markdown(spec: TableSpec, frame: pl.DataFrame, tasks: list[str]
     if missing.height:
         files = ", ".join(f"{r['task']}/{r['experiment']}/{r['prediction_set']}" for r in missing.iter_rows(named=True))
         note = f"\n\n{MISSING} = no prediction file (predictions/{{task}}/{{experiment}}/{{test set}}.parquet): {files}."
-    return f"### {spec.title}\n\n" + markdown_table(headers, rows, numeric_from=len(spec.headers)) + note + "\n"
+    table = markdown_table(headers, rows, numeric_from=len(spec.headers))
+    return f"### {spec.title}\n\n" + table + note + few_valid_note(rows) + "\n"
 
 
 def prevalence(frame: pl.DataFrame, labels: list[str]) -> pl.DataFrame:
@@ -161,7 +179,7 @@ def phenotype_table_markdown(frame: pl.DataFrame) -> str:
     title = ("### Table 4: per phenotype on the (EHR + CXR)_PAIRED test set, LSTM (EHR_PAIRED) vs MedFuse (OPTIMAL)\n\n"
              "Prevalence in the (EHR + CXR)_PARTIAL training set and the (EHR + CXR)_PAIRED test set; "
              "bold = MedFuse improves.\n\n")
-    return title + markdown_table(headers, rows, numeric_from=2) + "\n"
+    return title + markdown_table(headers, rows, numeric_from=2) + few_valid_note(rows) + "\n"
 
 
 def age_group(age: pl.Expr) -> pl.Expr:
@@ -230,7 +248,7 @@ def age_table_markdown(frame: pl.DataFrame) -> str:
         rows.append(cells)
     title = ("### Table 5: in-hospital mortality by age group on the (EHR + CXR)_PAIRED test set\n\n"
              "Age groups are [low, high) in years; bold = MedFuse (OPTIMAL) improves on LSTM (EHR_PAIRED).\n\n")
-    return title + markdown_table(headers, rows, numeric_from=1) + "\n"
+    return title + markdown_table(headers, rows, numeric_from=1) + few_valid_note(rows) + "\n"
 
 
 def group_table(unimodal: Evaluation | None, multimodal: Evaluation | None) -> pl.DataFrame:
