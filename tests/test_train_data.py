@@ -367,3 +367,14 @@ def test_image_cache_adds_linked_images_without_chexpert_rows(tmp_path):
     assert index["dicom_id"].to_list() == ["a", "b"]
     assert images.shape == (2, 8, 8)
     assert int(images[1].mean()) == 80 and int(images[0].mean()) == 40
+
+
+def test_select_starts_without_scikit_learn():
+    """`select` runs once per experiment as its own process; importing scikit-learn would be most of its time."""
+    import subprocess
+
+    code = "import sys, medfuse_bench.cli as c; c.build_parser('select'); import medfuse_bench.train.select; " \
+           "print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1]).stdout
+    assert out.strip() == "False"
