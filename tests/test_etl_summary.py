@@ -93,7 +93,7 @@ def test_etl_summary_cli_on_a_small_world(tmp_path):
                                                      world["cxr_metadata"], definition, phenotypes=world["phenotypes"])
         task_tables.write_samples(built[task], definition, work / "tasks" / task / "samples.parquet")
     res = subprocess.run([sys.executable, "-c", CLI, "etl-summary", "--workdir", str(work),
-                          "--presets-out", str(tmp_path / "presets.json")], capture_output=True, text=True, timeout=120)
+                          "--presets-out", str(tmp_path / "presets.json")], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     result = json.loads((work / "tasks" / "summary.json").read_text())
     md = (work / "tasks" / "summary.md").read_text()
@@ -115,7 +115,7 @@ def test_etl_summary_cli_on_a_small_world(tmp_path):
         sum(ihm["medfuse"]["in-hospital-mortality"]["paired"].values())
     assert "## CXR_UNI" in md and "## Samples under each preset" in md and "## Cohort filters" in md
     check = subprocess.run([sys.executable, "-c", CLI, "check-splits", "--workdir", str(work)],
-                           capture_output=True, text=True, timeout=120)
+                           capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
 
 
@@ -125,7 +125,7 @@ def test_etl_summary_cli_without_preset_inputs_still_writes(tmp_path):
     path.parent.mkdir(parents=True)
     _ihm_samples().write_parquet(path)
     res = subprocess.run([sys.executable, "-c", CLI, "etl-summary", "--workdir", str(work)],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     result = json.loads((work / "tasks" / "summary.json").read_text())
     assert result["presets"] is None and result["cxr_uni"] is None

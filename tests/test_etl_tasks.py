@@ -168,7 +168,7 @@ def test_task_tables_cli_records_the_definition_and_leaky_flag(tmp_path):
             "--splits", str(tmp_path / "splits.parquet"), "--cxr-metadata", str(tmp_path / "meta.parquet"),
             "--task", "in-hospital-mortality", "--out", str(out)]
     res = subprocess.run([sys.executable, "-c", CLI, *args, "--preset", "medfuse-2022", "--overrides", "{}"],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "LEAKY" in res.stderr
     definition = task_tables.read_task_definition(out)
@@ -178,9 +178,9 @@ def test_task_tables_cli_records_the_definition_and_leaky_flag(tmp_path):
     assert pl.read_parquet(out)["cxr_dicom_id"].to_list() == [None, None, "late"]
 
     res = subprocess.run([sys.executable, "-c", CLI, *args, "--overrides", '{"cxr_window_hours": 100}'],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert task_tables.read_task_definition(out).leaky  # an override can make a definition leaky too
     res = subprocess.run([sys.executable, "-c", CLI, *args, "--overrides", '{"bogus": 1}'],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True)
     assert res.returncode == 2 and "unknown key 'bogus'" in res.stderr

@@ -490,8 +490,7 @@ def test_image_findings_are_drawn(synth_root: Path, t: dict[str, pl.DataFrame]) 
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "medfuse_bench.cli", "synth", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-m", "medfuse_bench.cli", "synth", *args], capture_output=True, text=True)
 
 
 @pytest.mark.parametrize(

@@ -302,7 +302,7 @@ def test_macro_scores_skip_single_class_labels():
 def _fake_run(root: Path, draw: int, auroc: float | None) -> Path:
     run = root / f"lr{draw}"
     run.mkdir(parents=True)
-    (run / "checkpoint.pt").write_bytes(b"x")
+    (run / "checkpoint.pt").write_bytes(f"weights of draw {draw}".encode())
     result = {"experiment": "ehr-paired", "task": TASK, "draw": draw, "lr": 1e-4 * (draw + 1), "best_epoch": 2,
               "val_auroc": auroc, "val_auprc": 0.5, "epochs_run": 3, "train_samples": 1, "val_samples": 1, "seconds": 1.0}
     (run / "result.json").write_text(json.dumps(result))
@@ -315,12 +315,30 @@ def test_select_picks_the_best_draw_ties_lower(tmp_path):
     selected = select_runs(list(reversed(runs)), tmp_path / "selected.json")
     assert selected["draw"] == 1 and selected["lr"] == pytest.approx(2e-4)
     on_disk = json.loads((tmp_path / "selected.json").read_text())
-    assert on_disk["checkpoint"] == str(runs[1] / "checkpoint.pt")
+    # The chosen checkpoint is copied beside selected.json, so the run folders' checkpoints may go.
+    assert on_disk["checkpoint"] == str(tmp_path / "checkpoint.pt") and on_disk["run"] == str(runs[1])
+    assert (tmp_path / "checkpoint.pt").read_bytes() == b"weights of draw 1"
     assert set(on_disk) >= {"experiment", "task", "draw", "lr", "val_auroc", "val_auprc", "best_epoch", "checkpoint", "runs"}
     assert len(on_disk["runs"]) == 4
     assert choose_run([{"draw": 0, "val_auroc": None}]) == 0
     with pytest.raises(MedfuseError, match="result.json"):
         select_runs([tmp_path / "nothing"], tmp_path / "s.json")
+
+
+def test_select_copies_to_the_given_place_and_needs_the_chosen_checkpoint(tmp_path):
+    runs = [_fake_run(tmp_path / "runs", 0, 0.6), _fake_run(tmp_path / "runs", 1, 0.7)]
+    (runs[0] / "checkpoint.pt").unlink()  # a draw that was not chosen may lack its checkpoint
+    selected = select_runs(runs, tmp_path / "sel" / "selected.json", tmp_path / "best.pt")
+    assert selected["checkpoint"] == str(tmp_path / "best.pt")
+    assert (tmp_path / "best.pt").read_bytes() == b"weights of draw 1" and not (tmp_path / "sel" / "checkpoint.pt").exists()
+    (runs[1] / "checkpoint.pt").unlink()
+    with pytest.raises(MedfuseError, match="lr1/checkpoint.pt"):
+        select_runs(runs, tmp_path / "again.json")
+    assert not (tmp_path / "again.json").exists()
+    # selecting inside the run folder itself leaves its checkpoint in place
+    run = _fake_run(tmp_path / "alone", 0, 0.5)
+    assert select_runs([run], run / "selected.json")["checkpoint"] == str(run / "checkpoint.pt")
+    assert (run / "checkpoint.pt").read_bytes() == b"weights of draw 0"
 
 
 def test_image_cache_adds_linked_images_without_chexpert_rows(tmp_path):
@@ -349,3 +367,14 @@ def test_image_cache_adds_linked_images_without_chexpert_rows(tmp_path):
     assert index["dicom_id"].to_list() == ["a", "b"]
     assert images.shape == (2, 8, 8)
     assert int(images[1].mean()) == 80 and int(images[0].mean()) == 40
+
+
+def test_select_starts_without_scikit_learn():
+    """`select` runs once per experiment as its own process; importing scikit-learn would be most of its time."""
+    import subprocess
+
+    code = "import sys, medfuse_bench.cli as c; c.build_parser('select'); import medfuse_bench.train.select; " \
+           "print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1]).stdout
+    assert out.strip() == "False"

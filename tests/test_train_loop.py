@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -115,7 +117,8 @@ def test_run_files(trained):
     last = read_torch(run / "last.pt")
     assert {"model", "optimizers", "scheduler", "rng", "loop"} <= set(last) and last["loop"]["epoch"] == 3
     selected = json.loads((models / "medfuse-ri" / "selected.json").read_text())
-    assert selected["draw"] == 0 and selected["checkpoint"] == str(run / "checkpoint.pt")
+    assert selected["draw"] == 0 and selected["checkpoint"] == str(models / "medfuse-ri" / "checkpoint.pt")
+    assert read_torch(selected["checkpoint"])["epoch"] == best["epoch"]
 
 
 def test_prediction_files_follow_the_contract(work, trained):
@@ -296,3 +299,20 @@ def test_finished_run_drops_its_resume_state_unless_asked(work, tmp_path):
     assert run_cli(args) == 0
     assert (tmp_path / "run" / "checkpoint.pt").exists() and (tmp_path / "run" / "result.json").exists()
     assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_quiet_training_logs_every_epoch_and_the_time_left_into_its_log(work, tmp_path):
+    """The workflow runs `train --quiet > log 2>&1`: without progress bars the log still shows each epoch's
+    scores, its time and the time left, and the summary line comes last."""
+    log_file = tmp_path / "train.log"
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    with log_file.open("w") as out:
+        proc = subprocess.run([sys.executable, "-m", "medfuse_bench.cli",
+                               *map(str, train_args(work, "ehr-partial", tmp_path / "run", epochs=2))],
+                              stdout=out, stderr=subprocess.STDOUT, env=env)
+    text = log_file.read_text()
+    assert proc.returncode == 0, text
+    assert "epoch 1/2: train loss" in text and "left (1 epoch)" in text, text
+    assert "epoch 2/2: train loss" in text and "last epoch" in text, text
+    assert text.rstrip().splitlines()[-1].startswith(f"{TASK}/ehr-partial draw 0 (lr 0.001): best val AUROC")

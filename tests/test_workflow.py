@@ -1,9 +1,15 @@
-"""The whole Snakemake DAG on a small synthetic dataset (profile smoke), plus DAG-level checks."""
+"""The whole Snakemake DAG on a small synthetic dataset (profile smoke), plus DAG-level checks.
+
+Every Snakemake call runs in a temporary directory (`--directory`, with the repository's snakefile and
+config.yaml given by path), so its `.snakemake/` state and locks never land in the checkout. One smoke run of the
+whole DAG is shared by the tests that inspect its results.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,44 +19,98 @@ import polars as pl
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"), "--directory", str(ROOT)]
+LIGHT_RULES = ("resolved_config", "check_splits", "etl_summary", "select", "ensemble", "report", "leaderboard")
 
 
-def snakemake(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([*SNAKEMAKE, *args], capture_output=True, text=True, timeout=timeout, env=env)
+def snakemake(directory: Path, *args: str, configfiles: tuple[Path, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """The repository's workflow with its config.yaml (then ``configfiles``), run in ``directory``; the jobs load
+    this checkout's code."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
+               "--configfile", str(ROOT / "config.yaml"), *map(str, configfiles), "--directory", str(directory), *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=directory)
+
+
+def jobs_of(output: str) -> set[str]:
+    """The rules whose jobs a (dry) run announced."""
+    return set(re.findall(r"^(?:local)?rule (\w+):$", output, flags=re.MULTILINE))
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> tuple[Path, Path, subprocess.CompletedProcess[str]]:
+    """One run of the whole DAG on the smoke profile: (Snakemake's directory, the workdir, the finished process)."""
+    directory = tmp_path_factory.mktemp("smoke_dag")
+    work = directory / "results"
+    proc = snakemake(directory, "--cores", "2", "--config", f"workdir={work}", "profile=smoke")
+    return directory, work, proc
 
 
 def test_dry_run_lists_every_stage(tmp_path):
-    proc = snakemake("-n", "--cores", "2", "--config", f"workdir={tmp_path / 'w'}", "profile=smoke")
+    proc = snakemake(tmp_path, "-n", "--cores", "2", "--config", f"workdir={tmp_path / 'w'}", "profile=smoke")
     assert proc.returncode == 0, proc.stderr + proc.stdout
-    out = proc.stdout + proc.stderr
+    rules = jobs_of(proc.stdout + proc.stderr)
     for rule in ("synth", "ingest", "cohort", "variables", "phenotypes", "splits", "cxr_uni", "task_tables",
                  "timeseries", "image_cache", "train", "select", "predict", "ensemble", "report", "leaderboard"):
-        assert f"rule {rule}:" in out or f"localrule {rule}:" in out, f"rule {rule} missing from the DAG"
+        assert rule in rules, f"rule {rule} missing from the DAG"
+    assert not (tmp_path / "w").exists()  # a dry run writes nothing
+    assert (tmp_path / ".snakemake").is_dir()  # Snakemake's state lives in the directory it was given
 
 
 def test_bad_config_value_fails_at_start_naming_the_key(tmp_path):
-    proc = snakemake("-n", "--cores", "1", "--config", f"workdir={tmp_path}", "profile=gigantic")
+    proc = snakemake(tmp_path, "-n", "--cores", "1", "--config", f"workdir={tmp_path}", "profile=gigantic")
     assert proc.returncode != 0
     assert "profile" in proc.stderr + proc.stdout
 
 
 @pytest.mark.skipif(shutil.which("sbatch") is not None, reason="a real SLURM cluster is present")
-def test_slurm_profile_dry_run_resolves_resources(tmp_path):
+@pytest.mark.parametrize("device, gpus", [("auto", "gpu=0"), ("cuda", "gpu=1")])
+def test_slurm_profile_asks_for_gpus_with_train_device_cuda_only(tmp_path, device, gpus):
     pytest.importorskip("snakemake_executor_plugin_slurm")
-    proc = snakemake("-n", "--profile", str(ROOT / "profiles" / "slurm"), "--config", f"workdir={tmp_path}",
-                     "profile=smoke")
+    device_file = tmp_path / "device.yaml"
+    device_file.write_text(f"train:\n  device: {device}\n")
+    proc = snakemake(tmp_path, "-n", "--profile", str(ROOT / "profiles" / "slurm"), "--config",
+                     f"workdir={tmp_path / 'w'}", "profile=smoke", configfiles=(device_file,))
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
-    assert "gpu=1" in out  # training jobs ask the cluster for a GPU
-    assert "mem_mb=8000" in out
+    # Training and prediction ask for a GPU exactly when train.device is cuda.
+    blocks = re.findall(r"^rule (train|predict):\n(.*?)(?=^\S|\Z)", out, flags=re.MULTILINE | re.DOTALL)
+    assert blocks
+    for rule, block in blocks:
+        assert gpus in block and "mem_mb=8000" in block, (rule, block)
+
+
+def test_light_rules_run_where_snakemake_runs(tmp_path):
+    """With a cluster executor, only the heavy rules are submitted (a dry run shows every job alike, so the
+    workflow is loaded through Snakemake's API and asked which rules are local)."""
+    script = f"""
+import json
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings, StorageSettings
+with SnakemakeApi(OutputSettings(quiet=True)) as api:
+    workflow = api.workflow(
+        resource_settings=ResourceSettings(), storage_settings=StorageSettings(),
+        config_settings=ConfigSettings(configfiles=[Path({str(ROOT / "config.yaml")!r})],
+                                       config={{"workdir": {str(tmp_path / "w")!r}, "profile": "smoke"}}),
+        snakefile=Path({str(ROOT / "workflow" / "Snakefile")!r}), workdir=Path({str(tmp_path)!r}))._workflow
+    print(json.dumps({{rule.name: rule.name in workflow._localrules for rule in workflow.rules}}))
+"""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": path})
+    assert proc.returncode == 0, proc.stderr
+    local = json.loads(proc.stdout.strip().splitlines()[-1])
+    for rule in LIGHT_RULES:
+        assert local[rule], f"{rule} would be sent to the cluster"
+    for rule in ("synth", "ingest", "variables", "timeseries", "image_cache", "train", "predict"):
+        assert not local[rule], f"{rule} would run on the submitting machine"
 
 
 @pytest.mark.slow
-def test_whole_dag_on_smoke_profile(tmp_path):
-    work = tmp_path / "results"
-    proc = snakemake("--cores", "2", "--config", f"workdir={work}", "profile=smoke", timeout=1800)
+def test_whole_dag_on_smoke_profile(smoke_run):
+    _, work, proc = smoke_run
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
 
     # ETL outputs per the contract
@@ -75,6 +135,37 @@ def test_whole_dag_on_smoke_profile(tmp_path):
     assert len(list(report.glob("*.png"))) >= 4
     assert (work / "leaderboard" / "phenotyping_partial.md").exists()
 
-    # nothing is left to do: a second run is a no-op
-    again = snakemake("-n", "--cores", "2", "--config", f"workdir={work}", "profile=smoke")
-    assert "Nothing to be done" in again.stdout + again.stderr
+
+@pytest.mark.slow
+def test_only_the_selected_checkpoints_stay(smoke_run):
+    """The run folders' checkpoints are temporary: each experiment keeps the copy beside its selected.json."""
+    _, work, proc = smoke_run
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    selections = sorted((work / "models").glob("*/*/selected.json"))
+    assert len(selections) > 30
+    for path in selections:
+        selected = json.loads(path.read_text())
+        assert Path(selected["checkpoint"]) == path.with_name("checkpoint.pt") and path.with_name("checkpoint.pt").is_file()
+    runs = list((work / "models").glob("*/*/runs/lr*"))
+    assert runs and all((run / "result.json").is_file() and (run / "history.csv").is_file() for run in runs)
+    assert not list((work / "models").glob("*/*/runs/lr*/checkpoint.pt"))
+
+
+@pytest.mark.slow
+def test_training_reports_progress(smoke_run):
+    """Each training job's log shows its epochs; the console shows each job's one-line summary when it ends."""
+    _, work, proc = smoke_run
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    log = (work / "logs" / "train" / "in-hospital-mortality" / "ehr-partial" / "lr0.log").read_text()
+    assert re.search(r"epoch 1/1: train loss [\d.]+, val loss [\d.]+, val AUROC", log), log
+    summary = "in-hospital-mortality/ehr-partial draw 0 (lr "
+    assert log.rstrip().splitlines()[-1].startswith(summary)
+    assert summary in proc.stderr
+
+
+@pytest.mark.slow
+def test_second_run_has_nothing_to_do(smoke_run):
+    directory, work, proc = smoke_run
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    again = snakemake(directory, "-n", "--cores", "2", "--config", f"workdir={work}", "profile=smoke")
+    assert "Nothing to be done" in again.stdout + again.stderr, (again.stdout + again.stderr)[-3000:]

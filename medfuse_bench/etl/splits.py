@@ -1,12 +1,12 @@
 """Patient-level train/val/test split that stays put as the data grows, and the check that no patient straddles splits.
 
-A patient's split is a pure function of ``(salt, subject_id)``: the id is mixed with a 64-bit seed derived from the
-salt by SplitMix64, the top 53 bits give a uniform number ``u`` in [0, 1), and ``u < train`` -> train,
-``u < train + val`` -> val, else test. The hash is plain NumPy integer arithmetic, so it is identical on every
+A patient's split is a pure function of (salt, subject_id): the id is mixed with a 64-bit seed derived from the
+salt by SplitMix64, the top 53 bits give a uniform number u in [0, 1), and u < train -> train,
+u < train + val -> val, else test. The hash is plain NumPy integer arithmetic, so it is identical on every
 platform and library version, and after a MIMIC version bump every old patient keeps its split while new patients
 spread 70/10/20.
 
-Split lists in the original's headerless ``subject_id,flag`` format can be imported: a listed subject goes to test
+Split lists in the original's headerless "subject_id,flag" format can be imported: a listed subject goes to test
 if flagged 1 in the test list, to val if flagged 1 in the val list, else to train. Unlike the original, which put
 every unlisted subject in train, unlisted subjects fall back to the hash.
 """
@@ -173,11 +173,11 @@ def split_count_table(datasets: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
 
 def check_splits(datasets: Mapping[str, pl.DataFrame], cxr_uni: str | None = None,
                  reference: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Raise :class:`MedfuseError` if a subject is in two splits of any dataset, if a task's samples disagree with
-    ``reference`` (splits.parquet), or if CXR_UNI's train set holds a patient of a task's val/test set.
+    """Raise MedfuseError if a subject is in two splits of any dataset, if a task's samples disagree with
+    the reference (splits.parquet), or if CXR_UNI's train set holds a patient of a task's val/test set.
     Return the count table otherwise.
 
-    ``datasets`` maps a dataset name to a frame with subject_id and split; ``cxr_uni`` names the CXR_UNI entry.
+    datasets maps a dataset name to a frame with subject_id and split; cxr_uni names the CXR_UNI entry.
     """
     problems = []
     for name, frame in datasets.items():

@@ -97,6 +97,7 @@ def _register_train(sub: argparse._SubParsersAction) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     from medfuse_bench.train.loop import FitSettings
+    from medfuse_bench.train.progress import format_duration
     from medfuse_bench.train.run import RunInputs, train_run
 
     for flag, value in (("--max-epochs", args.max_epochs), ("--patience", args.patience), ("--batch-size", args.batch_size)):
@@ -117,23 +118,26 @@ def _run_train(args: argparse.Namespace) -> int:
     result = train_run(args.task, args.experiment, inputs, args.out_dir, settings, draw=args.draw,
                        uni_fraction=float(uni_fraction), threads=args.threads)
     print(f"{args.task}/{args.experiment} draw {args.draw} (lr {lr:.3g}): best val AUROC {result['val_auroc']} "
-          f"at epoch {result['best_epoch']} of {result['epochs_run']}")
+          f"at epoch {result['best_epoch']} of {result['epochs_run']} ({format_duration(result['seconds'])})")
     return 0
 
 
 def _register_select(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("select", help="pick the learning-rate draw with the best validation AUROC",
-                       description="Read result.json of every run folder and write selected.json for the best "
-                                   "validation AUROC (ties: the lower draw).")
+                       description="Read result.json of every run folder, copy the checkpoint.pt of the best "
+                                   "validation AUROC (ties: the lower draw) to --checkpoint-out and write "
+                                   "selected.json naming it.")
     p.add_argument("--runs", required=True, nargs="+", type=Path, help="run folders (models/T/E/runs/lrK)")
     p.add_argument("--out", required=True, type=Path, help="selected.json to write")
+    p.add_argument("--checkpoint-out", type=Path, default=None,
+                   help="where the selected checkpoint is copied (default: checkpoint.pt beside --out)")
     p.set_defaults(func=_run_select)
 
 
 def _run_select(args: argparse.Namespace) -> int:
     from medfuse_bench.train.select import select_runs
 
-    selected = select_runs(args.runs, args.out)
+    selected = select_runs(args.runs, args.out, args.checkpoint_out)
     print(f"selected draw {selected['draw']} (lr {selected['lr']:.3g}, val AUROC {selected['val_auroc']})")
     return 0
 

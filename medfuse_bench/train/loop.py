@@ -42,6 +42,7 @@ from medfuse_bench.train.augment import ImageTransform
 from medfuse_bench.train.checkpoints import read_torch, save_torch
 from medfuse_bench.train.data import BatchLoader, SampleSet
 from medfuse_bench.train.metrics import macro_scores, selection_score
+from medfuse_bench.train.progress import epoch_report
 
 log = logging.getLogger(__name__)
 
@@ -328,6 +329,8 @@ def fit(
         state = saved["loop"]
         log.info("resuming %s after epoch %d", out_dir, state["epoch"])
     autocast = _autocast(device, settings.bf16)
+    log.info("training on %s: lr %.3g, batch size %d, up to %d epochs (early stop after %d without a validation "
+             "AUROC gain)", device, settings.lr, settings.batch_size, settings.max_epochs, settings.patience)
 
     while not state["stopped"] and state["epoch"] < settings.max_epochs:
         epoch = state["epoch"] + 1
@@ -366,8 +369,7 @@ def fit(
                                  "val_auroc": auroc, "val_auprc": auprc, "lr": lr_now, "seconds": seconds})
         state["epoch"] = epoch
         state["stopped"] = state["bad_epochs"] >= settings.patience
-        log.info("epoch %d: train loss %.4f, val loss %.4f, val AUROC %.4f, AUPRC %.4f (%.1f s)",
-                 epoch, total / max(seen, 1), val_loss, auroc, auprc, seconds)
+        log.info("%s", epoch_report(state["history"], state, settings.max_epochs, settings.patience))
         write_history(state["history"], out_dir / "history.csv")
         save_torch({"model": model.state_dict(), "optimizers": [o.state_dict() for o in step.optimizers],
                     "scheduler": scheduler.state_dict(), "rng": _rng_state(device), "loop": state,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 
 def macro_scores(targets: np.ndarray, probabilities: np.ndarray) -> tuple[float, float]:
@@ -20,6 +19,10 @@ def macro_scores(targets: np.ndarray, probabilities: np.ndarray) -> tuple[float,
     >>> macro_scores(np.array([[1], [1]]), np.array([[0.1], [0.8]]))
     (nan, nan)
     """
+    # Imported here: `select`, one short process per experiment, needs only selection_score, and importing
+    # scikit-learn takes most of its run time.
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     targets = np.asarray(targets).reshape(len(targets), -1)
     probabilities = np.asarray(probabilities, dtype=np.float64).reshape(targets.shape)
     aurocs, auprcs = [], []

@@ -1,14 +1,20 @@
-"""Model selection over learning-rate draws: the run with the best validation AUROC (ties: the lower draw)."""
+"""Model selection over learning-rate draws: the run with the best validation AUROC (ties: the lower draw).
+
+The chosen run's ``checkpoint.pt`` is copied beside ``selected.json``, which names the copy: later steps
+(predictions, encoders of other experiments) read only that, so the run folders' checkpoints can be deleted
+once the selection is made (the workflow marks them temporary).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 from medfuse_bench.errors import MedfuseError
-from medfuse_bench.io import write_json
+from medfuse_bench.io import atomic_path, write_json
 from medfuse_bench.train.metrics import selection_score
 
 
@@ -37,11 +43,20 @@ def choose_run(results: list[dict[str, Any]]) -> int:
     return min(range(len(results)), key=lambda i: (-selection_score(results[i]["val_auroc"]), results[i]["draw"]))
 
 
-def select_runs(run_dirs: list[str | os.PathLike[str]], out: str | os.PathLike[str]) -> dict[str, Any]:
-    """Write ``selected.json`` for the best of ``run_dirs`` and return it."""
+def select_runs(run_dirs: list[str | os.PathLike[str]], out: str | os.PathLike[str],
+                checkpoint_out: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Copy the best run's checkpoint to ``checkpoint_out`` (default: ``checkpoint.pt`` beside ``out``), write
+    ``selected.json`` naming the copy, and return its content."""
     results = [read_result(d) for d in run_dirs]
     best = choose_run(results)
     chosen = results[best]
+    source = Path(run_dirs[best]) / "checkpoint.pt"
+    if not source.is_file():
+        raise MedfuseError(f"checkpoint '{source}' of the selected run does not exist; train that run again")
+    target = Path(checkpoint_out) if checkpoint_out is not None else Path(out).parent / "checkpoint.pt"
+    if not (target.exists() and target.samefile(source)):
+        with atomic_path(target) as tmp:
+            shutil.copyfile(source, tmp)
     selected = {
         "experiment": chosen.get("experiment"),
         "task": chosen.get("task"),
@@ -50,10 +65,9 @@ def select_runs(run_dirs: list[str | os.PathLike[str]], out: str | os.PathLike[s
         "val_auroc": chosen["val_auroc"],
         "val_auprc": chosen.get("val_auprc"),
         "best_epoch": chosen.get("best_epoch"),
-        "checkpoint": str(Path(run_dirs[best]) / "checkpoint.pt"),
+        "checkpoint": str(target),
+        "run": str(run_dirs[best]),
         "runs": [{k: r.get(k) for k in ("draw", "lr", "val_auroc", "val_auprc")} for r in results],
     }
-    if not Path(selected["checkpoint"]).is_file():
-        raise MedfuseError(f"checkpoint '{selected['checkpoint']}' of the selected run does not exist")
     write_json(selected, out)
     return selected

@@ -1,6 +1,17 @@
 # Training: image cache, CheXpert pretraining, every experiment of the paper as (task, experiment, draw) jobs,
 # learning-rate selection on validation AUROC, test-set predictions and the ensemble.
 
+# GPUs each training and prediction job asks the scheduler for (`gpu` resource; the SLURM plugin's --gpus):
+# one with train.device: cuda, none with auto or cpu (auto still trains on a GPU where the node has one).
+GPUS_PER_JOB = 1 if TRAIN["device"] == "cuda" else 0
+
+
+def train_job_inputs(wc):
+    """train_inputs, plus the selected checkpoints that the selection files of its encoders name."""
+    inputs = train_inputs(wc)
+    inputs["init_checkpoints"] = [str(Path(p).with_name("checkpoint.pt")) for p in inputs["init"]]
+    return inputs
+
 
 rule image_cache:
     """Decode and resize every CXR_UNI image (and linked images without CheXpert labels) once into a uint8 memmap."""
@@ -31,11 +42,12 @@ rule image_cache:
 
 
 rule train:
-    """Train one learning-rate draw of one experiment; a killed job resumes from its last epoch."""
+    """Train one learning-rate draw of one experiment; a killed job resumes from its last epoch. Its checkpoint is
+    temporary: `select` copies the chosen draw's, and the others are deleted then (`snakemake --notemp` keeps them)."""
     input:
-        unpack(train_inputs),
+        unpack(train_job_inputs),
     output:
-        checkpoint=f"{W}/models/{{task}}/{{experiment}}/runs/lr{{draw}}/checkpoint.pt",
+        checkpoint=temp(f"{W}/models/{{task}}/{{experiment}}/runs/lr{{draw}}/checkpoint.pt"),
         result=f"{W}/models/{{task}}/{{experiment}}/runs/lr{{draw}}/result.json",
         history=f"{W}/models/{{task}}/{{experiment}}/runs/lr{{draw}}/history.csv",
     params:
@@ -54,7 +66,7 @@ rule train:
         ),
     threads: TRAIN["num_threads"]
     resources:
-        gpu=1,
+        gpu=GPUS_PER_JOB,
         mem_mb=8000,
         runtime=720,
     log:
@@ -64,20 +76,26 @@ rule train:
     conda:
         CONDA_ENV
     shell:
+        # The log gets every epoch's scores and the time left (Snakemake shows its path when the job starts);
+        # the console gets the run's one-line summary when it ends.
         "medfuse-bench train --tasks-dir {params.tasks_dir} --cxr-uni {params.cxr_uni}"
         " --image-cache {params.image_cache} --task {wildcards.task} --experiment {wildcards.experiment}"
         " --draw {wildcards.draw} --out-dir {params.out_dir} {params.settings} --uni-fraction {params.uni_fraction}"
         " {params.init} {params.bf16} {params.augment} --threads {threads} --quiet > {log} 2>&1"
+        " && tail -n 1 {log} >&2"
 
 
 rule select:
-    """Keep the learning-rate draw with the best validation AUROC."""
+    """Keep the learning-rate draw with the best validation AUROC: its checkpoint is copied beside selected.json,
+    which later steps read."""
     input:
-        expand(f"{W}/models/{{{{task}}}}/{{{{experiment}}}}/runs/lr{{draw}}/result.json", draw=DRAWS),
+        results=expand(f"{W}/models/{{{{task}}}}/{{{{experiment}}}}/runs/lr{{draw}}/result.json", draw=DRAWS),
+        checkpoints=expand(f"{W}/models/{{{{task}}}}/{{{{experiment}}}}/runs/lr{{draw}}/checkpoint.pt", draw=DRAWS),
     output:
-        f"{W}/models/{{task}}/{{experiment}}/selected.json",
+        selected=f"{W}/models/{{task}}/{{experiment}}/selected.json",
+        checkpoint=f"{W}/models/{{task}}/{{experiment}}/checkpoint.pt",
     params:
-        runs=lambda wc, input: " ".join(q(Path(p).parent) for p in input),
+        runs=lambda wc, input: " ".join(q(Path(p).parent) for p in input.results),
     log:
         log_path("select/{task}/{experiment}"),
     benchmark:
@@ -85,13 +103,16 @@ rule select:
     conda:
         CONDA_ENV
     shell:
-        "medfuse-bench select --runs {params.runs} --out {output} > {log} 2>&1"
+        "medfuse-bench select --runs {params.runs} --out {output.selected} --checkpoint-out {output.checkpoint}"
+        " > {log} 2>&1"
 
 
 rule predict:
     """Predictions of the selected model on the test sets of its experiment (paired, partial, paired_nocxr)."""
     input:
-        unpack(lambda wc: {"selected": selected_path(wc.task, wc.experiment), **train_inputs(wc)}),
+        unpack(lambda wc: {"selected": selected_path(wc.task, wc.experiment),
+                           "checkpoint": str(Path(selected_path(wc.task, wc.experiment)).with_name("checkpoint.pt")),
+                           **train_inputs(wc)}),
     output:
         directory(f"{W}/predictions/{{task}}/{{experiment}}"),
     wildcard_constraints:
@@ -102,7 +123,7 @@ rule predict:
         device=TRAIN["device"],
     threads: TRAIN["num_threads"]
     resources:
-        gpu=1,
+        gpu=GPUS_PER_JOB,
         mem_mb=8000,
     log:
         log_path("predict/{task}/{experiment}"),
