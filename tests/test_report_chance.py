@@ -47,7 +47,7 @@ def make_workdir(root: Path, fidelity: str = "corrected") -> Workdir:
     frame.write_parquet(wd.samples(TASK))
     y = frame.filter((pl.col("split") == "test") & pl.col("cxr_dicom_id").is_not_null())["mortality"].to_numpy()
     write_predictions(wd, frame, "early-paired", 0.2 + 0.6 * y)  # AUROC 1: no note
-    write_predictions(wd, frame, "joint-partial", np.linspace(0.1, 0.9, y.size))  # positives (listed first) lowest: AUROC 0
+    write_predictions(wd, frame, "joint-partial", np.linspace(0.1, 0.9, y.size))  # positives come first: AUROC 0
     write_predictions(wd, frame, "mmtm", np.random.default_rng(0).random(y.size))  # about 0.5
     run = root / "models" / TASK / "joint-partial" / "runs" / "lr0"
     run.mkdir(parents=True)
