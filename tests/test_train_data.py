@@ -248,6 +248,20 @@ def test_validation_composition_per_fidelity(data):
     assert len(ehr_partial) == val.height and ehr_partial.has_ehr and (ehr_partial.image_row < 0).all()
 
 
+@pytest.mark.parametrize("fidelity", ["corrected", "original"])
+def test_validation_stays_names_the_set_training_validates_on(data, fidelity):
+    """The report counts validation positives with validation_stays; it must pick the stays sets_for validates on."""
+    val = data.samples.filter(pl.col("split") == "val")
+    for name in ex.experiment_names([0.5]):
+        spec = ex.get_experiment(name)
+        built = sets_for(spec, data, "val", fraction=0.5, fidelity=fidelity, seed=0, training=False)
+        stays = ex.validation_stays(spec.training_set, fidelity)
+        expected = val if stays == "all" else val.filter(pl.col("cxr_dicom_id").is_not_null())
+        assert built.keys.tolist() == expected["stay_id"].to_list(), (name, fidelity)
+    with pytest.raises(MedfuseError, match="cxr_uni"):
+        ex.validation_stays("cxr_uni", fidelity)
+
+
 def test_cxr_uni_set(work):
     train = cxr_uni_set(work.cxr_uni, work.cache, "train", list(ex.CHEXPERT_LABELS))
     frame = pl.read_parquet(work.cxr_uni).filter(pl.col("split") == "train")

@@ -10,6 +10,7 @@ missing rows.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import polars as pl
 from tqdm import tqdm
 
 from medfuse_bench.io import atomic_path, write_text
-from medfuse_bench.report import ablations, figures, tables
+from medfuse_bench.report import ablations, chance, figures, tables
 from medfuse_bench.report.experiments import (
     DROP_CXR_MODELS,
     MULTIMODAL_MODEL,
@@ -92,19 +93,23 @@ def build_report(workdir: str | Path, out_dir: str | Path, settings: ReportSetti
     if not tasks:
         report.notes.append(f"No task tables found under {wd.root / 'tasks'}: nothing to evaluate.")
     samples = {t: read_samples(wd.samples(t), t) for t in tasks}
+    config = read_yaml(wd.config_resolved)
+    fidelity = str((config or {}).get("fidelity") or "corrected")
+
+    def notes(spec: TableSpec, frame: pl.DataFrame) -> str:
+        return chance.notes_markdown(chance.chance_notes(spec, frame, wd, samples, store.predictions, fidelity))
 
     # paper order: section 5, then appendix A
     for spec in tqdm((TABLE1, TABLE2, TABLE3), desc="tables", unit="table"):
-        _metric_table(report, spec, tasks, store)
+        _metric_table(report, spec, tasks, store, notes)
     _phenotype_artifacts(report, store, samples)
     _age_table(report, store, samples)
     _sweep_figure(report, wd, tasks)
     _drop_cxr_figure(report, store, tasks, settings)
-    _metric_table(report, TABLE_A2, tasks, store)
+    _metric_table(report, TABLE_A2, tasks, store, notes)
     _unimodal_test_figure(report, store, samples, settings)
-    _metric_table(report, TABLE_A3, tasks, store)
+    _metric_table(report, TABLE_A3, tasks, store, notes)
 
-    config = read_yaml(wd.config_resolved)
     provenance = read_json(wd.provenance)
     summary = read_json(wd.summary)
     flags = data_flags(config, summary, provenance, task_definitions([wd.samples(t) for t in tasks]))
@@ -124,10 +129,13 @@ def build_report(workdir: str | Path, out_dir: str | Path, settings: ReportSetti
     return report
 
 
-def _metric_table(report: Report, spec: TableSpec, tasks: list[str], store: EvaluationStore) -> None:
+def _metric_table(
+    report: Report, spec: TableSpec, tasks: list[str], store: EvaluationStore,
+    notes: Callable[[TableSpec, pl.DataFrame], str],
+) -> None:
     frame = tables.metric_table(spec, tasks, store.evaluation)
     if tasks and frame["available"].any():
-        report.table(spec.key, frame, tables.metric_table_markdown(spec, frame, tasks))
+        report.table(spec.key, frame, tables.metric_table_markdown(spec, frame, tasks) + notes(spec, frame))
     else:
         report.notes.append(f"{spec.title}: skipped, none of its prediction files exist.")
 

@@ -190,6 +190,24 @@ def test_sets(experiment: str) -> tuple[str, ...]:
     return get_experiment(experiment).test_sets
 
 
+def validation_stays(training_set: str, fidelity: str) -> str:
+    """Which stays of the validation split a training-set kind validates on: ``"all"`` or ``"paired"``.
+
+    EHR_PARTIAL validates on every stay; (EHR+CXR)_PARTIAL on every stay in ``corrected`` and on the paired
+    stays in ``original`` (the original forces data_ratio 0 on validation); every other kind on paired stays.
+
+    >>> validation_stays("fusion_partial", "corrected"), validation_stays("fusion_partial", "original")
+    ('all', 'paired')
+    >>> validation_stays("ehr_partial", "original"), validation_stays("fusion_paired", "corrected")
+    ('all', 'paired')
+    """
+    if training_set not in SET_KINDS or training_set == "cxr_uni":
+        raise MedfuseError(f"training set kind '{training_set}' has no task validation set")
+    if training_set == "ehr_partial" or (training_set == "fusion_partial" and fidelity != "original"):
+        return "all"
+    return "paired"
+
+
 def resolve_uni_fraction(spec: Experiment, configured: float) -> float | None:
     """The fraction of EHR-only train stays a partial training set holds; None for other sets."""
     if spec.training_set != "fusion_partial":

@@ -3,7 +3,8 @@ then :func:`medfuse_bench.train.loop.fit`.
 
 Validation sets: the same kind of set as training, except that partial training validates on
 (EHR+CXR)_PARTIAL = every validation stay in ``corrected`` and on the paired validation stays only in
-``original`` (the original forces data_ratio 0 on validation). EHR_PARTIAL validates on every stay in both.
+``original`` (the original forces data_ratio 0 on validation). EHR_PARTIAL validates on every stay in both
+(:func:`medfuse_bench.train.experiments.validation_stays`, which the report also reads).
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ import torch
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.train.checkpoints import checkpoint_path, read_torch
 from medfuse_bench.train.data import SampleSet, TaskData, cxr_uni_set, load_task_data, partial_set, split_set
-from medfuse_bench.train.experiments import RADIOLOGY, Experiment, get_experiment, labels_of, resolve_uni_fraction
+from medfuse_bench.train.experiments import (
+    RADIOLOGY,
+    Experiment,
+    get_experiment,
+    labels_of,
+    resolve_uni_fraction,
+    validation_stays,
+)
 from medfuse_bench.train.loop import FitSettings, fit, seed_everything
 
 log = logging.getLogger(__name__)
@@ -52,7 +60,7 @@ def sets_for(spec: Experiment, data: TaskData, split: str, *, fraction: float | 
     if kind == "fusion_partial":
         if training:
             return partial_set(data, split, fraction if fraction is not None else 1.0, fidelity=fidelity, seed=seed)
-        if fidelity == "original":
+        if validation_stays(kind, fidelity) == "paired":
             return split_set(data, split, stays="paired", name=f"{split}:fusion_paired")
         return split_set(data, split, stays="all", name=f"{split}:partial")
     raise MedfuseError(f"experiment '{spec.name}' has no task sets (training set kind '{kind}')")
