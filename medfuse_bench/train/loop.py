@@ -3,18 +3,20 @@
 Per epoch: train on shuffled batches (augmented images), validate (macro AUROC/AUPRC over the labels, mean
 BCE), step ReduceLROnPlateau(factor 0.5, patience 10) on the validation loss, save ``checkpoint.pt`` when the
 validation AUROC improves, append to ``history.csv`` and save the resume state ``last.pt``. Training stops
-after ``max_epochs`` or ``patience`` epochs without a gain; ``result.json`` is written at the end. Rerunning a
+after ``max_epochs`` or ``patience`` epochs without a gain (never early with ``patience=None``); ``result.json``
+is written at the end. Rerunning a
 killed run continues after its last finished epoch and ends in the same state as an uninterrupted run:
 the data order and augmentations of an epoch are pure functions of (seed, epoch), and the global RNG states
 (dropout) are saved with each epoch.
 
-Fidelity (see docs/models.md): ``original`` uses Adam betas (0.9, 0.9) as the original code (its β2 is the
-``--beta_1`` argument, 0.9), takes the centre crop after augmentation, lets frozen encoders' BatchNorm and
-dropout run in training mode, trains MMTM with its three optimizers (see :class:`MMTMOriginalStep`) and never
-steps the MMTM/DAFT schedulers; ``corrected`` uses betas (0.9, 0.999), a random crop, frozen encoders in eval
-mode and one optimizer over all parameters for every family. Both validate after each training epoch and
-step the scheduler on validation only (the original validates before training, so its last epoch is never
-validated, and also steps the scheduler while testing; neither is reproduced).
+The fidelity policy's training switches (``FitSettings.policy``, docs/models.md): ``adam_betas`` (the original's
+β2 is its ``--beta_1`` argument, 0.9), ``train_crop`` (centre or random crop after augmentation),
+``frozen_encoders`` (frozen encoders' BatchNorm and dropout in training or eval mode), ``mmtm_step`` (the
+original's three forward passes and optimizer steps per batch, :class:`MMTMThreePassStep`, or one step on the
+summed loss) and ``mmtm_daft_scheduler`` (the MMTM/DAFT scheduler never stepped, or stepped). Every run
+validates after each training epoch and steps the scheduler on validation only (the original validates before
+training, so its last epoch is never validated, and also steps the scheduler while testing; neither is
+reproduced).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from medfuse_bench.errors import MedfuseError
+from medfuse_bench.fidelity import SWITCHES, FidelityPolicy
 from medfuse_bench.io import atomic_path, write_json
 from medfuse_bench.train.augment import ImageTransform
 from medfuse_bench.train.checkpoints import read_torch, save_torch
@@ -47,7 +50,10 @@ log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "train_loss", "val_loss", "val_auroc", "val_auprc", "lr", "seconds")
 _STREAM_AUGMENT = 0x617567
-BETAS = {"original": (0.9, 0.9), "corrected": (0.9, 0.999)}
+#: Adam betas per value of the switch adam_betas.
+ADAM_BETAS: dict[str, tuple[float, float]] = {"beta2_0.9": (0.9, 0.9), "beta2_0.999": (0.9, 0.999)}
+#: The switches a training run reads; they enter its resume fingerprint.
+TRAIN_SWITCHES: tuple[str, ...] = tuple(s.name for s in SWITCHES if s.stage == "train")
 
 
 @dataclass
@@ -56,10 +62,11 @@ class FitSettings:
 
     lr: float
     max_epochs: int = 50
-    patience: int = 15
+    #: Epochs without a validation AUROC gain before stopping; None = no early stopping.
+    patience: int | None = 15
     batch_size: int = 16
     eval_batch_size: int = 64
-    fidelity: str = "corrected"
+    policy: FidelityPolicy = field(default_factory=lambda: FidelityPolicy.preset("corrected"))
     seed: int = 1002
     device: str = "auto"
     bf16: bool = False
@@ -129,18 +136,29 @@ class SingleStep:
         return float(loss.detach())
 
 
-class MMTMOriginalStep:
-    """The original MMTM trainer's three optimizer steps per batch, from one forward pass.
+class MMTMThreePassStep:
+    """The original MMTM trainer's step (its trainers/mmtm_trainer.py): three forward passes per batch, each
+    followed by the backward pass and step of its own optimizer, in this order:
 
-    ``optimizer_ehr`` steps on the EHR-head loss and ``optimizer_visual`` on the CXR-head loss, but both
-    hold the CXR encoder's (and an MMTM block after the stem's) parameters, not the EHR encoder's (the
-    original's parameter-group bug); ``optimizer_joint`` holds every parameter and steps on the joint-head
-    loss. The three gradients are taken at the same weights and applied in that order.
+    1. the EHR-head loss, ``optimizer_ehr``;
+    2. the CXR-head loss, ``optimizer_visual``;
+    3. the joint-head loss, ``optimizer_joint``.
+
+    ``optimizer_ehr`` and ``optimizer_visual`` both hold the CXR model (ResNet and its head) and the MMTM block
+    after the stem (the original's ``mmtm0``, absent here unless ``layer_after`` puts a block there), not the
+    EHR encoder: the original's parameter-group bug. So the EHR-head loss moves only CXR weights, and the EHR
+    head, which the joint loss does not reach, never trains. ``optimizer_joint`` holds every parameter. Each
+    pass runs on the weights the previous step left, with new dropout masks, and moves the BatchNorm running
+    statistics again. Gradients are cleared over the whole model before each pass, so each optimizer sees
+    only its own loss's gradient, as in the original (where the joint step clears every gradient first and
+    the other two clear their own parameters'). The returned loss is the sum of the three.
     """
+
+    HEADS: tuple[str, ...] = ("ehr_logits", "cxr_logits", "logits")
 
     def __init__(self, model: nn.Module, family: str, lr: float, betas: tuple[float, float]) -> None:
         self.model = model
-        group = list(model.cxr_encoder.parameters())
+        group = [*model.cxr_encoder.parameters(), *model.cxr_head.parameters()]
         blocks = getattr(model, "mmtm", {})
         if "stage0" in blocks:
             group += list(blocks["stage0"].parameters())
@@ -152,27 +170,23 @@ class MMTMOriginalStep:
         ]
 
     def __call__(self, inputs: dict[str, Tensor], targets: Tensor, autocast: Any) -> float:
-        for optimizer in self.optimizers:
-            optimizer.zero_grad(set_to_none=True)
-        with autocast:
-            outputs = self.model(inputs)
-        losses = [bce(outputs[k], targets) for k in ("ehr_logits", "cxr_logits", "logits")]
-        head_grads = [
-            torch.autograd.grad(loss, self.group, retain_graph=True, allow_unused=True) for loss in losses[:2]
-        ]
-        losses[2].backward()
-        joint = [p.grad for p in self.group]
-        for grads, optimizer in zip((*head_grads, joint), self.optimizers):
-            for parameter, grad in zip(self.group, grads):
-                parameter.grad = grad
+        total = 0.0
+        for key, optimizer in zip(self.HEADS, self.optimizers):
+            self.model.zero_grad(set_to_none=True)
+            with autocast:
+                outputs = self.model(inputs)
+            loss = bce(outputs[key], targets)
+            loss.backward()
             optimizer.step()
-        return float(sum(loss.detach() for loss in losses))
+            total += float(loss.detach())
+        return total
 
 
-def make_step(model: nn.Module, family: str, lr: float, fidelity: str) -> SingleStep | MMTMOriginalStep:
-    betas = BETAS[fidelity]
-    if family == "mmtm" and fidelity == "original":
-        return MMTMOriginalStep(model, family, lr, betas)
+def make_step(model: nn.Module, family: str, lr: float, policy: FidelityPolicy) -> SingleStep | MMTMThreePassStep:
+    """The optimizer step of a family under the policy's switches adam_betas and mmtm_step."""
+    betas = ADAM_BETAS[policy.adam_betas]
+    if family == "mmtm" and policy.mmtm_step == "three_passes":
+        return MMTMThreePassStep(model, family, lr, betas)
     return SingleStep(model, family, lr, betas)
 
 
@@ -254,7 +268,7 @@ def _fingerprint(settings: FitSettings, train_set: SampleSet, val_set: SampleSet
         **{k: settings.meta.get(k) for k in ("task", "experiment", "family")},
         "lr": settings.lr,
         "seed": settings.seed,
-        "fidelity": settings.fidelity,
+        **{name: getattr(settings.policy, name) for name in TRAIN_SWITCHES},
         "batch_size": settings.batch_size,
         "crop": settings.crop,
         "augment": settings.augment,
@@ -269,9 +283,10 @@ def write_history(history: list[dict[str, Any]], path: Path) -> None:
         frame.write_csv(tmp)
 
 
-def _set_frozen_mode(model: nn.Module, fidelity: str) -> None:
-    """Original: model.train() reaches frozen encoders too (their BatchNorm statistics and dropout move)."""
-    if fidelity == "original":
+def _set_frozen_mode(model: nn.Module, policy: FidelityPolicy) -> None:
+    """frozen_encoders=train_mode: as the original's model.train(), frozen encoders train their BatchNorm
+    statistics and run their dropout too."""
+    if policy.frozen_encoders == "train_mode":
         for which in getattr(model, "frozen_encoders", ()):
             getattr(model, f"{which}_encoder").train()
 
@@ -298,14 +313,15 @@ def fit(
         raise MedfuseError(f"the validation set '{val_set.name}' is empty; check the task tables and the experiment")
     device = resolve_device(settings.device)
     model.to(device)
-    step = make_step(model, family, settings.lr, settings.fidelity)
+    policy = settings.policy
+    step = make_step(model, family, settings.lr, policy)
     main_optimizer = step.optimizers[-1]
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(main_optimizer, mode="min", factor=0.5, patience=10)
-    step_scheduler = not (settings.fidelity == "original" and family in ("mmtm", "daft"))
+    step_scheduler = not (family in ("mmtm", "daft") and policy.mmtm_daft_scheduler == "never_stepped")
     side = _image_side(train_set)
     crop = settings.crop or side
     train_transform = None if side is None else ImageTransform(
-        crop, train=True, augment=settings.augment, random_crop=settings.fidelity == "corrected"
+        crop, train=True, augment=settings.augment, random_crop=policy.train_crop == "random"
     )
     loader = BatchLoader(train_set, settings.batch_size, shuffle=True, drop_last=True, seed=settings.seed,
                          pin_memory=device.type == "cuda")
@@ -334,7 +350,7 @@ def fit(
         started = time.perf_counter()
         lr_now = main_optimizer.param_groups[0]["lr"]
         model.train()
-        _set_frozen_mode(model, settings.fidelity)
+        _set_frozen_mode(model, policy)
         generator = torch.Generator().manual_seed(_derived_seed(settings.seed, epoch, _STREAM_AUGMENT))
         batches = loader.epoch_batches(epoch)
         total, seen = 0.0, 0
@@ -365,7 +381,7 @@ def fit(
         state["history"].append({"epoch": epoch, "train_loss": total / max(seen, 1), "val_loss": val_loss,
                                  "val_auroc": auroc, "val_auprc": auprc, "lr": lr_now, "seconds": seconds})
         state["epoch"] = epoch
-        state["stopped"] = state["bad_epochs"] >= settings.patience
+        state["stopped"] = settings.patience is not None and state["bad_epochs"] >= settings.patience
         log.info("epoch %d: train loss %.4f, val loss %.4f, val AUROC %.4f, AUPRC %.4f (%.1f s)",
                  epoch, total / max(seen, 1), val_loss, auroc, auprc, seconds)
         write_history(state["history"], out_dir / "history.csv")
@@ -380,6 +396,7 @@ def fit(
         "task": settings.meta.get("task"),
         "draw": settings.meta.get("draw"),
         "lr": settings.lr,
+        "cxr_init": settings.meta.get("cxr_init"),
         "best_epoch": state["best_epoch"],
         "val_auroc": state["best_auroc"],
         "val_auprc": state["best_auprc"],
