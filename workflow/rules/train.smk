@@ -47,10 +47,11 @@ rule train:
         uni_fraction=uni_fraction,
         bf16="--bf16" if TRAIN["bf16"] else "",
         augment="" if IMAGES["augment"] else "--no-augment",
+        budget=lambda wc: experiment_budget(wc).cli_args(),
         settings=(
-            f"--max-epochs {TRAIN['max_epochs']} --patience {TRAIN['patience']} --batch-size {TRAIN['batch_size']}"
+            f"--batch-size {TRAIN['batch_size']}"
             f" --lr-min {TRAIN['lr_min']} --lr-max {TRAIN['lr_max']} --device {TRAIN['device']}"
-            f" --crop {IMAGES['crop']} --seed {CFG['seed']} --fidelity {FIDELITY}"
+            f" --crop {IMAGES['crop']} --seed {CFG['seed']} {POLICY.stage_args('train')}"
         ),
     threads: TRAIN["num_threads"]
     resources:
@@ -66,14 +67,15 @@ rule train:
     shell:
         "medfuse-bench train --tasks-dir {params.tasks_dir} --cxr-uni {params.cxr_uni}"
         " --image-cache {params.image_cache} --task {wildcards.task} --experiment {wildcards.experiment}"
-        " --draw {wildcards.draw} --out-dir {params.out_dir} {params.settings} --uni-fraction {params.uni_fraction}"
+        " --draw {wildcards.draw} --out-dir {params.out_dir} {params.budget} {params.settings}"
+        " --uni-fraction {params.uni_fraction}"
         " {params.init} {params.bf16} {params.augment} --threads {threads} --quiet > {log} 2>&1"
 
 
 rule select:
     """Keep the learning-rate draw with the best validation AUROC."""
     input:
-        expand(f"{W}/models/{{{{task}}}}/{{{{experiment}}}}/runs/lr{{draw}}/result.json", draw=DRAWS),
+        lambda wc: expand(f"{W}/models/{wc.task}/{wc.experiment}/runs/lr{{draw}}/result.json", draw=run_draws(wc)),
     output:
         f"{W}/models/{{task}}/{{experiment}}/selected.json",
     params:
