@@ -121,6 +121,7 @@ def test_run_files(trained):
     assert {"model", "optimizers", "scheduler", "rng", "loop"} <= set(last) and last["loop"]["epoch"] == 3
     selected = json.loads((models / "medfuse-ri" / "selected.json").read_text())
     assert selected["draw"] == 0 and selected["checkpoint"] == str(run / "checkpoint.pt")
+    assert selected["cxr_init"] == result["cxr_init"]  # where the report reads how the CXR encoder started
 
 
 def test_prediction_files_follow_the_contract(work, trained):
