@@ -26,8 +26,9 @@ from medfuse_bench.train.checkpoints import read_torch
 from medfuse_bench.train.data import load_task_data
 from medfuse_bench.train.experiments import get_experiment
 from medfuse_bench.train.image_cache import build_image_cache
-from medfuse_bench.train.loop import FitSettings, MMTMThreePassStep, SingleStep, fit, make_step, seed_everything
+from medfuse_bench.train.loop import FitSettings, fit, seed_everything
 from medfuse_bench.train.run import RunInputs, model_options, sets_for, train_run
+from medfuse_bench.train.steps import MMTMThreePassStep, SingleStep, make_step
 
 CROP = 28
 RESULT_KEYS = {"experiment", "task", "draw", "lr", "cxr_init", "best_epoch", "val_auroc", "val_auprc", "epochs_run",

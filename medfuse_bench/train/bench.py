@@ -23,7 +23,8 @@ from medfuse_bench.io import write_json
 from medfuse_bench.train.augment import ImageTransform
 from medfuse_bench.train.data import BatchLoader, SampleSet, load_task_data
 from medfuse_bench.train.experiments import get_experiment, labels_of, resolve_uni_fraction
-from medfuse_bench.train.loop import model_inputs, resolve_device, seed_everything, training_loss
+from medfuse_bench.train.loop import model_inputs, resolve_device, seed_everything
+from medfuse_bench.train.steps import training_loss
 from medfuse_bench.train.run import model_options, sets_for
 
 log = logging.getLogger(__name__)

@@ -4,16 +4,14 @@ Per epoch: train on shuffled batches (augmented images), validate (macro AUROC/A
 BCE), step ReduceLROnPlateau(factor 0.5, patience 10) on the validation loss, save ``checkpoint.pt`` when the
 validation AUROC improves, append to ``history.csv`` and save the resume state ``last.pt``. Training stops
 after ``max_epochs`` or ``patience`` epochs without a gain (never early with ``patience=None``); ``result.json``
-is written at the end. Rerunning a
-killed run continues after its last finished epoch and ends in the same state as an uninterrupted run:
-the data order and augmentations of an epoch are pure functions of (seed, epoch), and the global RNG states
-(dropout) are saved with each epoch.
+is written at the end. Rerunning a killed run continues after its last finished epoch and ends in the same
+state as an uninterrupted run: the data order and augmentations of an epoch are pure functions of
+(seed, epoch), and the global RNG states (dropout) are saved with each epoch.
 
-The fidelity policy's training switches (``FitSettings.policy``, docs/models.md): ``adam_betas`` (the original's
-β2 is its ``--beta_1`` argument, 0.9), ``train_crop`` (centre or random crop after augmentation),
-``frozen_encoders`` (frozen encoders' BatchNorm and dropout in training or eval mode), ``mmtm_step`` (the
-original's three forward passes and optimizer steps per batch, :class:`MMTMThreePassStep`, or one step on the
-summed loss) and ``mmtm_daft_scheduler`` (the MMTM/DAFT scheduler never stepped, or stepped). Every run
+The fidelity policy's training switches (``FitSettings.policy``, docs/models.md) read here: ``train_crop``
+(centre or random crop after augmentation), ``frozen_encoders`` (frozen encoders' BatchNorm and dropout in
+training or eval mode) and ``mmtm_daft_scheduler`` (the MMTM/DAFT scheduler never stepped, or stepped);
+``adam_betas`` and ``mmtm_step`` choose the optimizer step (:mod:`medfuse_bench.train.steps`). Every run
 validates after each training epoch and steps the scheduler on validation only (the original validates before
 training, so its last epoch is never validated, and also steps the scheduler while testing; neither is
 reproduced).
@@ -45,13 +43,12 @@ from medfuse_bench.train.augment import ImageTransform
 from medfuse_bench.train.checkpoints import read_torch, save_torch
 from medfuse_bench.train.data import BatchLoader, SampleSet
 from medfuse_bench.train.metrics import macro_scores, selection_score
+from medfuse_bench.train.steps import make_step
 
 log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "train_loss", "val_loss", "val_auroc", "val_auprc", "lr", "seconds")
 _STREAM_AUGMENT = 0x617567
-#: Adam betas per value of the switch adam_betas.
-ADAM_BETAS: dict[str, tuple[float, float]] = {"beta2_0.9": (0.9, 0.9), "beta2_0.999": (0.9, 0.999)}
 #: The switches a training run reads; they enter its resume fingerprint.
 TRAIN_SWITCHES: tuple[str, ...] = tuple(s.name for s in SWITCHES if s.stage == "train")
 
@@ -99,95 +96,6 @@ def seed_everything(seed: int) -> None:
 
 def _derived_seed(seed: int, epoch: int, stream: int) -> int:
     return int(np.random.default_rng([int(seed) % 2**63, int(epoch), stream]).integers(2**62))
-
-
-def bce(logits: Tensor, targets: Tensor) -> Tensor:
-    return F.binary_cross_entropy_with_logits(logits.float(), targets.reshape(logits.shape).float())
-
-
-def training_loss(family: str) -> Callable[[dict[str, Tensor], Tensor, Tensor], Tensor]:
-    """The training objective of a family: BCE of the main logits; MMTM adds its EHR and CXR heads (the
-    original's three heads, summed); Unified uses its per-modality loss."""
-    if family == "mmtm":
-        return lambda out, y, has: bce(out["logits"], y) + bce(out["ehr_logits"], y) + bce(out["cxr_logits"], y)
-    if family == "unified":
-        from medfuse_bench.models import unified_loss
-
-        return lambda out, y, has: unified_loss({k: v.float() for k, v in out.items()}, y, has)
-    return lambda out, y, has: bce(out["logits"], y)
-
-
-class SingleStep:
-    """One Adam over every parameter; one backward and one step per batch."""
-
-    def __init__(self, model: nn.Module, family: str, lr: float, betas: tuple[float, float]) -> None:
-        self.model = model
-        self.loss = training_loss(family)
-        self.optimizers = [torch.optim.Adam(model.parameters(), lr=lr, betas=betas)]
-
-    def __call__(self, inputs: dict[str, Tensor], targets: Tensor, autocast: Any) -> float:
-        optimizer = self.optimizers[0]
-        optimizer.zero_grad(set_to_none=True)
-        with autocast:
-            outputs = self.model(inputs)
-        loss = self.loss(outputs, targets, inputs["has_cxr"])
-        loss.backward()
-        optimizer.step()
-        return float(loss.detach())
-
-
-class MMTMThreePassStep:
-    """The original MMTM trainer's step (its trainers/mmtm_trainer.py): three forward passes per batch, each
-    followed by the backward pass and step of its own optimizer, in this order:
-
-    1. the EHR-head loss, ``optimizer_ehr``;
-    2. the CXR-head loss, ``optimizer_visual``;
-    3. the joint-head loss, ``optimizer_joint``.
-
-    ``optimizer_ehr`` and ``optimizer_visual`` both hold the CXR model (ResNet and its head) and the MMTM block
-    after the stem (the original's ``mmtm0``, absent here unless ``layer_after`` puts a block there), not the
-    EHR encoder: the original's parameter-group bug. So the EHR-head loss moves only CXR weights, and the EHR
-    head, which the joint loss does not reach, never trains. ``optimizer_joint`` holds every parameter. Each
-    pass runs on the weights the previous step left, with new dropout masks, and moves the BatchNorm running
-    statistics again. Gradients are cleared over the whole model before each pass, so each optimizer sees
-    only its own loss's gradient, as in the original (where the joint step clears every gradient first and
-    the other two clear their own parameters'). The returned loss is the sum of the three.
-    """
-
-    HEADS: tuple[str, ...] = ("ehr_logits", "cxr_logits", "logits")
-
-    def __init__(self, model: nn.Module, family: str, lr: float, betas: tuple[float, float]) -> None:
-        self.model = model
-        group = [*model.cxr_encoder.parameters(), *model.cxr_head.parameters()]
-        blocks = getattr(model, "mmtm", {})
-        if "stage0" in blocks:
-            group += list(blocks["stage0"].parameters())
-        self.group = group
-        self.optimizers = [
-            torch.optim.Adam(group, lr=lr, betas=betas),
-            torch.optim.Adam(group, lr=lr, betas=betas),
-            torch.optim.Adam(model.parameters(), lr=lr, betas=betas),
-        ]
-
-    def __call__(self, inputs: dict[str, Tensor], targets: Tensor, autocast: Any) -> float:
-        total = 0.0
-        for key, optimizer in zip(self.HEADS, self.optimizers):
-            self.model.zero_grad(set_to_none=True)
-            with autocast:
-                outputs = self.model(inputs)
-            loss = bce(outputs[key], targets)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach())
-        return total
-
-
-def make_step(model: nn.Module, family: str, lr: float, policy: FidelityPolicy) -> SingleStep | MMTMThreePassStep:
-    """The optimizer step of a family under the policy's switches adam_betas and mmtm_step."""
-    betas = ADAM_BETAS[policy.adam_betas]
-    if family == "mmtm" and policy.mmtm_step == "three_passes":
-        return MMTMThreePassStep(model, family, lr, betas)
-    return SingleStep(model, family, lr, betas)
 
 
 def model_inputs(batch: dict[str, Tensor], transform: ImageTransform | None, device: torch.device,
