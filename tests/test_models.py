@@ -152,7 +152,9 @@ def test_extra_padding_does_not_change_predictions(family: str) -> None:
 
 
 @pytest.mark.parametrize("family", ["mmtm", "daft"])
-def test_fidelity_original_averages_over_padding(family: str) -> None:
+def test_padded_time_mean_averages_over_padding(family: str) -> None:
+    """Switch padded_time_mean: the original's time mean over the padded length makes a stay's prediction
+    depend on the longest stay of its batch; the default mean over valid steps does not."""
     torch.manual_seed(0)
     short = make_batch([True], lengths=[3], steps=3)
     other = make_batch([True], lengths=[12], steps=12, seed=1)
@@ -163,12 +165,12 @@ def test_fidelity_original_averages_over_padding(family: str) -> None:
         "cxr": torch.cat([short["cxr"], other["cxr"]]),
         "has_cxr": torch.tensor([True, True]),
     }
-    for fidelity, same in (("corrected", True), ("original", False)):
+    for padded, same in ((False, True), (True, False)):
         torch.manual_seed(0)
-        model = build_model(family, 1, fidelity=fidelity).eval()
+        model = build_model(family, 1, padded_time_mean=padded).eval()
         with torch.no_grad():
             alone, batched = model(short)["logits"][0], model(together)["logits"][0]
-        assert torch.allclose(alone, batched, atol=1e-5) == same, fidelity
+        assert torch.allclose(alone, batched, atol=1e-5) == same, padded
 
 
 def test_medfuse_ehr_only_prediction_ignores_other_samples_images() -> None:
@@ -361,8 +363,8 @@ def test_factory_rejects_unknown_names() -> None:
         build_model("medfuse", 1, missing="zeros")
     with pytest.raises(MedfuseError, match="layer_after must be"):
         build_model("mmtm", 1, layer_after=5)
-    with pytest.raises(MedfuseError, match="fidelity must be"):
-        build_model("daft", 1, fidelity="exact")
+    with pytest.raises(MedfuseError, match=r"has no option\(s\) \['fidelity'\]"):
+        build_model("daft", 1, fidelity="original")
     with pytest.raises(MedfuseError, match="ehr_layers must be >= 2"):
         build_model("mmtm", 1, ehr_layers=1)
     with pytest.raises(MedfuseError, match="scale_activation must be one of"):

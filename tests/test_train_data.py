@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from train_fixtures import TASK, make_workdir  # noqa: E402
 
 from medfuse_bench.errors import MedfuseError
+from medfuse_bench.fidelity import FidelityPolicy
 from medfuse_bench.train import experiments as ex
 from medfuse_bench.train.augment import IMAGENET_MEAN, IMAGENET_STD, ImageTransform, sampling_matrices
 from medfuse_bench.train.data import (
@@ -32,7 +33,7 @@ from medfuse_bench.train.data import (
 )
 from medfuse_bench.train.image_cache import build_image_cache, open_image_cache
 from medfuse_bench.train.metrics import macro_scores
-from medfuse_bench.train.run import sets_for
+from medfuse_bench.train.run import cxr_start, sets_for
 from medfuse_bench.train.select import choose_run, select_runs
 
 
@@ -76,6 +77,70 @@ def test_dependencies():
     assert ex.dependencies("medfuse-ri", TASK) == []
     assert ex.dependencies("ensemble", TASK) == [(TASK, "medfuse-optimal"), (TASK, "ehr-partial")]
     assert ex.dependencies("cxr-pretrain") == []
+
+
+ORIGINAL, CORRECTED = FidelityPolicy.preset("original"), FidelityPolicy.preset("corrected")
+
+
+def test_cxr_paired_start_follows_the_policy():
+    """cxr_paired_start: the original's uni_paired_cxr.sh trains CXR_PAIRED from scratch; the default starts
+    from the CXR_UNI pretraining."""
+    assert ex.dependencies("cxr-paired", TASK, CORRECTED) == [("radiology", "cxr-pretrain")]
+    assert ex.dependencies("cxr-paired", TASK, ORIGINAL) == []
+    assert ex.get_experiment("cxr-paired", TASK, ORIGINAL).cxr_init is None
+    # Early fusion still loads the (now scratch-trained) cxr-paired encoder.
+    assert ex.dependencies("early-paired", TASK, ORIGINAL) == [(TASK, "ehr-paired"), (TASK, "cxr-paired")]
+
+
+def test_table_a2_protocol_follows_the_policy():
+    """table_a2_protocol: Table A2's four rows start from the EHR_PARTIAL and CXR_UNI encoders at lr 1e-4 in
+    the original; by default early fusion starts from ehr-paired / cxr-paired and joint fusion from random."""
+    pretrained = [(TASK, "ehr-partial"), ("radiology", "cxr-pretrain")]
+    table_a2 = ("early-partial", "early-partial-zeros", "joint-partial", "joint-partial-zeros")
+    for name in table_a2:
+        assert ex.dependencies(name, TASK, ORIGINAL) == pretrained
+    assert ex.dependencies("early-partial-zeros", TASK, CORRECTED) == [(TASK, "ehr-paired"), (TASK, "cxr-paired")]
+    assert ex.dependencies("joint-partial", TASK, CORRECTED) == []
+    assert ex.get_experiment("joint-partial", TASK, ORIGINAL).freeze_encoders is False
+    assert ex.get_experiment("early-partial", TASK, ORIGINAL).freeze_encoders is True
+    # Experiments outside Table A2 keep their starts.
+    assert ex.dependencies("early-paired", TASK, ORIGINAL) == ex.dependencies("early-paired", TASK, CORRECTED)
+    cfg = {"max_epochs": 50, "patience": 15, "lr_draws": 10}
+    only_a2 = CORRECTED.replace(table_a2_protocol="fixed_lr_pretrained")
+    for name in table_a2:
+        assert ex.training_budget(name, only_a2, cfg) == ex.TrainingBudget(1e-4, 1, 50, 15)
+        assert ex.training_budget(name, CORRECTED, cfg) == ex.TrainingBudget(None, 10, 50, 15)
+    assert ex.training_budget("early-paired", only_a2, cfg) == ex.TrainingBudget(None, 10, 50, 15)
+
+
+def test_token_early_stopping_and_cxr_pretrain_protocol_budgets():
+    cfg = {"max_epochs": 50, "patience": 15, "lr_draws": 10}
+    no_stop = CORRECTED.replace(token_early_stopping="none")
+    assert ex.training_budget("joint-partial-zeros", no_stop, cfg).patience is None
+    assert ex.training_budget("joint-paired", no_stop, cfg).patience == 15  # not a tokens-trainer model
+    assert ex.training_budget("joint-partial-zeros", no_stop, cfg).cli_args() == "--max-epochs 50 --patience 0"
+    fixed = CORRECTED.replace(cxr_pretrain_protocol="fixed_lr_100_epochs")
+    assert ex.training_budget("cxr-pretrain", fixed, cfg) == ex.TrainingBudget(1e-4, 1, 100, 15)
+    assert ex.training_budget("cxr-pretrain", fixed, cfg).cli_args() == "--max-epochs 100 --patience 15 --lr 0.0001"
+    assert ex.training_budget("cxr-pretrain", CORRECTED, cfg) == ex.TrainingBudget(None, 10, 50, 15)
+    assert ex.training_budget("cxr-pretrain", fixed, {**cfg, "max_epochs": 2}).max_epochs == 4
+    with pytest.raises(MedfuseError, match="unknown experiment"):
+        ex.training_budget("nope", CORRECTED, cfg)
+
+
+def test_cxr_pretrain_init_follows_the_policy(tmp_path):
+    """cxr_pretrain_init: imagenet uses the named weights file and, without one, says that the encoder starts
+    from random weights; random starts from random weights and refuses a weights file."""
+    pretrain, weights = ex.get_experiment("cxr-pretrain"), tmp_path / "resnet34.pt"
+    assert cxr_start(pretrain, "radiology", ORIGINAL, weights) == (weights, "imagenet (resnet34.pt)")
+    assert cxr_start(pretrain, "radiology", ORIGINAL, None) == (None, "random (no ImageNet weights file)")
+    assert cxr_start(pretrain, "radiology", CORRECTED, None) == (None, "random")
+    with pytest.raises(MedfuseError, match="cxr_pretrain_init"):
+        cxr_start(pretrain, "radiology", CORRECTED, weights)
+    assert cxr_start(ex.get_experiment("cxr-paired"), TASK, CORRECTED, None) == (None, "radiology/cxr-pretrain")
+    assert cxr_start(ex.get_experiment("cxr-paired", TASK, ORIGINAL), TASK, ORIGINAL, None) == (None, "random")
+    assert cxr_start(ex.get_experiment("early-paired"), TASK, ORIGINAL, None) == (None, f"{TASK}/cxr-paired")
+    assert cxr_start(ex.get_experiment("ehr-partial"), TASK, ORIGINAL, None) == (None, None)
 
 
 @pytest.mark.parametrize("name, task", [("nope", TASK), ("medfuse-p101", TASK), ("ehr-paired", "radiology"),
@@ -220,31 +285,38 @@ def test_unpaired_sampling_corrected_is_without_replacement():
     assert draws.shape == (1000,) and len(set(draws.tolist())) < 700  # with replacement: ~63 % unique
 
 
-def test_partial_sets_per_fidelity(data):
+def test_unimodal_sampling_switch(data):
+    """unimodal_sampling: without_replacement is a fixed sample of distinct stays; with_replacement (the
+    original) draws unpaired stays with replacement, anew every epoch."""
     train = data.samples.filter(pl.col("split") == "train")
     n_paired = train["cxr_dicom_id"].is_not_null().sum()
     n_unpaired = train.height - n_paired
-    corrected = partial_set(data, "train", 0.5, fidelity="corrected", seed=1)
+    corrected = partial_set(data, "train", 0.5, with_replacement=False, seed=1)
     assert len(corrected) == n_paired + round(0.5 * n_unpaired)
     assert corrected.paired_count == n_paired and len(set(corrected.keys.tolist())) == len(corrected)
     order = {s: i for i, s in enumerate(train["stay_id"])}
     assert all(order[a] < order[b] for a, b in zip(corrected.keys, corrected.keys[1:]))  # samples.parquet order
-    original = partial_set(data, "train", 0.5, fidelity="original", seed=1)
+    original = partial_set(data, "train", 0.5, with_replacement=True, seed=1)
     rows1 = original.epoch_rows(np.random.default_rng(1))
     rows2 = original.epoch_rows(np.random.default_rng(2))
     assert rows1.shape == rows2.shape == (n_paired + int(0.5 * n_unpaired),)
     assert rows1.tolist() != rows2.tolist()
     assert (original.image_row[rows1[:n_paired]] >= 0).all() and (original.image_row[rows1[n_paired:]] < 0).all()
+    spec, common = ex.get_experiment("medfuse-pt"), {"fraction": 0.5, "seed": 1, "training": True}
+    assert sets_for(spec, data, "train", policy=ORIGINAL, **common).resample is not None
+    assert sets_for(spec, data, "train", policy=CORRECTED, **common).resample is None
 
 
-def test_validation_composition_per_fidelity(data):
+def test_partial_validation_switch(data):
+    """partial_validation: all_stays validates partial-trained models on every val stay; paired_only (the
+    original) on the paired ones; EHR_PARTIAL validates on every stay under both."""
     spec = ex.get_experiment("medfuse-optimal")
     val = data.samples.filter(pl.col("split") == "val")
     common = {"fraction": 0.1, "seed": 0, "training": False}
-    assert len(sets_for(spec, data, "val", fidelity="corrected", **common)) == val.height
-    original = sets_for(spec, data, "val", fidelity="original", **common)
+    assert len(sets_for(spec, data, "val", policy=CORRECTED, **common)) == val.height
+    original = sets_for(spec, data, "val", policy=CORRECTED.replace(partial_validation="paired_only"), **common)
     assert len(original) == val["cxr_dicom_id"].is_not_null().sum() and (original.image_row >= 0).all()
-    ehr_partial = sets_for(ex.get_experiment("ehr-partial"), data, "val", fidelity="original", **common)
+    ehr_partial = sets_for(ex.get_experiment("ehr-partial"), data, "val", policy=ORIGINAL, **common)
     assert len(ehr_partial) == val.height and ehr_partial.has_ehr and (ehr_partial.image_row < 0).all()
 
 

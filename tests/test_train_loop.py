@@ -1,5 +1,6 @@
 """Training runs on tiny fabricated data: learning, fusion beating EHR-only, frozen encoders, resume, every
-family, predictions, ensemble, and the command line's error paths."""
+family, predictions, ensemble, the training switches of the fidelity policy, and the command line's error
+paths."""
 
 from __future__ import annotations
 
@@ -21,16 +22,20 @@ from train_fixtures import TASK, make_workdir  # noqa: E402
 
 import medfuse_bench.cli as cli
 from medfuse_bench.errors import MedfuseError
+from medfuse_bench.fidelity import FidelityPolicy
+from medfuse_bench.train import loop
 from medfuse_bench.train.checkpoints import read_torch
 from medfuse_bench.train.data import load_task_data
 from medfuse_bench.train.experiments import get_experiment
 from medfuse_bench.train.image_cache import build_image_cache
-from medfuse_bench.train.loop import FitSettings, MMTMOriginalStep, fit, seed_everything
+from medfuse_bench.train.loop import FitSettings, fit, seed_everything
 from medfuse_bench.train.run import RunInputs, model_options, sets_for, train_run
+from medfuse_bench.train.steps import MMTMThreePassStep, SingleStep, make_step
 
 CROP = 28
-RESULT_KEYS = {"experiment", "task", "draw", "lr", "best_epoch", "val_auroc", "val_auprc", "epochs_run",
+RESULT_KEYS = {"experiment", "task", "draw", "lr", "cxr_init", "best_epoch", "val_auroc", "val_auprc", "epochs_run",
                "train_samples", "val_samples", "seconds"}
+ORIGINAL, CORRECTED = FidelityPolicy.preset("original"), FidelityPolicy.preset("corrected")
 
 
 def run_cli(args: list[str]) -> int:
@@ -109,16 +114,18 @@ def test_run_files(trained):
     assert history.columns == ["epoch", "train_loss", "val_loss", "val_auroc", "val_auprc", "lr", "seconds"]
     assert history["epoch"].to_list() == [1, 2, 3]
     result = json.loads((run / "result.json").read_text())
-    assert set(result) == RESULT_KEYS
+    assert set(result) == RESULT_KEYS and result["cxr_init"] == "random"
     assert result["epochs_run"] == 3 and result["val_auroc"] == history["val_auroc"].max()
     assert result["val_auroc"] == history["val_auroc"][result["best_epoch"] - 1]
     best = read_torch(run / "checkpoint.pt")
     assert best["epoch"] == result["best_epoch"] and best["meta"]["family"] == "medfuse"
+    assert best["meta"]["fidelity"] == CORRECTED.as_dict()
     last = read_torch(run / "last.pt")
     assert {"model", "optimizers", "scheduler", "rng", "loop"} <= set(last) and last["loop"]["epoch"] == 3
     selected = json.loads((models / "medfuse-ri" / "selected.json").read_text())
     assert selected["draw"] == 0 and selected["checkpoint"] == str(models / "medfuse-ri" / "checkpoint.pt")
     assert read_torch(selected["checkpoint"])["epoch"] == best["epoch"]
+    assert selected["cxr_init"] == result["cxr_init"]  # where the report reads how the CXR encoder started
 
 
 def test_prediction_files_follow_the_contract(work, trained):
@@ -158,8 +165,13 @@ def test_pretraining_and_early_fusion_keep_loaded_encoders_frozen(work, trained)
     pretrain = work.root / "models" / "radiology" / "cxr-pretrain" / "runs" / "lr0"
     assert run_cli(["train", "--cxr-uni", work.cxr_uni, "--image-cache", work.cache, "--task", "radiology",
                     "--experiment", "cxr-pretrain", "--lr", "1e-3", "--out-dir", pretrain, "--max-epochs", 1,
-                    "--crop", CROP, "--device", "cpu", "--threads", 1, "--quiet"]) == 0
-    assert json.loads((pretrain / "result.json").read_text())["train_samples"] > 0
+                    "--crop", CROP, "--device", "cpu", "--threads", 1, "--quiet", "--fidelity", "original"]) == 0
+    result = json.loads((pretrain / "result.json").read_text())
+    assert result["train_samples"] > 0
+    # cxr_pretrain_init=imagenet without a weights file: random weights, said in result.json and the checkpoint.
+    assert result["cxr_init"] == "random (no ImageNet weights file)"
+    meta = read_torch(pretrain / "checkpoint.pt")["meta"]
+    assert meta["cxr_init"] == result["cxr_init"] and meta["fidelity"] == ORIGINAL.as_dict()
     early = work.root / "models" / TASK / "early-paired" / "runs" / "lr0"
     assert run_cli(train_args(work, "early-paired", early, "--ehr-init", models / "ehr-partial" / "selected.json",
                               "--cxr-init", pretrain / "checkpoint.pt")) == 0
@@ -220,28 +232,33 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(work, tmp_path):
     assert drop(again) == drop(whole)
     with pytest.raises(MedfuseError, match="other settings"):
         train_run(TASK, "ehr-paired", inputs, tmp_path / "whole", _settings(lr=1e-4), model_overrides=small)
+    # A changed training switch is a changed setting too, named in the message.
+    with pytest.raises(MedfuseError, match="adam_betas: beta2_0.999 -> beta2_0.9"):
+        train_run(TASK, "ehr-paired", inputs, tmp_path / "whole", _settings(policy=CORRECTED.replace(
+            adam_betas="beta2_0.9")), model_overrides=small)
     # Same seed, same metrics: a fresh run reproduces the numbers.
     repeat = train_run(TASK, "ehr-paired", inputs, tmp_path / "repeat", _settings(), model_overrides=small)
     assert drop(repeat) == drop(whole)
 
 
-@pytest.mark.parametrize("experiment, fidelity", [
+@pytest.mark.parametrize("experiment, preset", [
     ("joint-partial", "corrected"), ("early-partial-zeros", "original"), ("mmtm", "original"), ("mmtm", "corrected"),
     ("daft", "original"), ("unified", "corrected"), ("medfuse-optimal", "original"), ("cxr-paired", "corrected"),
 ])
-def test_every_family_trains_an_epoch(small, tmp_path, experiment, fidelity):
+def test_every_family_trains_an_epoch(small, tmp_path, experiment, preset):
+    policy = FidelityPolicy.preset(preset)
     spec = get_experiment(experiment, TASK)
     data = load_task_data(small.tasks_dir, TASK, ["mortality"], small.cache)
-    common = {"fraction": 0.5, "fidelity": fidelity, "seed": 0}
+    common = {"fraction": 0.5, "policy": policy, "seed": 0}
     train = sets_for(spec, data, "train", training=True, **common)
     val = sets_for(spec, data, "val", training=False, **common)
     from medfuse_bench.models import build_model
 
     seed_everything(0)
-    model = build_model(spec.family, 1, **model_options(spec, TASK, fidelity, None), ehr_hidden_dim=32) \
+    model = build_model(spec.family, 1, **model_options(spec, TASK, policy, None), ehr_hidden_dim=32) \
         if spec.uses_ehr else build_model(spec.family, 1)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    settings = _settings(max_epochs=1, fidelity=fidelity)
+    settings = _settings(max_epochs=1, policy=policy)
     settings.meta = {"task": TASK, "experiment": experiment, "family": spec.family}
     result = fit(model, spec.family, train, val, settings, tmp_path)
     assert result["epochs_run"] == 1 and (math.isnan(result["val_auroc"]) or 0 <= result["val_auroc"] <= 1)
@@ -249,24 +266,155 @@ def test_every_family_trains_an_epoch(small, tmp_path, experiment, fidelity):
     assert changed
 
 
-def test_mmtm_original_steps_three_optimizers(work):
+# ------------------------------------------------------------------------------------- training switches
+
+
+def _mmtm_batch() -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    batch = {"ehr": torch.randn(4, 5, 76), "ehr_lengths": torch.tensor([5, 3, 2, 4]),
+             "cxr": torch.randn(4, 3, CROP, CROP), "has_cxr": torch.ones(4, dtype=torch.bool)}
+    return batch, torch.tensor([[1.0], [0.0], [1.0], [0.0]])
+
+
+def test_mmtm_step_three_passes_each_on_the_weights_of_the_previous_step():
+    """mmtm_step=three_passes: three forward passes per batch (EHR head, CXR head, joint), each after the
+    previous optimizer step; the first two optimizers hold only CXR weights (the original's bug)."""
     from medfuse_bench.models import build_model
 
     seed_everything(0)
-    model = build_model("mmtm", 1, ehr_hidden_dim=32, layer_after=4, fidelity="original")
-    step = MMTMOriginalStep(model, "mmtm", 1e-3, (0.9, 0.9))
-    cxr_ids = {id(p) for p in model.cxr_encoder.parameters()}
-    assert len(step.optimizers) == 3
+    model = build_model("mmtm", 1, ehr_hidden_dim=32, layer_after=4)
+    step = make_step(model, "mmtm", 1e-3, ORIGINAL)
+    assert isinstance(step, MMTMThreePassStep) and len(step.optimizers) == 3
+    cxr_ids = {id(p) for p in (*model.cxr_encoder.parameters(), *model.cxr_head.parameters())}
     assert all(id(p) in cxr_ids for o in step.optimizers[:2] for g in o.param_groups for p in g["params"])
     assert len(step.optimizers[2].param_groups[0]["params"]) == len(list(model.parameters()))
-    batch = {"ehr": torch.randn(4, 5, 76), "ehr_lengths": torch.tensor([5, 3, 2, 4]),
-             "cxr": torch.randn(4, 3, CROP, CROP), "has_cxr": torch.ones(4, dtype=torch.bool)}
-    before = {k: v.clone() for k, v in model.named_parameters()}
+    seen: list[dict[str, torch.Tensor]] = []
+    model.register_forward_pre_hook(lambda m, args: seen.append(
+        {k: v.detach().clone() for k, v in (*m.named_parameters(), *m.named_buffers())}))
+    start = {k: v.detach().clone() for k, v in model.named_parameters()}
     model.train()
-    loss = step(batch, torch.tensor([[1.0], [0.0], [1.0], [0.0]]), torch.autocast("cpu", enabled=False))
-    assert loss > 0
+    batch, targets = _mmtm_batch()
+    assert step(batch, targets, torch.autocast("cpu", enabled=False)) > 0
+    assert len(seen) == 3
+    conv, lstm, bn = "cxr_encoder.backbone.conv1.weight", "ehr_encoder.layers.0.weight_ih_l0", \
+        "cxr_encoder.backbone.bn1.num_batches_tracked"
+    # Pass 2 runs on the CXR weights that optimizer_ehr moved, pass 3 on those optimizer_visual moved; the
+    # EHR encoder moves only in the joint step.
+    assert not torch.equal(seen[1][conv], seen[0][conv]) and not torch.equal(seen[2][conv], seen[1][conv])
+    assert torch.equal(seen[1][lstm], seen[0][lstm]) and torch.equal(seen[2][lstm], seen[0][lstm])
+    assert not torch.equal(model.ehr_encoder.layers[0].weight_ih_l0, start[lstm])
+    assert [int(s[bn]) for s in seen] == [0, 1, 2] and int(model.cxr_encoder.backbone.bn1.num_batches_tracked) == 3
+    # The EHR head is in no optimizer that its loss reaches: it never trains, as in the original.
+    assert torch.equal(model.ehr_head.weight, start["ehr_head.weight"])
+    assert not torch.equal(model.cxr_head.weight, start["cxr_head.weight"])
     assert all(s["step"] == 1 for o in step.optimizers for s in o.state.values())
-    assert not torch.equal(before["ehr_encoder.layers.0.weight_ih_l0"], model.ehr_encoder.layers[0].weight_ih_l0)
+
+
+def test_mmtm_step_summed_loss_is_one_pass_training_every_head():
+    from medfuse_bench.models import build_model
+
+    seed_everything(0)
+    model = build_model("mmtm", 1, ehr_hidden_dim=32, layer_after=4)
+    step = make_step(model, "mmtm", 1e-3, CORRECTED)
+    assert isinstance(step, SingleStep) and len(step.optimizers) == 1
+    calls: list[int] = []
+    model.register_forward_pre_hook(lambda m, args: calls.append(1))
+    head = model.ehr_head.weight.detach().clone()
+    model.train()
+    batch, targets = _mmtm_batch()
+    step(batch, targets, torch.autocast("cpu", enabled=False))
+    assert len(calls) == 1 and not torch.equal(model.ehr_head.weight, head)
+    # Other families take one step under either value.
+    assert isinstance(make_step(build_model("daft", 1, ehr_hidden_dim=32), "daft", 1e-3, ORIGINAL), SingleStep)
+
+
+def test_adam_betas_switch():
+    from medfuse_bench.models import build_model
+
+    model = build_model("ehr_lstm", 1, ehr_hidden_dim=8)
+    assert make_step(model, "ehr_lstm", 1e-3, ORIGINAL).optimizers[0].param_groups[0]["betas"] == (0.9, 0.9)
+    assert make_step(model, "ehr_lstm", 1e-3, CORRECTED).optimizers[0].param_groups[0]["betas"] == (0.9, 0.999)
+
+
+def test_padded_time_mean_switch_reaches_the_model_options():
+    for name in ("mmtm", "daft"):
+        spec = get_experiment(name, TASK)
+        assert model_options(spec, TASK, ORIGINAL, None)["padded_time_mean"] is True
+        assert model_options(spec, TASK, CORRECTED, None)["padded_time_mean"] is False
+    assert "padded_time_mean" not in model_options(get_experiment("medfuse-pt"), TASK, ORIGINAL, None)
+
+
+def _fit_early_paired(small, tmp_path, policy, monkeypatch):
+    """One epoch of early fusion with frozen encoders; returns (model before, model after, crop modes used)."""
+    from medfuse_bench.models import build_model, freeze_encoder
+
+    spec = get_experiment("early-paired", TASK)
+    data = load_task_data(small.tasks_dir, TASK, ["mortality"], small.cache)
+    common = {"fraction": None, "policy": policy, "seed": 0}
+    train = sets_for(spec, data, "train", training=True, **common)
+    val = sets_for(spec, data, "val", training=False, **common)
+    seed_everything(0)
+    model = build_model("early", 1, ehr_hidden_dim=32)
+    for which in ("ehr", "cxr"):
+        freeze_encoder(model, which)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    crops: list[bool] = []
+    real = loop.ImageTransform
+
+    def spy(*args, **kwargs):
+        if kwargs.get("train"):
+            crops.append(kwargs["random_crop"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "ImageTransform", spy)
+    fit(model, "early", train, val, _settings(max_epochs=1, policy=policy), tmp_path)
+    return before, model.state_dict(), crops
+
+
+@pytest.mark.parametrize("value, moves", [("train_mode", True), ("eval_mode", False)])
+def test_frozen_encoders_switch(small, tmp_path, monkeypatch, value, moves):
+    """frozen_encoders: train_mode (the original) lets frozen encoders' BatchNorm statistics move; eval_mode
+    keeps them as loaded. Their weights stay in both."""
+    before, after, _ = _fit_early_paired(small, tmp_path, CORRECTED.replace(frozen_encoders=value), monkeypatch)
+    stats = [k for k in before if k.startswith("cxr_encoder.") and k.endswith("running_mean")]
+    weights = [k for k in before if k.startswith(("cxr_encoder.", "ehr_encoder.")) and k.endswith("weight")]
+    assert stats and all(torch.equal(before[k], after[k]) for k in weights)
+    assert any(not torch.equal(before[k], after[k]) for k in stats) == moves
+
+
+@pytest.mark.parametrize("value, random_crop", [("center", False), ("random", True)])
+def test_train_crop_switch(small, tmp_path, monkeypatch, value, random_crop):
+    _, _, crops = _fit_early_paired(small, tmp_path, CORRECTED.replace(train_crop=value), monkeypatch)
+    assert crops == [random_crop]
+
+
+@pytest.mark.parametrize("value, steps", [("never_stepped", 0), ("stepped", 2)])
+def test_mmtm_daft_scheduler_switch(small, tmp_path, value, steps):
+    from medfuse_bench.models import build_model
+
+    policy = CORRECTED.replace(mmtm_daft_scheduler=value)
+    spec = get_experiment("daft", TASK)
+    data = load_task_data(small.tasks_dir, TASK, ["mortality"], small.cache)
+    common = {"fraction": None, "policy": policy, "seed": 0}
+    train, val = (sets_for(spec, data, split, training=split == "train", **common) for split in ("train", "val"))
+    seed_everything(0)
+    model = build_model("daft", 1, ehr_hidden_dim=32, layer_after=0)
+    fit(model, "daft", train, val, _settings(max_epochs=2, policy=policy), tmp_path)
+    assert read_torch(tmp_path / "last.pt")["scheduler"]["last_epoch"] == steps
+
+
+@pytest.mark.parametrize("patience, epochs", [(1, 2), (None, 4)])
+def test_no_early_stopping_runs_every_epoch(small, tmp_path, patience, epochs):
+    """token_early_stopping=none reaches fit as patience None: every epoch runs though none improves."""
+    from medfuse_bench.models import build_model
+
+    spec = get_experiment("ehr-paired", TASK)
+    data = load_task_data(small.tasks_dir, TASK, ["mortality"], None)
+    common = {"fraction": None, "policy": CORRECTED, "seed": 0}
+    train, val = (sets_for(spec, data, split, training=split == "train", **common) for split in ("train", "val"))
+    seed_everything(0)
+    model = build_model("ehr_lstm", 1, ehr_hidden_dim=8)
+    result = fit(model, "ehr_lstm", train, val, _settings(lr=0.0, max_epochs=4, patience=patience), tmp_path)
+    assert result["epochs_run"] == epochs and result["best_epoch"] == 1
 
 
 @pytest.mark.parametrize("args, message", [

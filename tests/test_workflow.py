@@ -58,6 +58,26 @@ def test_dry_run_lists_every_stage(tmp_path):
     assert (tmp_path / ".snakemake").is_dir()  # Snakemake's state lives in the directory it was given
 
 
+@pytest.mark.parametrize("fidelity, pretrained", [("original", False), ("corrected", True)])
+def test_encoder_starts_follow_the_fidelity_policy(tmp_path, fidelity, pretrained):
+    """cxr_paired_start: the original trains CXR_PAIRED from scratch, so cxr-paired needs no CheXpert pretraining;
+    table_a2_protocol: the original's Table A2 rows start from ehr-partial and cxr-pretrain at lr 1e-4."""
+    work = tmp_path / "w"
+
+    def train_commands(experiment: str) -> list[str]:
+        target = str(work / "models" / "in-hospital-mortality" / experiment / "selected.json")
+        proc = snakemake(target, "-n", "-p", "--cores", "1", "--config", f"workdir={work}", "profile=smoke",
+                         f"fidelity={fidelity}")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return [line for line in (proc.stdout + proc.stderr).splitlines() if "medfuse-bench train" in line]
+
+    commands = train_commands("cxr-paired")
+    assert any("--experiment cxr-pretrain" in c for c in commands) == pretrained
+    assert ("--cxr-init" in next(c for c in commands if "--experiment cxr-paired" in c)) == pretrained
+    joint = next(c for c in train_commands("joint-partial") if "--experiment joint-partial" in c)
+    assert ("--lr 0.0001" in joint and "ehr-partial/selected.json" in joint) != pretrained
+
+
 def test_bad_config_value_fails_at_start_naming_the_key(tmp_path):
     proc = snakemake(tmp_path, "-n", "--cores", "1", "--config", f"workdir={tmp_path}", "profile=gigantic")
     assert proc.returncode != 0

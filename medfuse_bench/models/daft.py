@@ -12,7 +12,7 @@ The EHR's remaining LSTM layer(s) -> final hidden state -> dropout -> EHR head g
 "logits". ``layer_after=None`` takes the original's choice: 4 for a single label (in-hospital
 mortality), 3 for several (phenotyping).
 
-``fidelity="corrected"`` (default) averages over valid steps only; ``"original"`` over the padded
+The time mean counts each stay's valid steps only; ``padded_time_mean=True`` divides by the padded
 length, as the original does. ResNet stages after the last DAFT block cannot change the output and
 are not run (the original runs them and discards the result). Paired samples only.
 """
@@ -30,7 +30,7 @@ from medfuse_bench.models.base import MedfuseModel
 from medfuse_bench.models.batch import cxr_inputs, ehr_inputs, require_all_images
 from medfuse_bench.models.cxr import STAGE_CHANNELS, CXREncoder
 from medfuse_bench.models.ehr import EHR_FEATURES, EHREncoder, init_linear, time_mean
-from medfuse_bench.models.mmtm import check_fidelity, require_two_lstm_layers, stages_after
+from medfuse_bench.models.mmtm import require_two_lstm_layers, stages_after
 
 SCALE_ACTIVATIONS: dict[str, type[nn.Module]] = {"linear": nn.Identity, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 
@@ -83,7 +83,7 @@ class DAFTFusion(MedfuseModel):
         *,
         layer_after: int | None = None,
         scale_activation: str = "linear",
-        fidelity: str = "corrected",
+        padded_time_mean: bool = False,
         ehr_input_dim: int = EHR_FEATURES,
         ehr_hidden_dim: int = 256,
         ehr_layers: int = 2,
@@ -94,7 +94,7 @@ class DAFTFusion(MedfuseModel):
         if layer_after is None:
             layer_after = 4 if num_classes == 1 else 3
         self.layer_after = layer_after
-        self.include_padding = check_fidelity(fidelity, self.family)
+        self.include_padding = bool(padded_time_mean)
         self.positions = stages_after(layer_after, self.family)
         require_two_lstm_layers(ehr_layers, self.family)
         self.ehr_encoder = EHREncoder(ehr_input_dim, ehr_hidden_dim, ehr_layers, dropout)

@@ -14,11 +14,11 @@ Then the EHR's remaining LSTM layer(s) -> final hidden state -> dropout -> EHR h
 the CNN map -> average pooling -> CXR head ("cxr_logits"), and the joint head
 Linear(1024 -> C) over [Linear(256 -> 512)(v_ehr); v_cxr] gives "logits".
 
-``fidelity="corrected"`` (default) averages the EHR sequence over each stay's valid steps only;
-``fidelity="original"`` averages over the padded length as the original does, so a sample's prediction
-then depends on the longest stay in its batch. Paired samples only: a missing image is an error.
-The original trains this model with three optimizer steps per batch (EHR head, CXR head, joint); the
-model returns all three logits and leaves that schedule to the trainer.
+By default the EHR sequence is averaged over each stay's valid steps only; ``padded_time_mean=True``
+averages over the padded length as the original does, so a sample's prediction then depends on the
+longest stay in its batch. Paired samples only: a missing image is an error. The original trains this
+model with three forward passes and optimizer steps per batch (EHR head, CXR head, joint); the model
+returns all three logits and leaves that schedule to the trainer (``medfuse_bench.train.loop``).
 """
 
 from __future__ import annotations
@@ -34,9 +34,6 @@ from medfuse_bench.models.batch import cxr_inputs, ehr_inputs, require_all_image
 from medfuse_bench.models.cxr import CXR_FEATURES, STAGE_CHANNELS, CXREncoder
 from medfuse_bench.models.ehr import EHR_FEATURES, EHREncoder, init_linear, time_mean
 
-FIDELITIES: tuple[str, ...] = ("original", "corrected")
-
-
 def stages_after(layer_after: int, family: str) -> tuple[int, ...]:
     """The ResNet stages (0 = stem, 1..4) after which a fusion block sits; -1 means all of them."""
     if layer_after == -1:
@@ -44,13 +41,6 @@ def stages_after(layer_after: int, family: str) -> tuple[int, ...]:
     if layer_after not in range(len(STAGE_CHANNELS)):
         raise MedfuseError(f"model '{family}': layer_after must be 0..4 or -1 (every stage), got {layer_after}")
     return (layer_after,)
-
-
-def check_fidelity(fidelity: str, family: str) -> bool:
-    """Validate ``fidelity`` and return whether EHR time means include padding (the original's behaviour)."""
-    if fidelity not in FIDELITIES:
-        raise MedfuseError(f"model '{family}': fidelity must be one of {list(FIDELITIES)}, got {fidelity!r}")
-    return fidelity == "original"
 
 
 def require_two_lstm_layers(ehr_layers: int, family: str) -> None:
@@ -89,7 +79,7 @@ class MMTMFusion(MedfuseModel):
         *,
         layer_after: int = 4,
         ratio: float = 4,
-        fidelity: str = "corrected",
+        padded_time_mean: bool = False,
         ehr_input_dim: int = EHR_FEATURES,
         ehr_hidden_dim: int = 256,
         ehr_layers: int = 2,
@@ -97,7 +87,7 @@ class MMTMFusion(MedfuseModel):
         cxr_weights: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__()
-        self.include_padding = check_fidelity(fidelity, self.family)
+        self.include_padding = bool(padded_time_mean)
         self.positions = stages_after(layer_after, self.family)
         require_two_lstm_layers(ehr_layers, self.family)
         self.ehr_encoder = EHREncoder(ehr_input_dim, ehr_hidden_dim, ehr_layers, dropout)

@@ -26,6 +26,7 @@ from medfuse_bench.report.experiments import TASK_TITLES, TableSpec
 from medfuse_bench.report.inputs import Workdir, read_json
 from medfuse_bench.report.markdown import format_estimate
 from medfuse_bench.resources import task_labels
+from medfuse_bench.fidelity import FidelityPolicy
 from medfuse_bench.train.experiments import get_experiment, validation_stays
 
 CHANCE = 0.5
@@ -80,7 +81,7 @@ def selection_facts(wd: Workdir, task: str, experiment: str, samples: pl.DataFra
     experiment this package does not know) or its selected.json is absent."""
     try:
         spec = get_experiment(experiment, task)
-        stays = validation_stays(spec.training_set, fidelity)
+        stays = validation_stays(spec.training_set, FidelityPolicy.preset(fidelity).partial_validation)
     except MedfuseError:
         return None
     selected = read_json(wd.selected(task, experiment))

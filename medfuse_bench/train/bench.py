@@ -18,11 +18,13 @@ from typing import Any
 
 import torch
 
+from medfuse_bench.fidelity import FidelityPolicy
 from medfuse_bench.io import write_json
 from medfuse_bench.train.augment import ImageTransform
 from medfuse_bench.train.data import BatchLoader, SampleSet, load_task_data
 from medfuse_bench.train.experiments import get_experiment, labels_of, resolve_uni_fraction
-from medfuse_bench.train.loop import model_inputs, resolve_device, seed_everything, training_loss
+from medfuse_bench.train.loop import model_inputs, resolve_device, seed_everything
+from medfuse_bench.train.steps import training_loss
 from medfuse_bench.train.run import model_options, sets_for
 
 log = logging.getLogger(__name__)
@@ -125,12 +127,13 @@ def bench_training(
     crop: int | None = None,
     bf16: bool = False,
     threads: int | None = None,
-    fidelity: str = "corrected",
+    policy: FidelityPolicy | None = None,
     out: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Time every family's training on ``task``; print a table, write JSON to ``out`` when given."""
     from medfuse_bench.models import build_model
 
+    policy = policy or FidelityPolicy.preset("corrected")
     if threads:
         torch.set_num_threads(threads)
     run_device = resolve_device(device)
@@ -141,13 +144,13 @@ def bench_training(
     for family in families or list(REPRESENTATIVE):
         spec = get_experiment(REPRESENTATIVE[family], task)
         train_set: SampleSet = sets_for(spec, data, "train", fraction=resolve_uni_fraction(spec, 1.0),
-                                        fidelity=fidelity, seed=0, training=True)
+                                        policy=policy, seed=0, training=True)
         side = None if train_set.images is None else int(train_set.images.shape[1])
         transform = None if side is None else ImageTransform(crop or side, train=True)
         report["crop"] = crop or side or report.get("crop")
         loader = BatchLoader(train_set, batch_size, shuffle=True, drop_last=True, seed=0)
         seed_everything(0)
-        model = build_model(family, len(labels), **model_options(spec, task, fidelity, None)).to(run_device)
+        model = build_model(family, len(labels), **model_options(spec, task, policy, None)).to(run_device)
         log.info("timing %s (%s, %d samples)", family, spec.name, len(train_set))
         row = {"experiment": spec.name, **time_loader(loader, transform, run_device, steps),
                **time_training(model, family, loader, transform, run_device, steps, bf16=bf16)}

@@ -1,7 +1,8 @@
 """Checkpoint files: writing them atomically, reading them with a clear error, rebuilding their model.
 
 ``checkpoint.pt`` (the best epoch) holds ``model`` (state dict), ``meta`` (family, num_classes, options,
-labels, task, experiment, fidelity, image_size, crop, draw, lr), ``epoch``, ``val_auroc`` and ``val_auprc``.
+labels, task, experiment, fidelity (the policy's switches), cxr_init, image_size, crop, draw, lr), ``epoch``,
+``val_auroc`` and ``val_auprc``.
 ``last.pt`` (resume state) adds the optimizer(s), the scheduler, RNG states, the history and the
 early-stopping state. A ``selected.json`` names the checkpoint of the chosen learning-rate draw.
 """

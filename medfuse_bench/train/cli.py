@@ -8,11 +8,11 @@ from pathlib import Path
 
 from medfuse_bench.config import load_schema
 from medfuse_bench.errors import MedfuseError
+from medfuse_bench.fidelity import add_policy_arguments, policy_from_args
 from medfuse_bench.resources import TASKS
 from medfuse_bench.train.experiments import lr_for_draw
 
 _DEVICES = ("auto", "cpu", "cuda")
-_FIDELITIES = ("original", "corrected")
 
 
 def _schema_default(*keys: str) -> object:
@@ -72,7 +72,8 @@ def _register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr-max", type=float, default=1e-3, help="train.lr_max (default %(default)s, the paper's)")
     p.add_argument("--out-dir", required=True, type=Path, help="run folder, e.g. {workdir}/models/T/E/runs/lrK")
     p.add_argument("--max-epochs", type=int, default=50, help="train.max_epochs (default 50, the paper's)")
-    p.add_argument("--patience", type=int, default=15, help="epochs without validation AUROC gain before stopping (default 15)")
+    p.add_argument("--patience", type=int, default=15,
+                   help="epochs without validation AUROC gain before stopping (default 15; 0 = no early stopping)")
     p.add_argument("--batch-size", type=int, default=_schema_default("train", "batch_size"), help="mini-batch size (default %(default)s)")
     p.add_argument("--eval-batch-size", type=int, default=64, help="batch size of validation (default 64; no effect on results)")
     p.add_argument("--device", choices=_DEVICES, default=_schema_default("train", "device"), help="auto = CUDA when available")
@@ -83,7 +84,7 @@ def _register_train(sub: argparse._SubParsersAction) -> None:
                    help="fraction of EHR-only train stays for medfuse-optimal (train.uni_modal_fraction[task]; "
                         "default 0.1 mortality, 0.2 phenotyping)")
     p.add_argument("--seed", type=int, default=_schema_default("seed"), help="seed of weights, data order, augmentation, draws")
-    p.add_argument("--fidelity", choices=_FIDELITIES, default=_schema_default("fidelity"), help="original or corrected training")
+    add_policy_arguments(p, default_preset=str(_schema_default("fidelity")))
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--ehr-init", type=Path, help="selected.json (or checkpoint.pt) whose EHR encoder starts this model")
     p.add_argument("--cxr-init", type=Path, help="selected.json (or checkpoint.pt) whose CXR encoder starts this model")
@@ -100,16 +101,18 @@ def _run_train(args: argparse.Namespace) -> int:
     from medfuse_bench.train.progress import format_duration
     from medfuse_bench.train.run import RunInputs, train_run
 
-    for flag, value in (("--max-epochs", args.max_epochs), ("--patience", args.patience), ("--batch-size", args.batch_size)):
+    for flag, value in (("--max-epochs", args.max_epochs), ("--batch-size", args.batch_size)):
         if value < 1:
             raise MedfuseError(f"{flag} must be at least 1, got {value}")
+    if args.patience < 0:
+        raise MedfuseError(f"--patience must be at least 0 (0 = no early stopping), got {args.patience}")
     lr = args.lr if args.lr is not None else lr_for_draw(args.seed, args.draw, args.lr_min, args.lr_max)
     uni_fraction = args.uni_fraction
     if uni_fraction is None:
         uni_fraction = _schema_default("train", "uni_modal_fraction", args.task) if args.task in TASKS else 1.0
     settings = FitSettings(
-        lr=lr, max_epochs=args.max_epochs, patience=args.patience, batch_size=args.batch_size,
-        eval_batch_size=args.eval_batch_size, fidelity=args.fidelity, seed=args.seed, device=args.device,
+        lr=lr, max_epochs=args.max_epochs, patience=args.patience or None, batch_size=args.batch_size,
+        eval_batch_size=args.eval_batch_size, policy=policy_from_args(args), seed=args.seed, device=args.device,
         bf16=args.bf16, crop=args.crop, augment=not args.no_augment, progress=not args.quiet,
         keep_resume_state=args.keep_resume_state,
     )
@@ -198,7 +201,7 @@ def _register_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crop", type=int, default=None, help="crop side (default: the cache side)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CUDA")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--fidelity", choices=_FIDELITIES, default="corrected", help="model variant to time")
+    add_policy_arguments(p)
     p.add_argument("--out", type=Path, default=None, help="JSON file for the results")
     p.set_defaults(func=_run_bench)
 
@@ -213,5 +216,5 @@ def _run_bench(args: argparse.Namespace) -> int:
         raise MedfuseError(f"--steps must be at least 1, got {args.steps}")
     bench_training(args.tasks_dir, args.image_cache, args.task, families=args.models, steps=args.steps,
                    device=args.device, batch_size=args.batch_size, crop=args.crop, bf16=args.bf16,
-                   threads=args.threads, fidelity=args.fidelity, out=args.out)
+                   threads=args.threads, policy=policy_from_args(args), out=args.out)
     return 0

@@ -7,9 +7,10 @@ selections of a split's samples (Table 1 of the paper):
 - EHR_PAIRED / EHR_PARTIAL: the EHR of paired / of all stays;
 - CXR_PAIRED: the linked images of paired stays, task labels;
 - (EHR+CXR)_PAIRED: paired stays, both modalities;
-- (EHR+CXR)_PARTIAL: paired stays + a fraction p of the unpaired (EHR-only) stays. ``corrected``: a seeded
-  sample without replacement of round(p * n_unpaired) unpaired stays, fixed for the run. ``original``:
-  as MedFuse's dataset, int(p * n_unpaired) draws with replacement, redrawn every epoch (MedFuse issue #12);
+- (EHR+CXR)_PARTIAL: paired stays + a fraction p of the unpaired (EHR-only) stays. By default a seeded
+  sample without replacement of round(p * n_unpaired) unpaired stays, fixed for the run; with
+  ``with_replacement`` (switch ``unimodal_sampling``) as MedFuse's dataset, int(p * n_unpaired) draws with
+  replacement, redrawn every epoch (MedFuse issue #12);
 - paired_nocxr: the paired stays with their image withheld;
 - CXR_UNI: every image of a CXR_UNI split (all views), 14 CheXpert labels.
 
@@ -58,7 +59,7 @@ class SampleSet:
     ts_length: np.ndarray | None = None
     timeseries: np.ndarray | None = None  # float32 [steps, F] (memory-mapped)
     images: np.ndarray | None = None  # uint8 [N, R, R] (memory-mapped)
-    #: Original fidelity's partial training set: the rows of one epoch, drawn anew from a generator.
+    #: A partial training set drawn with replacement (switch unimodal_sampling): an epoch's rows from a generator.
     resample: Callable[[np.random.Generator], np.ndarray] | None = None
 
     def __len__(self) -> int:
@@ -245,12 +246,12 @@ def unpaired_draws(n_unpaired: int, fraction: float, rng: np.random.Generator) -
     return rng.integers(0, n_unpaired, size=count).astype(np.int64)
 
 
-def partial_set(data: TaskData, split: str, fraction: float, *, fidelity: str, seed: int) -> SampleSet:
+def partial_set(data: TaskData, split: str, fraction: float, *, with_replacement: bool, seed: int) -> SampleSet:
     """(EHR+CXR)_PARTIAL: paired stays + a fraction of the unpaired ones (see the module docstring)."""
     full = split_set(data, split, stays="all", name=f"{split}:partial")
     paired = np.flatnonzero(full.image_row >= 0)
     unpaired = np.flatnonzero(full.image_row < 0)
-    if fidelity == "original":
+    if with_replacement:
         # Paired first, then the unpaired pool; each epoch draws int(p * n) pool positions with replacement.
         pool = take_rows(full, np.concatenate([paired, unpaired]))
         n_paired, n_unpaired = paired.shape[0], unpaired.shape[0]

@@ -11,6 +11,11 @@ CheXpert pretraining is ``radiology/cxr-pretrain``.
 [('phenotyping', 'ehr-paired'), ('phenotyping', 'cxr-paired')]
 >>> dependencies("medfuse-optimal", "in-hospital-mortality")
 [('in-hospital-mortality', 'ehr-partial'), ('radiology', 'cxr-pretrain')]
+>>> dependencies("cxr-paired", "phenotyping", FidelityPolicy.preset("original"))
+[]
+
+Encoder starts and training budgets that the fidelity policy changes are data too: :data:`POLICY_STARTS` and
+:func:`training_budget`.
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from medfuse_bench.errors import MedfuseError
+from medfuse_bench.fidelity import FidelityPolicy
 from medfuse_bench.resources import CHEXPERT_LABELS, TASKS, task_labels
 
 #: The pseudo-task of CheXpert pretraining on CXR_UNI.
@@ -115,6 +122,23 @@ _PRETRAIN = Experiment(CXR_PRETRAIN, "cxr_resnet", "cxr_uni",
                        description="ResNet-34 on the 14 CheXpert labels of CXR_UNI (all views)")
 _SWEEP = re.compile(r"^medfuse-p(\d{1,3})$")
 
+#: Early / joint fusion with a learnable or zero vector for a missing X-ray: the original trains them with its
+#: "tokens" trainer (switch token_early_stopping); they are also the four rows of Table A2 (table_a2_protocol).
+TOKEN_EXPERIMENTS: tuple[str, ...] = ("early-partial", "early-partial-zeros", "joint-partial", "joint-partial-zeros")
+TABLE_A2_EXPERIMENTS: tuple[str, ...] = TOKEN_EXPERIMENTS
+
+#: Encoder starts set by a fidelity switch value: {(switch, value): {experiment: {field: source}}}.
+#: - cxr_paired_start=scratch: the original's uni_paired_cxr.sh trains the CXR_PAIRED ResNet from random weights
+#:   (neither --pretrained nor --load_state_cxr), so early fusion freezes a CXR encoder never pretrained on CXR_UNI.
+#: - table_a2_protocol=fixed_lr_pretrained: Table A2's caption says every row was pretrained on EHR_PARTIAL; the
+#:   encoders are then those of the README's stage one, the EHR LSTM of EHR_PARTIAL (uni_all.sh = ehr-partial) and
+#:   the CXR_UNI ResNet (uni_cxr.sh = cxr-pretrain), which the tokens trainer loads with --load_state_ehr/_cxr.
+#:   Joint fusion then starts from them too (and still trains them); early fusion freezes them.
+POLICY_STARTS: dict[tuple[str, str], dict[str, dict[str, tuple[str, str] | None]]] = {
+    ("cxr_paired_start", "scratch"): {"cxr-paired": {"cxr_init": None}},
+    ("table_a2_protocol", "fixed_lr_pretrained"): {name: dict(_PT_INIT) for name in TABLE_A2_EXPERIMENTS},
+}
+
 #: Experiments that are not trained: the ensemble of medfuse-optimal and ehr-partial (appendix A.7).
 ENSEMBLE = "ensemble"
 ENSEMBLE_TEST_SETS: tuple[str, ...] = ("paired", "partial")
@@ -129,8 +153,19 @@ def sweep_name(fraction: float) -> str:
     return f"medfuse-p{round(fraction * 100)}"
 
 
-def get_experiment(name: str, task: str | None = None) -> Experiment:
-    """The experiment called ``name``; ``task`` (optional) is checked against it."""
+def get_experiment(name: str, task: str | None = None, policy: FidelityPolicy | None = None) -> Experiment:
+    """The experiment called ``name``; ``task`` (optional) is checked against it. With a ``policy``, its encoder
+    starts are those the policy's switches give (:data:`POLICY_STARTS`); without, those of the table."""
+    spec = _table_experiment(name, task)
+    if policy is None:
+        return spec
+    for (switch_name, value), starts in POLICY_STARTS.items():
+        if getattr(policy, switch_name) == value and name in starts:
+            spec = replace(spec, **starts[name])  # type: ignore[arg-type]
+    return spec
+
+
+def _table_experiment(name: str, task: str | None) -> Experiment:
     if name == CXR_PRETRAIN:
         if task not in (None, RADIOLOGY):
             raise MedfuseError(f"experiment '{CXR_PRETRAIN}' belongs to task '{RADIOLOGY}', not '{task}'")
@@ -167,15 +202,16 @@ def labels_of(task: str) -> list[str]:
         raise MedfuseError(f"unknown task '{task}'; use one of {', '.join((*TASKS, RADIOLOGY))}") from exc
 
 
-def dependencies(experiment: str, task: str = SAME_TASK) -> list[tuple[str, str]]:
+def dependencies(experiment: str, task: str = SAME_TASK, policy: FidelityPolicy | None = None) -> list[tuple[str, str]]:
     """(task, experiment) pairs whose ``selected.json`` this experiment's encoders start from (EHR first).
 
     With the default ``task`` the same-task entries hold the placeholder ``"{task}"``; ensemble depends on
-    the predictions of medfuse-optimal and ehr-partial.
+    the predictions of medfuse-optimal and ehr-partial. The ``policy`` (default: the table's starts, which are
+    the corrected preset's) may change the starts, see :data:`POLICY_STARTS`.
     """
     if experiment == ENSEMBLE:
         return [(task, "medfuse-optimal"), (task, "ehr-partial")]
-    spec = get_experiment(experiment)
+    spec = get_experiment(experiment, policy=policy)
     out = []
     for source in (spec.ehr_init, spec.cxr_init):
         if source is not None:
@@ -190,20 +226,21 @@ def test_sets(experiment: str) -> tuple[str, ...]:
     return get_experiment(experiment).test_sets
 
 
-def validation_stays(training_set: str, fidelity: str) -> str:
+def validation_stays(training_set: str, partial_validation: str) -> str:
     """Which stays of the validation split a training-set kind validates on: ``"all"`` or ``"paired"``.
 
-    EHR_PARTIAL validates on every stay; (EHR+CXR)_PARTIAL on every stay in ``corrected`` and on the paired
-    stays in ``original`` (the original forces data_ratio 0 on validation); every other kind on paired stays.
+    EHR_PARTIAL validates on every stay; (EHR+CXR)_PARTIAL on every stay, or on the paired stays only under the
+    switch ``partial_validation: paired_only`` (the original forces data_ratio 0 on validation); every other kind
+    on paired stays.
 
-    >>> validation_stays("fusion_partial", "corrected"), validation_stays("fusion_partial", "original")
+    >>> validation_stays("fusion_partial", "all_stays"), validation_stays("fusion_partial", "paired_only")
     ('all', 'paired')
-    >>> validation_stays("ehr_partial", "original"), validation_stays("fusion_paired", "corrected")
+    >>> validation_stays("ehr_partial", "paired_only"), validation_stays("fusion_paired", "all_stays")
     ('all', 'paired')
     """
     if training_set not in SET_KINDS or training_set == "cxr_uni":
         raise MedfuseError(f"training set kind '{training_set}' has no task validation set")
-    if training_set == "ehr_partial" or (training_set == "fusion_partial" and fidelity != "original"):
+    if training_set == "ehr_partial" or (training_set == "fusion_partial" and partial_validation != "paired_only"):
         return "all"
     return "paired"
 
@@ -237,3 +274,53 @@ def lr_for_draw(seed: int, draw: int, lr_min: float = 1e-5, lr_max: float = 1e-3
         raise MedfuseError(f"--draw must be >= 0, got {draw}")
     u = np.random.default_rng([int(seed) % 2**63, int(draw), 0x6C72]).random()
     return float(math.exp(math.log(lr_min) + u * (math.log(lr_max) - math.log(lr_min))))
+
+
+#: The learning rate of the original's fixed-rate runs: its --lr default, which uni_cxr.sh and Table A2 use.
+FIXED_LR = 1e-4
+#: The original pretrains the CXR encoder for 100 epochs (uni_cxr.sh) against 50 for every other model; the budget
+#: keeps that ratio to ``train.max_epochs``, so the paper profile gives 100 and the small profiles stay small.
+CXR_PRETRAIN_EPOCH_FACTOR = 2
+
+
+@dataclass(frozen=True)
+class TrainingBudget:
+    """How one experiment is trained: a fixed learning rate or a search over ``draws`` draws, epochs, patience."""
+
+    #: None = each draw's learning rate from :func:`lr_for_draw`.
+    lr: float | None
+    draws: int
+    max_epochs: int
+    #: None = no early stopping: every epoch runs, the best validation epoch is still kept.
+    patience: int | None
+
+    def cli_args(self) -> str:
+        """``--max-epochs N --patience P [--lr LR]`` for ``medfuse-bench train`` (``--patience 0`` = none)."""
+        args = [f"--max-epochs {self.max_epochs}", f"--patience {0 if self.patience is None else self.patience}"]
+        if self.lr is not None:
+            args.append(f"--lr {self.lr:g}")
+        return " ".join(args)
+
+
+def training_budget(experiment: str, policy: FidelityPolicy, train: Mapping[str, Any]) -> TrainingBudget:
+    """The budget of ``experiment`` under ``policy``, from the resolved ``train`` config section (max_epochs,
+    patience, lr_draws).
+
+    >>> cfg = {"max_epochs": 50, "patience": 15, "lr_draws": 10}
+    >>> training_budget("cxr-pretrain", FidelityPolicy.preset("original"), cfg)
+    TrainingBudget(lr=0.0001, draws=1, max_epochs=100, patience=15)
+    >>> training_budget("early-partial", FidelityPolicy.preset("original"), cfg)
+    TrainingBudget(lr=0.0001, draws=1, max_epochs=50, patience=None)
+    >>> training_budget("early-partial", FidelityPolicy.preset("corrected"), cfg)
+    TrainingBudget(lr=None, draws=10, max_epochs=50, patience=15)
+    """
+    get_experiment(experiment)  # an unknown name is an error here too
+    lr: float | None = None
+    max_epochs, patience = int(train["max_epochs"]), int(train["patience"])
+    if experiment == CXR_PRETRAIN and policy.cxr_pretrain_protocol == "fixed_lr_100_epochs":
+        lr, max_epochs = FIXED_LR, CXR_PRETRAIN_EPOCH_FACTOR * max_epochs
+    if experiment in TABLE_A2_EXPERIMENTS and policy.table_a2_protocol == "fixed_lr_pretrained":
+        lr = FIXED_LR
+    no_stopping = experiment in TOKEN_EXPERIMENTS and policy.token_early_stopping == "none"
+    return TrainingBudget(lr=lr, draws=1 if lr is not None else int(train["lr_draws"]), max_epochs=max_epochs,
+                          patience=None if no_stopping else patience)

@@ -3,18 +3,18 @@
 Per epoch: train on shuffled batches (augmented images), validate (macro AUROC/AUPRC over the labels, mean
 BCE), step ReduceLROnPlateau(factor 0.5, patience 10) on the validation loss, save ``checkpoint.pt`` when the
 validation AUROC improves, append to ``history.csv`` and save the resume state ``last.pt``. Training stops
-after ``max_epochs`` or ``patience`` epochs without a gain; ``result.json`` is written at the end. Rerunning a
-killed run continues after its last finished epoch and ends in the same state as an uninterrupted run:
-the data order and augmentations of an epoch are pure functions of (seed, epoch), and the global RNG states
-(dropout) are saved with each epoch.
+after ``max_epochs`` or ``patience`` epochs without a gain (never early with ``patience=None``); ``result.json``
+is written at the end. Rerunning a killed run continues after its last finished epoch and ends in the same
+state as an uninterrupted run: the data order and augmentations of an epoch are pure functions of
+(seed, epoch), and the global RNG states (dropout) are saved with each epoch.
 
-Fidelity (see docs/models.md): ``original`` uses Adam betas (0.9, 0.9) as the original code (its β2 is the
-``--beta_1`` argument, 0.9), takes the centre crop after augmentation, lets frozen encoders' BatchNorm and
-dropout run in training mode, trains MMTM with its three optimizers (see :class:`MMTMOriginalStep`) and never
-steps the MMTM/DAFT schedulers; ``corrected`` uses betas (0.9, 0.999), a random crop, frozen encoders in eval
-mode and one optimizer over all parameters for every family. Both validate after each training epoch and
-step the scheduler on validation only (the original validates before training, so its last epoch is never
-validated, and also steps the scheduler while testing; neither is reproduced).
+The fidelity policy's training switches (``FitSettings.policy``, docs/models.md) read here: ``train_crop``
+(centre or random crop after augmentation), ``frozen_encoders`` (frozen encoders' BatchNorm and dropout in
+training or eval mode) and ``mmtm_daft_scheduler`` (the MMTM/DAFT scheduler never stepped, or stepped);
+``adam_betas`` and ``mmtm_step`` choose the optimizer step (:mod:`medfuse_bench.train.steps`). Every run
+validates after each training epoch and steps the scheduler on validation only (the original validates before
+training, so its last epoch is never validated, and also steps the scheduler while testing; neither is
+reproduced).
 """
 
 from __future__ import annotations
@@ -37,18 +37,21 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from medfuse_bench.errors import MedfuseError
+from medfuse_bench.fidelity import SWITCHES, FidelityPolicy
 from medfuse_bench.io import atomic_path, write_json
 from medfuse_bench.train.augment import ImageTransform
 from medfuse_bench.train.checkpoints import read_torch, save_torch
 from medfuse_bench.train.data import BatchLoader, SampleSet
 from medfuse_bench.train.metrics import macro_scores, selection_score
 from medfuse_bench.train.progress import epoch_report
+from medfuse_bench.train.steps import make_step
 
 log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "train_loss", "val_loss", "val_auroc", "val_auprc", "lr", "seconds")
 _STREAM_AUGMENT = 0x617567
-BETAS = {"original": (0.9, 0.9), "corrected": (0.9, 0.999)}
+#: The switches a training run reads; they enter its resume fingerprint.
+TRAIN_SWITCHES: tuple[str, ...] = tuple(s.name for s in SWITCHES if s.stage == "train")
 
 
 @dataclass
@@ -57,10 +60,11 @@ class FitSettings:
 
     lr: float
     max_epochs: int = 50
-    patience: int = 15
+    #: Epochs without a validation AUROC gain before stopping; None = no early stopping.
+    patience: int | None = 15
     batch_size: int = 16
     eval_batch_size: int = 64
-    fidelity: str = "corrected"
+    policy: FidelityPolicy = field(default_factory=lambda: FidelityPolicy.preset("corrected"))
     seed: int = 1002
     device: str = "auto"
     bf16: bool = False
@@ -93,88 +97,6 @@ def seed_everything(seed: int) -> None:
 
 def _derived_seed(seed: int, epoch: int, stream: int) -> int:
     return int(np.random.default_rng([int(seed) % 2**63, int(epoch), stream]).integers(2**62))
-
-
-def bce(logits: Tensor, targets: Tensor) -> Tensor:
-    return F.binary_cross_entropy_with_logits(logits.float(), targets.reshape(logits.shape).float())
-
-
-def training_loss(family: str) -> Callable[[dict[str, Tensor], Tensor, Tensor], Tensor]:
-    """The training objective of a family: BCE of the main logits; MMTM adds its EHR and CXR heads (the
-    original's three heads, summed); Unified uses its per-modality loss."""
-    if family == "mmtm":
-        return lambda out, y, has: bce(out["logits"], y) + bce(out["ehr_logits"], y) + bce(out["cxr_logits"], y)
-    if family == "unified":
-        from medfuse_bench.models import unified_loss
-
-        return lambda out, y, has: unified_loss({k: v.float() for k, v in out.items()}, y, has)
-    return lambda out, y, has: bce(out["logits"], y)
-
-
-class SingleStep:
-    """One Adam over every parameter; one backward and one step per batch."""
-
-    def __init__(self, model: nn.Module, family: str, lr: float, betas: tuple[float, float]) -> None:
-        self.model = model
-        self.loss = training_loss(family)
-        self.optimizers = [torch.optim.Adam(model.parameters(), lr=lr, betas=betas)]
-
-    def __call__(self, inputs: dict[str, Tensor], targets: Tensor, autocast: Any) -> float:
-        optimizer = self.optimizers[0]
-        optimizer.zero_grad(set_to_none=True)
-        with autocast:
-            outputs = self.model(inputs)
-        loss = self.loss(outputs, targets, inputs["has_cxr"])
-        loss.backward()
-        optimizer.step()
-        return float(loss.detach())
-
-
-class MMTMOriginalStep:
-    """The original MMTM trainer's three optimizer steps per batch, from one forward pass.
-
-    ``optimizer_ehr`` steps on the EHR-head loss and ``optimizer_visual`` on the CXR-head loss, but both
-    hold the CXR encoder's (and an MMTM block after the stem's) parameters, not the EHR encoder's (the
-    original's parameter-group bug); ``optimizer_joint`` holds every parameter and steps on the joint-head
-    loss. The three gradients are taken at the same weights and applied in that order.
-    """
-
-    def __init__(self, model: nn.Module, family: str, lr: float, betas: tuple[float, float]) -> None:
-        self.model = model
-        group = list(model.cxr_encoder.parameters())
-        blocks = getattr(model, "mmtm", {})
-        if "stage0" in blocks:
-            group += list(blocks["stage0"].parameters())
-        self.group = group
-        self.optimizers = [
-            torch.optim.Adam(group, lr=lr, betas=betas),
-            torch.optim.Adam(group, lr=lr, betas=betas),
-            torch.optim.Adam(model.parameters(), lr=lr, betas=betas),
-        ]
-
-    def __call__(self, inputs: dict[str, Tensor], targets: Tensor, autocast: Any) -> float:
-        for optimizer in self.optimizers:
-            optimizer.zero_grad(set_to_none=True)
-        with autocast:
-            outputs = self.model(inputs)
-        losses = [bce(outputs[k], targets) for k in ("ehr_logits", "cxr_logits", "logits")]
-        head_grads = [
-            torch.autograd.grad(loss, self.group, retain_graph=True, allow_unused=True) for loss in losses[:2]
-        ]
-        losses[2].backward()
-        joint = [p.grad for p in self.group]
-        for grads, optimizer in zip((*head_grads, joint), self.optimizers):
-            for parameter, grad in zip(self.group, grads):
-                parameter.grad = grad
-            optimizer.step()
-        return float(sum(loss.detach() for loss in losses))
-
-
-def make_step(model: nn.Module, family: str, lr: float, fidelity: str) -> SingleStep | MMTMOriginalStep:
-    betas = BETAS[fidelity]
-    if family == "mmtm" and fidelity == "original":
-        return MMTMOriginalStep(model, family, lr, betas)
-    return SingleStep(model, family, lr, betas)
 
 
 def model_inputs(batch: dict[str, Tensor], transform: ImageTransform | None, device: torch.device,
@@ -255,7 +177,7 @@ def _fingerprint(settings: FitSettings, train_set: SampleSet, val_set: SampleSet
         **{k: settings.meta.get(k) for k in ("task", "experiment", "family")},
         "lr": settings.lr,
         "seed": settings.seed,
-        "fidelity": settings.fidelity,
+        **{name: getattr(settings.policy, name) for name in TRAIN_SWITCHES},
         "batch_size": settings.batch_size,
         "crop": settings.crop,
         "augment": settings.augment,
@@ -270,9 +192,10 @@ def write_history(history: list[dict[str, Any]], path: Path) -> None:
         frame.write_csv(tmp)
 
 
-def _set_frozen_mode(model: nn.Module, fidelity: str) -> None:
-    """Original: model.train() reaches frozen encoders too (their BatchNorm statistics and dropout move)."""
-    if fidelity == "original":
+def _set_frozen_mode(model: nn.Module, policy: FidelityPolicy) -> None:
+    """frozen_encoders=train_mode: as the original's model.train(), frozen encoders train their BatchNorm
+    statistics and run their dropout too."""
+    if policy.frozen_encoders == "train_mode":
         for which in getattr(model, "frozen_encoders", ()):
             getattr(model, f"{which}_encoder").train()
 
@@ -299,14 +222,15 @@ def fit(
         raise MedfuseError(f"the validation set '{val_set.name}' is empty; check the task tables and the experiment")
     device = resolve_device(settings.device)
     model.to(device)
-    step = make_step(model, family, settings.lr, settings.fidelity)
+    policy = settings.policy
+    step = make_step(model, family, settings.lr, policy)
     main_optimizer = step.optimizers[-1]
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(main_optimizer, mode="min", factor=0.5, patience=10)
-    step_scheduler = not (settings.fidelity == "original" and family in ("mmtm", "daft"))
+    step_scheduler = not (family in ("mmtm", "daft") and policy.mmtm_daft_scheduler == "never_stepped")
     side = _image_side(train_set)
     crop = settings.crop or side
     train_transform = None if side is None else ImageTransform(
-        crop, train=True, augment=settings.augment, random_crop=settings.fidelity == "corrected"
+        crop, train=True, augment=settings.augment, random_crop=policy.train_crop == "random"
     )
     loader = BatchLoader(train_set, settings.batch_size, shuffle=True, drop_last=True, seed=settings.seed,
                          pin_memory=device.type == "cuda")
@@ -337,7 +261,7 @@ def fit(
         started = time.perf_counter()
         lr_now = main_optimizer.param_groups[0]["lr"]
         model.train()
-        _set_frozen_mode(model, settings.fidelity)
+        _set_frozen_mode(model, policy)
         generator = torch.Generator().manual_seed(_derived_seed(settings.seed, epoch, _STREAM_AUGMENT))
         batches = loader.epoch_batches(epoch)
         total, seen = 0.0, 0
@@ -368,7 +292,7 @@ def fit(
         state["history"].append({"epoch": epoch, "train_loss": total / max(seen, 1), "val_loss": val_loss,
                                  "val_auroc": auroc, "val_auprc": auprc, "lr": lr_now, "seconds": seconds})
         state["epoch"] = epoch
-        state["stopped"] = state["bad_epochs"] >= settings.patience
+        state["stopped"] = settings.patience is not None and state["bad_epochs"] >= settings.patience
         log.info("%s", epoch_report(state["history"], state, settings.max_epochs, settings.patience))
         write_history(state["history"], out_dir / "history.csv")
         save_torch({"model": model.state_dict(), "optimizers": [o.state_dict() for o in step.optimizers],
@@ -382,6 +306,7 @@ def fit(
         "task": settings.meta.get("task"),
         "draw": settings.meta.get("draw"),
         "lr": settings.lr,
+        "cxr_init": settings.meta.get("cxr_init"),
         "best_epoch": state["best_epoch"],
         "val_auroc": state["best_auroc"],
         "val_auprc": state["best_auprc"],

@@ -25,7 +25,7 @@ def format_duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def epochs_left(epoch: int, max_epochs: int, bad_epochs: int, patience: int, stopped: bool) -> tuple[int, int]:
+def epochs_left(epoch: int, max_epochs: int, bad_epochs: int, patience: int | None, stopped: bool) -> tuple[int, int]:
     """The fewest and the most epochs a run can still train after ``epoch``: early stopping may end it after
     ``patience - bad_epochs`` more epochs without a gain, ``max_epochs`` ends it at the latest.
 
@@ -35,6 +35,8 @@ def epochs_left(epoch: int, max_epochs: int, bad_epochs: int, patience: int, sto
     if stopped:
         return 0, 0
     most = max(max_epochs - epoch, 0)
+    if patience is None:  # no early stopping: the run goes to max_epochs
+        return most, most
     return min(max(patience - bad_epochs, 0), most), most
 
 
@@ -42,7 +44,7 @@ def _score(value: float | None) -> str:
     return "nan" if value is None or math.isnan(value) else f"{value:.4f}"
 
 
-def epoch_report(history: list[dict[str, Any]], state: dict[str, Any], max_epochs: int, patience: int) -> str:
+def epoch_report(history: list[dict[str, Any]], state: dict[str, Any], max_epochs: int, patience: int | None) -> str:
     """The progress line of the last epoch of ``history``; the time left is the mean epoch time so far times
     the fewest and the most epochs left (``state`` holds the early-stopping counters).
 

@@ -2,9 +2,9 @@
 then :func:`medfuse_bench.train.loop.fit`.
 
 Validation sets: the same kind of set as training, except that partial training validates on
-(EHR+CXR)_PARTIAL = every validation stay in ``corrected`` and on the paired validation stays only in
-``original`` (the original forces data_ratio 0 on validation). EHR_PARTIAL validates on every stay in both
-(:func:`medfuse_bench.train.experiments.validation_stays`, which the report also reads).
+(EHR+CXR)_PARTIAL = every validation stay, or on the paired validation stays only with the switch
+``partial_validation: paired_only`` (the original forces data_ratio 0 on validation). EHR_PARTIAL validates on
+every stay in both. Encoder starts follow the policy (:func:`~medfuse_bench.train.experiments.get_experiment`).
 """
 
 from __future__ import annotations
@@ -18,15 +18,16 @@ from typing import Any
 import torch
 
 from medfuse_bench.errors import MedfuseError
+from medfuse_bench.fidelity import FidelityPolicy
 from medfuse_bench.train.checkpoints import checkpoint_path, read_torch
 from medfuse_bench.train.data import SampleSet, TaskData, cxr_uni_set, load_task_data, partial_set, split_set
 from medfuse_bench.train.experiments import (
+    CXR_PRETRAIN,
     RADIOLOGY,
     Experiment,
     get_experiment,
     labels_of,
     resolve_uni_fraction,
-    validation_stays,
 )
 from medfuse_bench.train.loop import FitSettings, fit, seed_everything
 
@@ -45,7 +46,7 @@ class RunInputs:
     cxr_weights: Path | None = None
 
 
-def sets_for(spec: Experiment, data: TaskData, split: str, *, fraction: float | None, fidelity: str,
+def sets_for(spec: Experiment, data: TaskData, split: str, *, fraction: float | None, policy: FidelityPolicy,
              seed: int, training: bool) -> SampleSet:
     """The training (``training``) or validation set of an experiment in ``split``."""
     kind = spec.training_set
@@ -59,8 +60,9 @@ def sets_for(spec: Experiment, data: TaskData, split: str, *, fraction: float | 
         return split_set(data, split, stays="paired", name=f"{split}:fusion_paired")
     if kind == "fusion_partial":
         if training:
-            return partial_set(data, split, fraction if fraction is not None else 1.0, fidelity=fidelity, seed=seed)
-        if validation_stays(kind, fidelity) == "paired":
+            return partial_set(data, split, fraction if fraction is not None else 1.0,
+                               with_replacement=policy.unimodal_sampling == "with_replacement", seed=seed)
+        if policy.partial_validation == "paired_only":
             return split_set(data, split, stays="paired", name=f"{split}:fusion_paired")
         return split_set(data, split, stays="all", name=f"{split}:partial")
     raise MedfuseError(f"experiment '{spec.name}' has no task sets (training set kind '{kind}')")
@@ -87,17 +89,48 @@ def _require_file(path: Path | None, flag: str, why: str) -> Path:
     return Path(path)
 
 
-def model_options(spec: Experiment, task: str, fidelity: str, cxr_weights: Path | None) -> dict[str, Any]:
-    """Options for build_model: the experiment's, plus fidelity / cxr_weights where the family takes them."""
+def model_options(spec: Experiment, task: str, policy: FidelityPolicy, cxr_weights: Path | None) -> dict[str, Any]:
+    """Options for build_model: the experiment's, plus padded_time_mean / cxr_weights where the family takes them."""
     from medfuse_bench.models import model_options as accepted_options
 
     accepted = accepted_options(spec.family)
     options = spec.model_options(task)
-    if "fidelity" in accepted:
-        options["fidelity"] = fidelity
+    if "padded_time_mean" in accepted:
+        options["padded_time_mean"] = policy.padded_time_mean == "padded"
     if cxr_weights is not None:
         options["cxr_weights"] = str(cxr_weights)
     return options
+
+
+def cxr_start(spec: Experiment, task: str, policy: FidelityPolicy,
+              cxr_weights: Path | None) -> tuple[Path | None, str | None]:
+    """The ImageNet weights file the model is built from (cxr-pretrain only) and how its CXR encoder starts, in
+    words for result.json and the report; None for a model without a CXR encoder.
+
+    Switch cxr_pretrain_init: ``imagenet`` starts the CXR_UNI pretraining from ``--cxr-weights`` (train.cxr_weights;
+    nothing is downloaded) and, without that file, from random weights, which the returned text says;
+    ``random`` starts it from random weights and refuses a weights file rather than ignore it.
+    """
+    if spec.name != CXR_PRETRAIN:
+        if cxr_weights is not None:
+            log.warning("--cxr-weights is used by radiology/cxr-pretrain only; ignored for %s", spec.name)
+        if not spec.uses_images:
+            return None, None
+        if spec.cxr_init is not None:
+            return None, f"{spec.cxr_init[0].replace('{task}', task)}/{spec.cxr_init[1]}"
+        return None, "random"
+    if policy.cxr_pretrain_init == "random":
+        if cxr_weights is not None:
+            raise MedfuseError(
+                f"--cxr-weights '{cxr_weights}' was given but the fidelity switch cxr_pretrain_init is 'random'; set "
+                "--switch cxr_pretrain_init=imagenet (config fidelity_switches) to start from it, or leave it out"
+            )
+        return None, "random"
+    if cxr_weights is None:
+        log.warning("cxr_pretrain_init is 'imagenet' but no ImageNet weights file was given (train.cxr_weights, "
+                    "--cxr-weights): the CXR encoder starts from random weights")
+        return None, "random (no ImageNet weights file)"
+    return Path(cxr_weights), f"imagenet ({Path(cxr_weights).name})"
 
 
 def load_pretrained(model: torch.nn.Module, which: str, source: Path) -> None:
@@ -128,7 +161,8 @@ def train_run(
     """
     from medfuse_bench.models import build_model, freeze_encoder
 
-    spec = get_experiment(experiment, task)
+    policy = settings.policy
+    spec = get_experiment(experiment, task, policy)
     labels = labels_of(task)
     if threads:
         torch.set_num_threads(threads)
@@ -138,6 +172,10 @@ def train_run(
     if spec.cxr_init is not None:
         _require_file(inputs.cxr_init, "--cxr-init", f"for experiment '{experiment}' (the selected.json of "
                       f"{spec.cxr_init[0].replace('{task}', task)}/{spec.cxr_init[1]})")
+    for which, given, source in (("ehr", inputs.ehr_init, spec.ehr_init), ("cxr", inputs.cxr_init, spec.cxr_init)):
+        if given is not None and source is None:
+            log.warning("--%s-init is ignored: %s/%s starts its %s encoder from random weights under this fidelity "
+                        "policy", which, task, experiment, which.upper())
     if spec.uses_images:
         _require_file(inputs.image_cache, "--image-cache", f"for experiment '{experiment}'")
     fraction = resolve_uni_fraction(spec, uni_fraction)
@@ -149,16 +187,14 @@ def train_run(
     else:
         tasks_dir = _require_file(inputs.tasks_dir, "--tasks-dir", f"for task '{task}'")
         data = load_task_data(tasks_dir, task, labels, inputs.image_cache if spec.uses_images else None)
-        common = {"fraction": fraction, "fidelity": settings.fidelity, "seed": settings.seed}
+        common = {"fraction": fraction, "policy": policy, "seed": settings.seed}
         train_set = sets_for(spec, data, "train", training=True, **common)
         val_set = sets_for(spec, data, "val", training=False, **common)
     log.info("%s/%s: %d training samples per epoch, %d validation samples", task, experiment,
              train_set.epoch_size(), len(val_set))
 
-    weights = inputs.cxr_weights if spec.name == "cxr-pretrain" else None
-    if inputs.cxr_weights is not None and weights is None:
-        log.warning("--cxr-weights is used by radiology/cxr-pretrain only; ignored for %s", experiment)
-    options = model_options(spec, task, settings.fidelity, weights)
+    weights, cxr_init = cxr_start(spec, task, policy, inputs.cxr_weights)
+    options = model_options(spec, task, policy, weights)
     options.update(model_overrides or {})
     seed_everything(settings.seed)
     model = build_model(spec.family, len(labels), **options)
@@ -174,7 +210,7 @@ def train_run(
         raise MedfuseError(f"--crop {settings.crop} must lie between 8 and the cached image side {image_size}")
     settings.meta = {
         "task": task, "experiment": experiment, "family": spec.family, "num_classes": len(labels),
-        "labels": labels, "draw": draw, "lr": settings.lr, "fidelity": settings.fidelity,
+        "labels": labels, "draw": draw, "lr": settings.lr, "fidelity": policy.as_dict(), "cxr_init": cxr_init,
         "options": {k: v for k, v in options.items() if k != "cxr_weights"},
         "image_size": image_size, "crop": settings.crop or image_size, "uni_fraction": fraction,
     }

@@ -65,6 +65,7 @@ def select_runs(run_dirs: list[str | os.PathLike[str]], out: str | os.PathLike[s
         "val_auroc": chosen["val_auroc"],
         "val_auprc": chosen.get("val_auprc"),
         "best_epoch": chosen.get("best_epoch"),
+        "cxr_init": chosen.get("cxr_init"),  # how the CXR encoder started, for the report
         "checkpoint": str(target),
         "run": str(run_dirs[best]),
         "runs": [{k: r.get(k) for k in ("draw", "lr", "val_auroc", "val_auprc")} for r in results],

@@ -17,6 +17,7 @@ from medfuse_bench.train.experiments import (
     experiment_names,
     get_experiment,
     test_sets,
+    training_budget,
 )
 
 
@@ -102,8 +103,9 @@ def task_inputs(task):
 
 
 def train_inputs(wc):
-    """Inputs of a train/predict job: its task's data (or CXR_UNI), the image cache, and encoders it starts from."""
-    spec = get_experiment(wc.experiment, wc.task)
+    """Inputs of a train/predict job: its task's data (or CXR_UNI), the image cache, and encoders it starts from
+    (which the fidelity policy may change, e.g. cxr_paired_start)."""
+    spec = get_experiment(wc.experiment, wc.task, POLICY)
     inputs = {}
     if wc.task == RADIOLOGY:
         inputs["cxr_uni"] = f"{W}/cxr/cxr_uni.parquet"
@@ -111,22 +113,40 @@ def train_inputs(wc):
         inputs["task"] = task_inputs(wc.task)
     if spec.uses_images:
         inputs["cache"] = f"{CACHE}/images.npy"
-    inputs["init"] = [selected_path(t, e) for t, e in dependencies(wc.experiment, wc.task)]
+    inputs["init"] = [selected_path(t, e) for t, e in dependencies(wc.experiment, wc.task, POLICY)]
     return inputs
 
 
 def init_flags(wc):
     """`--ehr-init` / `--cxr-init` / `--cxr-weights` flags, in the order dependencies() lists the encoders."""
-    spec = get_experiment(wc.experiment, wc.task)
+    spec = get_experiment(wc.experiment, wc.task, POLICY)
     flags = []
-    deps = iter(dependencies(wc.experiment, wc.task))
+    deps = iter(dependencies(wc.experiment, wc.task, POLICY))
     if spec.ehr_init is not None:
         flags.append(f"--ehr-init {q(selected_path(*next(deps)))}")
     if spec.cxr_init is not None:
         flags.append(f"--cxr-init {q(selected_path(*next(deps)))}")
-    if wc.experiment == CXR_PRETRAIN and TRAIN["cxr_weights"]:
+    if wc.experiment == CXR_PRETRAIN and TRAIN["cxr_weights"] and POLICY.cxr_pretrain_init == "imagenet":
         flags.append(f"--cxr-weights {q(TRAIN['cxr_weights'])}")
     return " ".join(flags)
+
+
+if TRAIN["cxr_weights"] and POLICY.cxr_pretrain_init != "imagenet":
+    raise WorkflowError(
+        f"config key 'train.cxr_weights' names '{TRAIN['cxr_weights']}' but the fidelity switch cxr_pretrain_init is "
+        f"'{POLICY.cxr_pretrain_init}'; set fidelity_switches: {{cxr_pretrain_init: imagenet}} to start the CXR_UNI "
+        "pretraining from it, or set train.cxr_weights to null"
+    )
+
+
+def experiment_budget(wc):
+    """The training budget of an experiment under the policy: fixed learning rate or search, epochs, patience."""
+    return training_budget(wc.experiment, POLICY, TRAIN)
+
+
+def run_draws(wc):
+    """Learning-rate draws of an experiment: train.lr_draws, or one where the policy fixes the learning rate."""
+    return list(range(experiment_budget(wc).draws))
 
 
 def uni_fraction(wc):

@@ -59,10 +59,11 @@ rule train:
         uni_fraction=uni_fraction,
         bf16="--bf16" if TRAIN["bf16"] else "",
         augment="" if IMAGES["augment"] else "--no-augment",
+        budget=lambda wc: experiment_budget(wc).cli_args(),
         settings=(
-            f"--max-epochs {TRAIN['max_epochs']} --patience {TRAIN['patience']} --batch-size {TRAIN['batch_size']}"
+            f"--batch-size {TRAIN['batch_size']}"
             f" --lr-min {TRAIN['lr_min']} --lr-max {TRAIN['lr_max']} --device {TRAIN['device']}"
-            f" --crop {IMAGES['crop']} --seed {CFG['seed']} --fidelity {FIDELITY}"
+            f" --crop {IMAGES['crop']} --seed {CFG['seed']} {POLICY.stage_args('train')}"
         ),
     threads: TRAIN["num_threads"]
     resources:
@@ -80,7 +81,8 @@ rule train:
         # the console gets the run's one-line summary when it ends.
         "medfuse-bench train --tasks-dir {params.tasks_dir} --cxr-uni {params.cxr_uni}"
         " --image-cache {params.image_cache} --task {wildcards.task} --experiment {wildcards.experiment}"
-        " --draw {wildcards.draw} --out-dir {params.out_dir} {params.settings} --uni-fraction {params.uni_fraction}"
+        " --draw {wildcards.draw} --out-dir {params.out_dir} {params.budget} {params.settings}"
+        " --uni-fraction {params.uni_fraction}"
         " {params.init} {params.bf16} {params.augment} --threads {threads} --quiet > {log} 2>&1"
         " && tail -n 1 {log} >&2"
 
@@ -89,8 +91,10 @@ rule select:
     """Keep the learning-rate draw with the best validation AUROC: its checkpoint is copied beside selected.json,
     which later steps read."""
     input:
-        results=expand(f"{W}/models/{{{{task}}}}/{{{{experiment}}}}/runs/lr{{draw}}/result.json", draw=DRAWS),
-        checkpoints=expand(f"{W}/models/{{{{task}}}}/{{{{experiment}}}}/runs/lr{{draw}}/checkpoint.pt", draw=DRAWS),
+        results=lambda wc: expand(f"{W}/models/{wc.task}/{wc.experiment}/runs/lr{{draw}}/result.json", draw=run_draws(wc)),
+        checkpoints=lambda wc: expand(
+            f"{W}/models/{wc.task}/{wc.experiment}/runs/lr{{draw}}/checkpoint.pt", draw=run_draws(wc)
+        ),
     output:
         selected=f"{W}/models/{{task}}/{{experiment}}/selected.json",
         checkpoint=f"{W}/models/{{task}}/{{experiment}}/checkpoint.pt",
