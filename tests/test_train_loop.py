@@ -224,7 +224,7 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(work, tmp_path):
 
 @pytest.mark.parametrize("experiment, fidelity", [
     ("joint-partial", "corrected"), ("early-partial-zeros", "original"), ("mmtm", "original"), ("mmtm", "corrected"),
-    ("daft", "original"), ("unified", "corrected"), ("medfuse-optimal", "original"), ("cxr-paired", "corrected"),
+    ("daft", "original"), ("multihead-partial", "corrected"), ("medfuse-optimal", "original"), ("cxr-paired", "corrected"),
 ])
 def test_every_family_trains_an_epoch(small, tmp_path, experiment, fidelity):
     spec = get_experiment(experiment, TASK)

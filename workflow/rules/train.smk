@@ -73,7 +73,7 @@ rule train:
 rule select:
     """Keep the learning-rate draw with the best validation AUROC."""
     input:
-        expand(f"{W}/models/{{{{task}}}}/{{{{experiment}}}}/runs/lr{{draw}}/result.json", draw=DRAWS),
+        run_results,
     output:
         f"{W}/models/{{task}}/{{experiment}}/selected.json",
     params:
@@ -86,6 +86,33 @@ rule select:
         CONDA_ENV
     shell:
         "medfuse-bench select --runs {params.runs} --out {output} > {log} 2>&1"
+
+
+# MedFuse (OPTIMAL) chosen on validation (fidelity switch optimal_fraction: sweep_best): the uni-modal sweep point
+# with the best validation AUROC stands for medfuse-optimal, which is then not trained on its own. Under paper_fixed,
+# `select` picks medfuse-optimal's own runs at train.uni_modal_fraction.
+if POLICY.optimal_fraction == "sweep_best":
+
+    rule select_optimal:
+        """MedFuse (OPTIMAL) = the sweep point with the best validation AUROC (ties: the smaller fraction)."""
+        input:
+            unpack(optimal_inputs),
+        output:
+            selected_path("{task}", OPTIMAL),
+        params:
+            sweep_lr=POLICY.sweep_lr,
+            pt=lambda wc, input: f"--pt-selected {q(input.pt)}" if "pt" in input.keys() else "",
+        log:
+            log_path("select_optimal/{task}"),
+        benchmark:
+            bench_path("select_optimal/{task}")
+        conda:
+            CONDA_ENV
+        shell:
+            "medfuse-bench select-optimal --points {input.points} --out {output} --sweep-lr {params.sweep_lr}"
+            " {params.pt} > {log} 2>&1"
+
+    ruleorder: select_optimal > select
 
 
 rule predict:
