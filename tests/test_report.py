@@ -21,7 +21,7 @@ from medfuse_bench.report.provenance import TASK_DEFINITION_KEY, data_flags, tas
 from medfuse_bench.resources import phenotypes, task_labels
 
 PAIRED_ONLY = ["ehr-paired", "cxr-paired", "early-paired", "joint-paired", "mmtm", "daft"]
-PARTIAL_CAPABLE = ["early-partial", "early-partial-zeros", "joint-partial", "joint-partial-zeros", "unified",
+PARTIAL_CAPABLE = ["early-partial", "early-partial-zeros", "joint-partial", "joint-partial-zeros", "multihead-partial",
                    "medfuse-ri", "medfuse-pt", "medfuse-optimal"]
 BOOT = 60
 

@@ -243,7 +243,7 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(work, tmp_path):
 
 @pytest.mark.parametrize("experiment, preset", [
     ("joint-partial", "corrected"), ("early-partial-zeros", "original"), ("mmtm", "original"), ("mmtm", "corrected"),
-    ("daft", "original"), ("unified", "corrected"), ("medfuse-optimal", "original"), ("cxr-paired", "corrected"),
+    ("daft", "original"), ("multihead-partial", "corrected"), ("medfuse-optimal", "original"), ("cxr-paired", "corrected"),
 ])
 def test_every_family_trains_an_epoch(small, tmp_path, experiment, preset):
     policy = FidelityPolicy.preset(preset)

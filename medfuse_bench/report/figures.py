@@ -89,21 +89,22 @@ def _label_line_ends(ax: plt.Axes, ends: list[tuple[float, float, str, str]]) ->
 
 
 def plot_sweep(frame: pl.DataFrame, path: str | os.PathLike[str]) -> None:
-    """Figure A1: validation AUROC against the percentage of uni-modal training samples, one line per task."""
+    """Figure A1: validation AUROC against the percentage of uni-modal training samples, one line per task; the
+    points of column ``chosen`` (MedFuse (OPTIMAL), see report.optimal.mark_chosen) are circled."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for task in frame["task"].unique(maintain_order=True):
         sub = frame.filter(pl.col("task") == task).sort("percent")
         color = TASK_COLORS.get(task)
         ax.plot(sub["percent"], sub["val_auroc"], marker="o", color=color, label=TASK_TITLES.get(task, task))
-        best = sub.sort("val_auroc", descending=True).row(0, named=True)
-        ax.scatter([best["percent"]], [best["val_auroc"]], s=160, facecolors="none", edgecolors=color, linewidths=2)
+        chosen = sub.filter(pl.col("chosen")) if "chosen" in sub.columns else sub.clear()
+        ax.scatter(chosen["percent"], chosen["val_auroc"], s=160, facecolors="none", edgecolors=color, linewidths=2)
     ax.set_xlabel("Uni-modal (EHR-only) training samples used (%)")
     ax.set_ylabel("Validation AUROC")
     ax.set_title("Figure A1: validation AUROC vs uni-modal training samples")
     ax.grid(alpha=0.3)
     _include_chance(ax)
     _chance_line(ax)
-    ax.legend(title="circle = best")
+    ax.legend(title="circle = MedFuse (OPTIMAL)")
     _save(fig, path)
 
 

@@ -68,6 +68,9 @@ def _register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--draw", type=int, default=0, help="learning-rate draw number k (default 0)")
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate; default: draw k's log-uniform value in [--lr-min, --lr-max] from --seed")
+    p.add_argument("--lr-from", type=Path, default=None,
+                   help="selected.json whose learning rate this run takes (the uni-modal sweep at MedFuse (PT)'s, "
+                        "fidelity switch sweep_lr: medfuse_pt_best); read when the run starts")
     p.add_argument("--lr-min", type=float, default=1e-5, help="train.lr_min (default %(default)s, the paper's)")
     p.add_argument("--lr-max", type=float, default=1e-3, help="train.lr_max (default %(default)s, the paper's)")
     p.add_argument("--out-dir", required=True, type=Path, help="run folder, e.g. {workdir}/models/T/E/runs/lrK")
@@ -106,6 +109,12 @@ def _run_train(args: argparse.Namespace) -> int:
             raise MedfuseError(f"{flag} must be at least 1, got {value}")
     if args.patience < 0:
         raise MedfuseError(f"--patience must be at least 0 (0 = no early stopping), got {args.patience}")
+    if args.lr is not None and args.lr_from is not None:
+        raise MedfuseError("give --lr or --lr-from, not both")
+    if args.lr_from is not None:
+        from medfuse_bench.train.optimal import selected_lr
+
+        args.lr = selected_lr(args.lr_from)
     lr = args.lr if args.lr is not None else lr_for_draw(args.seed, args.draw, args.lr_min, args.lr_max)
     uni_fraction = args.uni_fraction
     if uni_fraction is None:

@@ -43,6 +43,12 @@ SAME_TASK = "{task}"
 SET_KINDS: tuple[str, ...] = ("ehr_paired", "ehr_partial", "cxr_paired", "fusion_paired", "fusion_partial", "cxr_uni")
 TEST_SETS: tuple[str, ...] = ("paired", "partial", "paired_nocxr")
 
+#: MedFuse (OPTIMAL), and MedFuse (PT) whose learning rate the uni-modal sweep may take (fidelity switch sweep_lr).
+OPTIMAL = "medfuse-optimal"
+MEDFUSE_PT = "medfuse-pt"
+#: The multi-head model after Hayat et al. 2021a (family ``unified``); the paper's Unified row is mapped in the report.
+MULTIHEAD = "multihead-partial"
+
 # Uni-modal fraction markers of (EHR+CXR)_PARTIAL training sets.
 ALL_UNIMODAL = "all"  # every EHR-only train stay
 CONFIG_FRACTION = "config"  # train.uni_modal_fraction[task] (MedFuse OPTIMAL)
@@ -108,14 +114,18 @@ _TABLE: tuple[Experiment, ...] = (
                description="MMTM after ResNet layer4, paired stays"),
     Experiment("daft", "daft", "fusion_paired", options={"layer_after": {"in-hospital-mortality": 4, "phenotyping": 3}},
                test_sets=("paired",), description="DAFT after layer4 (mortality) / layer3 (phenotyping), paired stays"),
-    Experiment("unified", "unified", "fusion_partial", ALL_UNIMODAL, test_sets=_PARTIAL_TESTS,
-               description="Unified (Hayat et al. 2021a) on all train stays"),
+    Experiment(MULTIHEAD, "unified", "fusion_partial", ALL_UNIMODAL, test_sets=_PARTIAL_TESTS,
+               description="multi-head fusion after Hayat et al. 2021a (per-modality heads, the head matching each "
+                           "sample, a three-term loss) on all train stays; a new design, not the original code's "
+                           "Unified, which is the joint network"),
     Experiment("medfuse-ri", "medfuse", "fusion_partial", ALL_UNIMODAL, test_sets=_PARTIAL_TESTS,
                description="MedFuse from randomly initialised encoders, all train stays"),
     Experiment("medfuse-pt", "medfuse", "fusion_partial", ALL_UNIMODAL, test_sets=_PARTIAL_TESTS, **_PT_INIT,
                description="MedFuse from pretrained encoders, all train stays"),
-    Experiment("medfuse-optimal", "medfuse", "fusion_partial", CONFIG_FRACTION, test_sets=_PARTIAL_TESTS, **_PT_INIT,
-               description="MedFuse from pretrained encoders, paired + train.uni_modal_fraction of EHR-only stays"),
+    Experiment(OPTIMAL, "medfuse", "fusion_partial", CONFIG_FRACTION, test_sets=_PARTIAL_TESTS, **_PT_INIT,
+               description="MedFuse from pretrained encoders: the sweep point with the best validation AUROC "
+                           "(optimal_fraction: sweep_best), or paired + train.uni_modal_fraction of EHR-only stays "
+                           "(paper_fixed)"),
 )
 _BY_NAME = {e.name: e for e in _TABLE}
 _PRETRAIN = Experiment(CXR_PRETRAIN, "cxr_resnet", "cxr_uni",
@@ -153,6 +163,16 @@ def sweep_name(fraction: float) -> str:
     return f"medfuse-p{round(fraction * 100)}"
 
 
+def sweep_percent(name: str) -> int | None:
+    """N of a sweep point's name ``medfuse-p{N}`` (0..100), None for any other name.
+
+    >>> sweep_percent("medfuse-p20"), sweep_percent("medfuse-pt"), sweep_percent("medfuse-p101")
+    (20, None, None)
+    """
+    match = _SWEEP.match(name)
+    return int(match.group(1)) if match and int(match.group(1)) <= 100 else None
+
+
 def get_experiment(name: str, task: str | None = None, policy: FidelityPolicy | None = None) -> Experiment:
     """The experiment called ``name``; ``task`` (optional) is checked against it. With a ``policy``, its encoder
     starts are those the policy's switches give (:data:`POLICY_STARTS`); without, those of the table."""
@@ -176,10 +196,10 @@ def _table_experiment(name: str, task: str | None) -> Experiment:
         raise MedfuseError(f"unknown task '{task}'; use one of {', '.join((*TASKS, RADIOLOGY))}")
     if name in _BY_NAME:
         return _BY_NAME[name]
-    match = _SWEEP.match(name)
-    if match and int(match.group(1)) <= 100:
-        return Experiment(name, "medfuse", "fusion_partial", int(match.group(1)) / 100, test_sets=(), **_PT_INIT,
-                          description=f"MedFuse from pretrained encoders, paired + {match.group(1)}% of EHR-only stays")
+    percent = sweep_percent(name)
+    if percent is not None:
+        return Experiment(name, "medfuse", "fusion_partial", percent / 100, test_sets=(), **_PT_INIT,
+                          description=f"MedFuse from pretrained encoders, paired + {percent}% of EHR-only stays")
     raise MedfuseError(
         f"unknown experiment '{name}'; use one of {', '.join(_BY_NAME)}, medfuse-p<N> (N = 0..100) or {CXR_PRETRAIN}"
     )

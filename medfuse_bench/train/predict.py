@@ -18,7 +18,7 @@ import torch
 
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.io import write_parquet
-from medfuse_bench.train.checkpoints import build_from_checkpoint, checkpoint_path, read_torch
+from medfuse_bench.train.checkpoints import build_from_checkpoint, checkpoint_path, read_selected, read_torch
 from medfuse_bench.train.data import load_task_data
 from medfuse_bench.train.experiments import ENSEMBLE_TEST_SETS, RADIOLOGY, get_experiment, labels_of
 from medfuse_bench.train.loop import predict, resolve_device
@@ -63,7 +63,9 @@ def predict_experiment(
         torch.set_num_threads(threads)
     checkpoint = read_torch(checkpoint_path(selected))
     meta = checkpoint.get("meta", {})
-    if meta.get("task") not in (None, task) or meta.get("experiment") not in (None, experiment):
+    # medfuse-optimal chosen from the uni-modal sweep names the checkpoint of that sweep point
+    chosen = read_selected(selected).get("chosen_experiment") if Path(selected).suffix == ".json" else None
+    if meta.get("task") not in (None, task) or meta.get("experiment") not in (None, experiment, chosen):
         raise MedfuseError(
             f"'{selected}' holds {meta.get('task')}/{meta.get('experiment')}, not {task}/{experiment}; check --selected"
         )

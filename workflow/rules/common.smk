@@ -12,13 +12,18 @@ from medfuse_bench.resources import TASKS
 from medfuse_bench.train.experiments import (
     CXR_PRETRAIN,
     ENSEMBLE,
+    MEDFUSE_PT,
+    OPTIMAL,
     RADIOLOGY,
     dependencies,
     experiment_names,
     get_experiment,
+    sweep_name,
+    sweep_percent,
     test_sets,
     training_budget,
 )
+from medfuse_bench.train.optimal import sweep_fractions
 
 
 validate(config, "../schemas/config.schema.yaml")
@@ -41,6 +46,11 @@ IMAGES = CFG["images"]
 CACHE = f"{W}/cache"
 DRAWS = list(range(TRAIN["lr_draws"]))
 EVAL = CFG["evaluation"]
+# The uni-modal sweep (Figure A1); under optimal_fraction: sweep_best it also holds the configured fractions, and
+# MedFuse (OPTIMAL) is its point with the best validation AUROC (rule select_optimal).
+SWEEP = sweep_fractions(
+    TRAIN["uni_modal_sweep"], [TRAIN["uni_modal_fraction"][t] for t in TASK_LIST], POLICY.optimal_fraction
+)
 
 # Software of every shell job for `snakemake --use-conda`: envs/medfuse-bench.yaml holds the dependencies and
 # its post-deploy script installs this package into the new environment. Without --use-conda, jobs run in the
@@ -76,7 +86,7 @@ def opt(flag, value):
 
 def trained_experiments():
     """Experiments of each task that the config asks for (train.models; null = all, sweep included)."""
-    names = experiment_names(TRAIN["uni_modal_sweep"])
+    names = experiment_names(SWEEP)
     if TRAIN["models"] is not None:
         unknown = sorted(set(TRAIN["models"]) - set(names) - {ENSEMBLE})
         if unknown:
@@ -114,6 +124,8 @@ def train_inputs(wc):
     if spec.uses_images:
         inputs["cache"] = f"{CACHE}/images.npy"
     inputs["init"] = [selected_path(t, e) for t, e in dependencies(wc.experiment, wc.task, POLICY)]
+    if sweep_at_pt_lr(wc.experiment):
+        inputs["lr_from"] = selected_path(wc.task, MEDFUSE_PT)
     return inputs
 
 
@@ -128,6 +140,8 @@ def init_flags(wc):
         flags.append(f"--cxr-init {q(selected_path(*next(deps)))}")
     if wc.experiment == CXR_PRETRAIN and TRAIN["cxr_weights"] and POLICY.cxr_pretrain_init == "imagenet":
         flags.append(f"--cxr-weights {q(TRAIN['cxr_weights'])}")
+    if sweep_at_pt_lr(wc.experiment):
+        flags.append(f"--lr-from {q(selected_path(wc.task, MEDFUSE_PT))}")
     return " ".join(flags)
 
 
@@ -151,3 +165,34 @@ def run_draws(wc):
 
 def uni_fraction(wc):
     return TRAIN["uni_modal_fraction"].get(wc.task, 1.0)
+
+
+# The uni-modal sweep and MedFuse (OPTIMAL) (fidelity switches sweep_lr and optimal_fraction).
+
+
+def sweep_experiments():
+    return [sweep_name(f) for f in SWEEP]
+
+
+def sweep_at_pt_lr(experiment):
+    """Whether a run is a sweep point trained once at MedFuse (PT)'s selected learning rate (sweep_lr: medfuse_pt_best)."""
+    return POLICY.sweep_lr == "medfuse_pt_best" and sweep_percent(experiment) is not None
+
+
+def run_results(wc):
+    """result.json of every run that `select` compares: one run for a sweep point at MedFuse (PT)'s lr, else every draw."""
+    draws = [0] if sweep_at_pt_lr(wc.experiment) else run_draws(wc)
+    return [f"{W}/models/{wc.task}/{wc.experiment}/runs/lr{d}/result.json" for d in draws]
+
+
+def run_checkpoints(wc):
+    """The best checkpoint of every run that `select` compares (temporary: select keeps the chosen one)."""
+    return [p.replace("result.json", "checkpoint.pt") for p in run_results(wc)]
+
+
+def optimal_inputs(wc):
+    """Inputs of select_optimal: every sweep point's selection, and MedFuse (PT)'s when the sweep took its lr."""
+    inputs = {"points": [selected_path(wc.task, e) for e in sweep_experiments()]}
+    if POLICY.sweep_lr == "medfuse_pt_best":
+        inputs["pt"] = selected_path(wc.task, MEDFUSE_PT)
+    return inputs

@@ -91,10 +91,8 @@ rule select:
     """Keep the learning-rate draw with the best validation AUROC: its checkpoint is copied beside selected.json,
     which later steps read."""
     input:
-        results=lambda wc: expand(f"{W}/models/{wc.task}/{wc.experiment}/runs/lr{{draw}}/result.json", draw=run_draws(wc)),
-        checkpoints=lambda wc: expand(
-            f"{W}/models/{wc.task}/{wc.experiment}/runs/lr{{draw}}/checkpoint.pt", draw=run_draws(wc)
-        ),
+        results=run_results,
+        checkpoints=run_checkpoints,
     output:
         selected=f"{W}/models/{{task}}/{{experiment}}/selected.json",
         checkpoint=f"{W}/models/{{task}}/{{experiment}}/checkpoint.pt",
@@ -109,6 +107,35 @@ rule select:
     shell:
         "medfuse-bench select --runs {params.runs} --out {output.selected} --checkpoint-out {output.checkpoint}"
         " > {log} 2>&1"
+
+
+# MedFuse (OPTIMAL) chosen on validation (fidelity switch optimal_fraction: sweep_best): the uni-modal sweep point
+# with the best validation AUROC stands for medfuse-optimal, which is then not trained on its own. Under paper_fixed,
+# `select` picks medfuse-optimal's own runs at train.uni_modal_fraction.
+if POLICY.optimal_fraction == "sweep_best":
+
+    rule select_optimal:
+        """MedFuse (OPTIMAL) = the sweep point with the best validation AUROC (ties: the smaller fraction)."""
+        input:
+            unpack(optimal_inputs),
+        output:
+            selected=selected_path("{task}", OPTIMAL),
+            checkpoint=str(Path(selected_path("{task}", OPTIMAL)).with_name("checkpoint.pt")),
+        params:
+            sweep_lr=POLICY.sweep_lr,
+            pt=lambda wc, input: f"--pt-selected {q(input.pt)}" if "pt" in input.keys() else "",
+        log:
+            log_path("select_optimal/{task}"),
+        benchmark:
+            bench_path("select_optimal/{task}")
+        conda:
+            CONDA_ENV
+        shell:
+            "medfuse-bench select-optimal --points {input.points} --out {output.selected} --sweep-lr {params.sweep_lr}"
+            " --checkpoint-out {output.checkpoint}"
+            " {params.pt} > {log} 2>&1"
+
+    ruleorder: select_optimal > select
 
 
 rule predict:
