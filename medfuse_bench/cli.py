@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
                     "medfuse_bench.train.cli"),
     **dict.fromkeys(("evaluate", "bench-metrics"), "medfuse_bench.evaluation.cli"),
     **dict.fromkeys(("report", "score", "leaderboard"), "medfuse_bench.report.cli"),
+    "drift": "medfuse_bench.drift.cli",
 }
 
 

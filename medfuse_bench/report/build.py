@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 from tqdm import tqdm
 
+from medfuse_bench.drift import report_link
 from medfuse_bench.io import atomic_path, write_text
 from medfuse_bench.report import ablations, figures, tables
 from medfuse_bench.report.experiments import (
@@ -239,6 +240,7 @@ def _report_markdown(
         parts += ["## Data set sizes", "", "Samples per split from `tasks/{task}/samples.parquet`: PARTIAL = all, "
                   f"PAIRED = with a linked X-ray.{more}", "",
                   markdown_table(["Task", "Split", "PARTIAL", "PAIRED", "Paired share"], rows, numeric_from=2), ""]
+    parts += report_link(wd.root, report.out_dir)  # the version-bump drift report, when one was made
     parts += ["## Results", "", "Values are AUROC / AUPRC (macro over labels for phenotyping) with 95% bootstrap "
               "percentile intervals; bold marks the best value of a column (Tables 2, 3, A3) or an improvement of "
               "MedFuse (OPTIMAL) over LSTM (EHR_PAIRED) (Tables 4, 5).", ""]
