@@ -26,7 +26,8 @@ def build_drift(previous: str | os.PathLike[str], current: str | os.PathLike[str
     a, b = load_release(previous, tasks), load_release(current, tasks)
     shared = [t for t in a.samples if t in b.samples]
     notes = [*(f"previous: {n}" for n in a.notes), *(f"current: {n}" for n in b.notes)]
-    notes += [f"task '{t}' has samples in one workdir only; not compared" for t in sorted(a.samples.keys() ^ b.samples.keys())]
+    notes += [f"task '{t}' has samples in one workdir only; not compared"
+              for t in sorted(a.samples.keys() ^ b.samples.keys())]
     membership = {}
     if a.raw_stays is not None and b.raw_stays is not None:
         membership["raw ICU stays"] = compare.membership(a.raw_stays["stay_id"], b.raw_stays["stay_id"])

@@ -19,7 +19,7 @@ ETL_SETTINGS: tuple[str, ...] = ("fidelity", "fidelity_switches", "phenotype_def
 
 
 @dataclass
-class Release:
+class WorkdirData:
     """One workdir's data: its samples per task, splits, cohort and raw stays, and where it came from."""
 
     root: Path
@@ -55,7 +55,7 @@ def _parquet(path: Path, columns: list[str], what: str) -> pl.DataFrame:
     return frame.select(columns)
 
 
-def load_release(root: str | os.PathLike[str], tasks: list[str] | None = None) -> Release:
+def load_release(root: str | os.PathLike[str], tasks: list[str] | None = None) -> WorkdirData:
     """Read a workdir's ETL outputs; an absent required file is an error naming it and the step that writes it."""
     root = Path(root)
     if not root.is_dir():
@@ -75,7 +75,7 @@ def load_release(root: str | os.PathLike[str], tasks: list[str] | None = None) -
             config = yaml.safe_load(wd.config_resolved.read_text())
         except yaml.YAMLError as exc:
             raise MedfuseError(f"'{wd.config_resolved}' is not valid YAML: {exc}") from exc
-    release = Release(root, samples, splits, stays, raw, read_json(wd.provenance), config)
+    release = WorkdirData(root, samples, splits, stays, raw, read_json(wd.provenance), config)
     if raw is None:
         release.notes.append(f"'{raw_path}' is absent: raw ICU stays are not compared.")
     return release

@@ -63,5 +63,6 @@ rule drift:
     conda:
         CONDA_ENV
     shell:
-        "medfuse-bench drift --previous-workdir {params.previous:q} --workdir {params.workdir:q} --out-dir {params.out_dir}"
-        " --tasks {params.tasks} --bootstrap {params.bootstrap} --seed {params.seed} {params.new_models} > {log} 2>&1"
+        "medfuse-bench drift --previous-workdir {params.previous:q} --workdir {params.workdir:q}"
+        " --out-dir {params.out_dir} --tasks {params.tasks} --bootstrap {params.bootstrap} --seed {params.seed}"
+        " {params.new_models} > {log} 2>&1"
