@@ -185,7 +185,8 @@ def test_drift_command_writes_json_and_markdown(two_workdirs: tuple[Path, Path])
     text = (b / "drift" / "drift.md").read_text()
     assert "7 of 7 kept patients kept their split (100.0%)" in text
     assert "| in-hospital-mortality | ehr-partial | partial | 6 of 8 / 8 | 1 |" in text
-    assert "previous labels -> current labels" in text and "current model" not in text
+    assert "### The previous models on the previous and on the current labels" in text
+    assert "Not compared: drift.new_models is off." in text
 
 
 def test_drift_errors_name_what_is_wrong(two_workdirs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:

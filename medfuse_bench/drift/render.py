@@ -10,8 +10,11 @@ from medfuse_bench.report.markdown import MISSING, format_estimate, markdown_tab
 MD_LISTED = 20
 
 _COMPARISONS = {
-    "new_labels": "old model: previous labels -> current labels",
-    "new_model": "previous model on previous labels -> current model on current labels",
+    "new_labels": ("The previous models on the previous and on the current labels",
+                   "Each previous model's predictions scored against the labels each release gives the kept test "
+                   "stays."),
+    "new_model": ("The previous models against the models retrained on the current release",
+                  "Each side on its own release's labels."),
 }
 
 
@@ -101,35 +104,47 @@ def render(record: dict[str, Any]) -> str:
     parts += [markdown_table(["Task", "Label", "Previous", "Current", "Change", "Kept 0 -> 1", "Kept 1 -> 0"], rows,
                              numeric_from=2), ""]
 
-    parts += ["## Models of the previous release on the kept test stays", ""]
-    if not record["models"]:
-        parts += ["No prediction file under the previous workdir's `predictions/`: no model was trained on the "
-                  "previous release.", ""]
-    else:
-        parts += ["Macro AUROC / AUPRC on the test stays both releases keep, with 95% paired bootstrap intervals "
-                  f"({record['bootstrap']} resamples, seed {record['seed']}); docs/version-bump.md says what each "
-                  "comparison measures." + ("" if record["new_models"] else " Models of the current workdir are "
-                  "not compared (drift.new_models is off)."), ""]
-        rows = []
-        for m in record["models"]:
-            base = [m["task"], m["experiment"], m["test_set"],
-                    f"{m['kept_stays']} of {m['previous_stays']} / {m['current_stays']}", str(m.get("labels_changed",
-                                                                                                   MISSING))]
-            if not m["comparisons"]:
-                rows.append(base + ["no kept test stay", MISSING, MISSING, MISSING, MISSING])
-            for key, c in m["comparisons"].items():
-                cells = []
-                for metric in ("auroc", "auprc"):
-                    prev, curr, d = c[metric]["previous"], c[metric]["current"], c[metric]["difference"]
-                    cells += [f"{format_estimate(prev['value'], None, None)} -> "
-                              f"{format_estimate(curr['value'], None, None)}",
-                              _signed(d)]
-                rows.append(base + [_COMPARISONS[key], *cells])
-        parts += [markdown_table(["Task", "Experiment", "Test set", "Kept (of prev. / curr.)", "Labels changed",
-                                  "Comparison", "AUROC", "Change", "AUPRC", "Change"], rows, numeric_from=3), ""]
+    parts += _models_section(record)
     if record["notes"]:
         parts += ["## Notes", "", *(f"- {n}" for n in record["notes"]), ""]
     return "\n".join(parts)
+
+
+def _models_section(record: dict[str, Any]) -> list[str]:
+    parts = ["## Models of the previous release on the kept test stays", ""]
+    if not record["models"]:
+        return parts + ["No prediction file under the previous workdir's `predictions/`: no model was trained on the "
+                        "previous release.", ""]
+    parts += ["Macro AUROC / AUPRC on the test stays that both releases keep, with 95% paired bootstrap intervals of "
+              f"the change ({record['bootstrap']} resamples, seed {record['seed']}); docs/version-bump.md says what "
+              "each comparison measures. *Kept* counts the kept test stays of the previous / current test set.", ""]
+    empty = [m for m in record["models"] if not m["comparisons"]]
+    if empty:
+        parts += ["No kept test stay: " + ", ".join(f"{m['task']} / {m['experiment']} / {m['test_set']}"
+                                                   for m in empty) + ".", ""]
+    for key, (title, text) in _COMPARISONS.items():
+        rows = []
+        for m in record["models"]:
+            if key not in m["comparisons"]:
+                continue
+            c = m["comparisons"][key]
+            cells = [m["task"], m["experiment"], m["test_set"],
+                     f"{m['kept_stays']} of {m['previous_stays']} / {m['current_stays']}", str(m["labels_changed"])]
+            for metric in ("auroc", "auprc"):
+                cells += [format_estimate(c[metric]["previous"]["value"], None, None),
+                          format_estimate(c[metric]["current"]["value"], None, None), _signed(c[metric]["difference"])]
+            rows.append(cells)
+        if key == "new_model" and not record["new_models"]:
+            parts += [f"### {title}", "", "Not compared: drift.new_models is off.", ""]
+            continue
+        if not rows:
+            continue
+        parts += [f"### {title}", "", text, ""]
+        if key == "new_labels" and not any(m.get("labels_changed") for m in record["models"]):
+            parts += ["No kept test stay has another label in the current release: every change is zero.", ""]
+        parts += [markdown_table(["Task", "Experiment", "Test set", "Kept", "Relabelled", "AUROC prev.", "AUROC curr.",
+                                  "Change", "AUPRC prev.", "AUPRC curr.", "Change"], rows, numeric_from=3), ""]
+    return parts
 
 
 def _signed(d: dict[str, float | None]) -> str:
