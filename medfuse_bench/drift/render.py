@@ -138,6 +138,9 @@ def _models_section(record: dict[str, Any]) -> list[str]:
             parts += [f"### {title}", "", "Not compared: drift.new_models is off.", ""]
             continue
         if not rows:
+            if key == "new_model":
+                parts += [f"### {title}", "", "The current workdir has no prediction file of these experiments and "
+                          "test sets covering their kept test stays.", ""]
             continue
         parts += [f"### {title}", "", text, ""]
         if key == "new_labels" and not any(m.get("labels_changed") for m in record["models"]):
