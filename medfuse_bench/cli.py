@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "select-optimal": "medfuse_bench.train.optimal",
     **dict.fromkeys(("evaluate", "bench-metrics"), "medfuse_bench.evaluation.cli"),
     **dict.fromkeys(("report", "score", "leaderboard"), "medfuse_bench.report.cli"),
+    "drift": "medfuse_bench.drift.cli",
 }
 
 

@@ -15,6 +15,7 @@ from PIL import Image
 
 from medfuse_bench.resources import CHEXPERT_LABELS, phenotypes, variables
 from medfuse_bench.synth import generate
+from medfuse_bench.synth.release import LATER_PERIOD, Release, merge_by_subject
 
 N_STAYS = 200
 SEED = 7
@@ -571,3 +572,167 @@ def test_split_total_adds_up() -> None:
         assert sizes.sum() == total and (sizes >= 1).all()
     assert group_exclusive_cumsum(np.array([2.0, 3.0, 5.0]), np.array([3])).tolist() == [0.0, 2.0, 5.0]
     assert re.match(r"^files/p12/p12345678/s50000001/a+\.jpg$", image_path(12345678, 50000001, "a" * 8))
+
+
+# --- MIMIC-IV versions and later releases -------------------------------------------------------------------------
+
+# The 1.0 files that differ from 2.2 (MIMIC-IV 1.0: core/ module, `ethnicity`, no provider / caregiver columns).
+SPEC_1_0: dict[str, list[str]] = {
+    "mimic-iv/core/patients.csv.gz": SPEC["mimic-iv/hosp/patients.csv.gz"],
+    "mimic-iv/core/admissions.csv.gz": [
+        "subject_id", "hadm_id", "admittime", "dischtime", "deathtime", "admission_type", "admission_location",
+        "discharge_location", "insurance", "language", "marital_status", "ethnicity", "edregtime", "edouttime",
+        "hospital_expire_flag",
+    ],
+    "mimic-iv/core/transfers.csv.gz": SPEC["mimic-iv/hosp/transfers.csv.gz"],
+    "mimic-iv/hosp/labevents.csv.gz": [
+        "labevent_id", "subject_id", "hadm_id", "specimen_id", "itemid", "charttime", "storetime", "value",
+        "valuenum", "valueuom", "ref_range_lower", "ref_range_upper", "flag", "priority", "comments",
+    ],
+    "mimic-iv/icu/chartevents.csv.gz": [
+        "subject_id", "hadm_id", "stay_id", "charttime", "storetime", "itemid", "value", "valuenum", "valueuom",
+        "warning",
+    ],
+    "mimic-iv/icu/outputevents.csv.gz": [
+        "subject_id", "hadm_id", "stay_id", "charttime", "storetime", "itemid", "value", "valueuom",
+    ],
+}
+# Tables whose rows a kept patient keeps across releases, and the columns the versions spell differently.
+PATIENT_TABLES = {
+    "patients": ("core/patients", "hosp/patients", {"dod"}),
+    "admissions": ("core/admissions", "hosp/admissions", {"language"}),
+    "transfers": ("core/transfers", "hosp/transfers", set()),
+    "icustays": ("icu/icustays", "icu/icustays", set()),
+    "diagnoses_icd": ("hosp/diagnoses_icd", "hosp/diagnoses_icd", set()),
+    "chartevents": ("icu/chartevents", "icu/chartevents", set()),
+    "outputevents": ("icu/outputevents", "icu/outputevents", set()),
+    "labevents": ("hosp/labevents", "hosp/labevents", set()),
+}
+RELEASE_STAYS, RELEASE_SEED = 40, 11
+
+
+@pytest.fixture(scope="session")
+def releases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Version A (1.0) and its next release B (3.1: 15 stays added, 10% of the patients removed) of one world."""
+    root = tmp_path_factory.mktemp("releases")
+    generate(root / "a", RELEASE_STAYS, RELEASE_SEED, image_size=16, progress=False, chunk_stays=16,
+             mimic_version="1.0")
+    generate(root / "b", RELEASE_STAYS, RELEASE_SEED, image_size=16, progress=False, chunk_stays=16,
+             mimic_version="3.1", release=Release(added_stays=15, removed_share=0.1))
+    return {"a": root / "a", "b": root / "b"}
+
+
+def _iv(root: Path, rel: str) -> pl.DataFrame:
+    return pl.read_csv(root / "mimic-iv" / f"{rel}.csv.gz", infer_schema_length=None)
+
+
+def test_version_1_0_has_core_and_the_1_0_columns(releases: dict[str, Path]) -> None:
+    a = releases["a"]
+    assert sorted(p.name for p in (a / "mimic-iv").iterdir()) == ["core", "hosp", "icu"]
+    for rel, columns in SPEC.items():
+        in_core = rel.replace("/hosp/", "/core/")
+        rel_1_0 = in_core if in_core in SPEC_1_0 else rel
+        assert pl.read_csv(a / rel_1_0, n_rows=0).columns == SPEC_1_0.get(rel_1_0, columns), rel
+    assert not (a / "mimic-iv/hosp/patients.csv.gz").exists()
+
+
+def test_version_3_1_has_the_2_2_columns_and_named_languages(releases: dict[str, Path]) -> None:
+    b = releases["b"]
+    for rel, columns in SPEC.items():
+        assert pl.read_csv(b / rel, n_rows=0).columns == columns, rel
+    languages = set(_iv(b, "hosp/admissions")["language"].to_list())
+    assert "English" in languages and not languages & {"ENGLISH", "?"}
+
+
+def test_version_1_0_dod_holds_in_hospital_deaths_only(releases: dict[str, Path]) -> None:
+    a_pat, b_pat = _iv(releases["a"], "core/patients"), _iv(releases["b"], "hosp/patients")
+    died = set(_iv(releases["a"], "core/admissions").filter(pl.col("hospital_expire_flag") == 1)["subject_id"])
+    assert set(a_pat.filter(pl.col("dod").is_not_null())["subject_id"]) == died
+    # 3.x also has the deaths after discharge: more dod for the same patients
+    kept = b_pat.join(a_pat.select("subject_id", pl.col("dod").alias("dod_a")), on="subject_id")
+    assert kept.filter(pl.col("dod_a").is_not_null() & (pl.col("dod") != pl.col("dod_a"))).height == 0
+    assert kept.filter(pl.col("dod").is_not_null() & pl.col("dod_a").is_null()).height > 0
+
+
+def test_next_release_keeps_every_kept_patients_rows(releases: dict[str, Path]) -> None:
+    a_pat, b_pat = _iv(releases["a"], "core/patients"), _iv(releases["b"], "hosp/patients")
+    kept = set(a_pat["subject_id"]) & set(b_pat["subject_id"])
+    assert len(set(a_pat["subject_id"]) - kept) == round(0.1 * a_pat.height)
+    for name, (rel_a, rel_b, differ) in PATIENT_TABLES.items():
+        a, b = _iv(releases["a"], rel_a), _iv(releases["b"], rel_b)
+        columns = [c for c in a.columns if c in b.columns and c not in differ]
+        in_kept = pl.col("subject_id").is_in(list(kept))
+        assert a.filter(in_kept).select(columns).equals(b.filter(in_kept).select(columns)), name
+        assert b["subject_id"].is_sorted(), name  # new patients' rows merged in subject order
+    # the removed patients are gone from every MIMIC-IV table
+    removed = list(set(a_pat["subject_id"]) - kept)
+    for name, (_, rel_b, _) in PATIENT_TABLES.items():
+        assert _iv(releases["b"], rel_b).filter(pl.col("subject_id").is_in(removed)).height == 0, name
+
+
+def test_next_release_adds_later_patients_with_fresh_identifiers_and_no_xray(releases: dict[str, Path]) -> None:
+    a, b = releases["a"], releases["b"]
+    a_pat, b_pat = _iv(a, "core/patients"), _iv(b, "hosp/patients")
+    added = b_pat.filter(~pl.col("subject_id").is_in(a_pat["subject_id"].implode()))
+    assert added.height > 0 and added["anchor_year_group"].unique().to_list() == [LATER_PERIOD]
+    new_stays = _iv(b, "icu/icustays").filter(pl.col("subject_id").is_in(added["subject_id"].implode()))
+    assert new_stays.height == 15
+    for rel_a, rel_b, column in (("core/admissions", "hosp/admissions", "hadm_id"),
+                                 ("icu/icustays", "icu/icustays", "stay_id"),
+                                 ("core/transfers", "hosp/transfers", "transfer_id")):
+        old, new = _iv(a, rel_a), _iv(b, rel_b)
+        assert new[column].is_unique().all(), column
+        fresh = new.filter(pl.col("subject_id").is_in(added["subject_id"].implode()))[column]
+        assert not fresh.is_in(old[column].implode()).any(), column
+    dx = _iv(b, "hosp/diagnoses_icd").filter(pl.col("subject_id").is_in(added["subject_id"].implode()))
+    assert dx.height > 0 and dx["icd_version"].unique().to_list() == [10]
+    labs = _iv(b, "hosp/labevents")
+    assert labs["labevent_id"].is_unique().all()
+    # MIMIC-CXR-JPG is its own release: the same bytes, no image of a new patient
+    assert _tree(a / "mimic-cxr-jpg") == _tree(b / "mimic-cxr-jpg")
+    meta = pl.read_csv(b / "mimic-cxr-jpg/mimic-cxr-2.0.0-metadata.csv.gz")
+    assert not meta["subject_id"].is_in(added["subject_id"].implode()).any()
+
+
+def test_next_release_is_deterministic(releases: dict[str, Path], tmp_path: Path) -> None:
+    generate(tmp_path, RELEASE_STAYS, RELEASE_SEED, image_size=16, progress=False, chunk_stays=16,
+             mimic_version="3.1", release=Release(added_stays=15, removed_share=0.1))
+    assert _tree(tmp_path / "mimic-iv") == _tree(releases["b"] / "mimic-iv")
+
+
+def test_merge_by_subject_interleaves_chunk_streams() -> None:
+    def stream(chunks: list[list[int]]):  # noqa: ANN202
+        for ids in chunks:
+            frame = pl.DataFrame({"subject_id": ids, "row": [f"{i}-{k}" for k, i in enumerate(ids)]})
+            yield ids[-1], {"t": frame}
+
+    merged = list(merge_by_subject([stream([[1, 1, 4], [6, 9]]), stream([[2, 5], [7, 7, 8], [10]])]))
+    rows = pl.concat([m["t"] for m in merged])
+    assert rows["subject_id"].to_list() == [1, 1, 2, 4, 5, 6, 7, 7, 8, 9, 10]
+    assert rows.filter(pl.col("subject_id") == 7)["row"].to_list() == ["7-0", "7-1"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--removed-share", "0.9"], "--removed-share"),
+        (["--added-stays", "-1"], "--added-stays"),
+    ],
+)
+def test_cli_rejects_bad_release(tmp_path: Path, args: list[str], message: str) -> None:
+    result = _cli("--out", str(tmp_path / "out"), "--stays", "5", *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
+
+
+def test_cli_rejects_an_unknown_version(tmp_path: Path) -> None:
+    result = _cli("--out", str(tmp_path / "out"), "--stays", "5", "--mimic-version", "2.0")
+    assert result.returncode == 2 and "--mimic-version" in result.stderr and "3.1" in result.stderr
+
+
+def test_release_doctests() -> None:
+    import medfuse_bench.synth.release as release
+
+    result = doctest.testmod(release)
+    assert result.failed == 0 and result.attempted > 0

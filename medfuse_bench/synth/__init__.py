@@ -1,4 +1,5 @@
-"""Synthetic MIMIC-IV 2.2 + MIMIC-CXR-JPG 2.0.0: the embedded default input of the pipeline and of every test.
+"""Synthetic MIMIC-IV (2.2 by default; 1.0 and 3.1 too) + MIMIC-CXR-JPG 2.0.0: the embedded default input of the
+pipeline and of every test.
 
 The credentialed data cannot ship, so :func:`generate` writes files with exactly the real layouts (folders, file
 names, gzip CSV columns in order, JPEG paths ``files/pNN/pSUBJECT/sSTUDY/DICOM_ID.jpg``) and the real quirks that
@@ -14,6 +15,8 @@ Modules, in the order the generator uses them:
   diagnoses with real ICD codes;
 * :mod:`~medfuse_bench.synth.cxr`, :mod:`~medfuse_bench.synth.images`: studies, metadata, CheXpert, split, JPEGs;
 * :mod:`~medfuse_bench.synth.events`: chartevents, outputevents, labevents, chunk by chunk;
+* :mod:`~medfuse_bench.synth.versions`: the layout and columns of MIMIC-IV 1.0, 2.2 and 3.1;
+* :mod:`~medfuse_bench.synth.release`: a later release of the same world (patients added and removed);
 * :mod:`~medfuse_bench.synth.dataset`: orchestration, atomic output; :mod:`~medfuse_bench.synth.cli`: the command.
 """
 

@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +33,10 @@ from medfuse_bench.synth.icd import code_pools
 from medfuse_bench.synth.images import render, write_jpeg
 from medfuse_bench.synth.items import d_items, d_labitems
 from medfuse_bench.synth.plan import Population, assign_ids, build_population
-from medfuse_bench.synth.schema import MIMIC_CXR_DIR, MIMIC_IV_DIR, table_columns, table_path
+from medfuse_bench.synth.release import ADDED_ID_START, Release, merge_by_subject, next_release
+from medfuse_bench.synth.schema import MIMIC_CXR_DIR, MIMIC_IV_DIR, table_columns
 from medfuse_bench.synth.signal import draw_latents
+from medfuse_bench.synth.versions import DEFAULT_VERSION, adapt, check_version, version_columns, version_path
 from medfuse_bench.synth.writer import CsvGzWriter, write_table
 
 log = logging.getLogger(__name__)
@@ -52,8 +55,14 @@ def generate(
     progress: bool = True,
     chunk_stays: int = CHUNK_STAYS,
     unrelated_chart_share: float | None = None,
+    mimic_version: str = DEFAULT_VERSION,
+    release: Release = Release(),
 ) -> dict[str, int]:
     """Write ``out_dir/mimic-iv`` and ``out_dir/mimic-cxr-jpg`` with ``stays`` ICU stays; return row/file counts.
+
+    ``mimic_version`` picks the MIMIC-IV layout and schema (:mod:`~medfuse_bench.synth.versions`); ``release``
+    makes a later release of the same world (:mod:`~medfuse_bench.synth.release`): the patients of
+    ``(stays, seed)`` with the same identifiers and times, plus new ones, minus a few.
 
     ``chunk_stays`` sets how many stays' events are held in memory at once (the output depends on it, like on the
     seed). Raises :class:`MedfuseError` for a bad size, an unwritable ``out_dir`` or an existing non-empty output
@@ -69,6 +78,7 @@ def generate(
         raise MedfuseError(f"chunk_stays must be positive, got {chunk_stays}")
     if unrelated_chart_share is not None and not 0.0 <= unrelated_chart_share < 1.0:
         raise MedfuseError(f"--unrelated-chart-share must be in [0, 1), got {unrelated_chart_share}")
+    check_version(mimic_version)
     stays, image_size = int(stays), int(image_size)
     out = Path(out_dir)
     targets = [out / MIMIC_IV_DIR, out / MIMIC_CXR_DIR]
@@ -82,7 +92,8 @@ def generate(
     except OSError as exc:
         raise MedfuseError(f"cannot write to output directory {out}: {exc.strerror or exc}; choose another --out")
     try:
-        counts = _generate_into(tmp, stays, seed, image_size, progress, chunk_stays, unrelated_chart_share)
+        counts = _generate_into(tmp, stays, seed, image_size, progress, chunk_stays, unrelated_chart_share,
+                                mimic_version, release)
         for target in targets:
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
@@ -106,7 +117,8 @@ def _chunks(pop: Population, chunk_stays: int) -> list[tuple[int, int]]:
 
 
 def _generate_into(root: Path, stays: int, seed: int, image_size: int, progress: bool, chunk_stays: int,
-                   unrelated_chart_share: float | None = None) -> dict[str, int]:
+                   unrelated_chart_share: float | None = None, version: str = DEFAULT_VERSION,
+                   release: Release = Release()) -> dict[str, int]:
     rng = np.random.default_rng([seed, 0])
     pop = build_population(rng, stays)
     assign_ids(rng, pop)
@@ -130,52 +142,31 @@ def _generate_into(root: Path, stays: int, seed: int, image_size: int, progress:
         "cxr_chexpert": studies["chexpert"],
         "cxr_split": studies["split"],
     }
+    later = None if release.is_base else next_release(seed, release, pop, transfers, pools)
+    if later is not None:
+        small = later.tables(small)
+    deaths = small["admissions"].filter(pl.col("hospital_expire_flag") == 1)["subject_id"]
     for name, frame in small.items():
-        counts[name] = write_table(frame, root / table_path(name), table_columns(name))
+        frame = adapt(name, frame.select(table_columns(name)), version, in_hospital_deaths=deaths)
+        counts[name] = write_table(frame, root / version_path(name, version), version_columns(name, version))
 
     providers = provider_ids(rng, 600)
-    meta_pidx = meta["pidx"].to_numpy()
-    findings = studies["findings"][meta["study_row"].to_numpy()]
-    views = meta["view_code"].to_numpy()
-    image_rel = meta["path"].to_list()
-    cxr_root = root / MIMIC_CXR_DIR
-    labevent_id = 1
-    specimen_next = int(rng.integers(1_000_000, 2_000_000))
+    specimen_start = int(rng.integers(1_000_000, 2_000_000))
+    images = _Images(root / MIMIC_CXR_DIR, seed, meta, studies["findings"], image_size)
+    streams = [_event_chunks(pop, seed, 1, chunk_stays, providers, 1, specimen_start, unrelated_chart_share,
+                             images, progress)]
+    if later is not None and later.added is not None:
+        streams.append(_event_chunks(later.added, seed, 4, chunk_stays, providers, ADDED_ID_START, ADDED_ID_START,
+                                     unrelated_chart_share, None, False))
 
-    writers = {name: CsvGzWriter(root / table_path(name), table_columns(name))
+    writers = {name: CsvGzWriter(root / version_path(name, version), version_columns(name, version))
                for name in ("chartevents", "outputevents", "labevents")}
     try:
-        chunk_list = _chunks(pop, chunk_stays)
-        for ci, (p0, p1) in enumerate(tqdm(chunk_list, desc="synth chunks", unit="chunk", disable=not progress)):
-            crng = np.random.default_rng([seed, 1, ci])
-            s0, s1 = np.searchsorted(pop.stay["pidx"], [p0, p1])
-            a0, a1 = np.searchsorted(pop.adm["pidx"], [p0, p1])
-            chunk = _stay_chunk(pop, s0, s1)
-            if s1 > s0:
-                writers["chartevents"].write(chart_events(crng, chunk, unrelated_chart_share))
-                writers["outputevents"].write(output_events(crng, chunk))
-            labs = lab_events(crng, _admission_chunk(crng, pop, p0, p1, a0, a1, s0, s1), chunk.lat, providers)
-            if labs is not None:
-                n_spec = int(labs["specimen"].max()) + 1
-                spec_ids = specimen_next + np.cumsum(crng.integers(1, 400, n_spec))
-                specimen_next = int(spec_ids[-1])
-                labs = labs.with_columns(
-                    labevent_id=pl.int_range(labevent_id, labevent_id + pl.len(), dtype=pl.Int64),
-                    specimen_id=pl.Series(spec_ids[labs["specimen"].to_numpy()], dtype=pl.Int64),
-                )
-                labevent_id += labs.height
-                writers["labevents"].write(labs.select(table_columns("labevents")))
-
-            m0, m1 = np.searchsorted(meta_pidx, [p0, p1])
-            if m1 > m0:
-                pixels = render(np.random.default_rng([seed, 2, ci]), findings[m0:m1], views[m0:m1], image_size)
-                made = None
-                for k in range(m1 - m0):
-                    path = cxr_root / image_rel[m0 + k]
-                    if path.parent != made:  # images of a study are consecutive
-                        path.parent.mkdir(parents=True, exist_ok=True)
-                        made = path.parent
-                    write_jpeg(pixels[k], path)
+        for frames in merge_by_subject(streams):
+            for name, frame in frames.items():
+                if later is not None:
+                    frame = later.keep(frame)
+                writers[name].write(adapt(name, frame, version))
         for name, writer in writers.items():
             writer.close()
             counts[name] = writer.rows
@@ -186,6 +177,65 @@ def _generate_into(root: Path, stays: int, seed: int, image_size: int, progress:
     counts["images"] = meta.height
     counts["studies"] = studies["chexpert"].height
     return counts
+
+
+class _Images:
+    """Renders and writes the JPEGs of a chunk's patients (version A's world only: MIMIC-CXR-JPG is one release)."""
+
+    def __init__(self, root: Path, seed: int, meta: pl.DataFrame, findings: np.ndarray, image_size: int) -> None:
+        self.root, self.seed, self.image_size = root, seed, image_size
+        self.pidx = meta["pidx"].to_numpy()
+        self.findings = findings[meta["study_row"].to_numpy()]
+        self.views = meta["view_code"].to_numpy()
+        self.rel = meta["path"].to_list()
+
+    def write(self, ci: int, p0: int, p1: int) -> None:
+        m0, m1 = np.searchsorted(self.pidx, [p0, p1])
+        if m1 <= m0:
+            return
+        pixels = render(np.random.default_rng([self.seed, 2, ci]), self.findings[m0:m1], self.views[m0:m1],
+                        self.image_size)
+        made = None
+        for k in range(m1 - m0):
+            path = self.root / self.rel[m0 + k]
+            if path.parent != made:  # images of a study are consecutive
+                path.parent.mkdir(parents=True, exist_ok=True)
+                made = path.parent
+            write_jpeg(pixels[k], path)
+
+
+def _event_chunks(pop: Population, seed: int, stream: int, chunk_stays: int, providers: np.ndarray,
+                  labevent_id: int, specimen_next: int, unrelated_chart_share: float | None, images: _Images | None,
+                  progress: bool) -> Iterator[tuple[int, dict[str, pl.DataFrame]]]:
+    """Event tables of ``pop``, chunk by chunk: (last subject_id of the chunk, {table: frame}), in subject order.
+
+    Chunk ``ci`` draws from stream ``(seed, stream, ci)``; lab rows are numbered from ``labevent_id`` and their
+    specimens from ``specimen_next`` on. ``images`` (when given) writes the chunk's JPEGs as it goes.
+    """
+    chunk_list = _chunks(pop, chunk_stays)
+    for ci, (p0, p1) in enumerate(tqdm(chunk_list, desc="synth chunks", unit="chunk", disable=not progress)):
+        crng = np.random.default_rng([seed, stream, ci])
+        s0, s1 = np.searchsorted(pop.stay["pidx"], [p0, p1])
+        a0, a1 = np.searchsorted(pop.adm["pidx"], [p0, p1])
+        chunk = _stay_chunk(pop, s0, s1)
+        frames = {}
+        if s1 > s0:
+            frames["chartevents"] = chart_events(crng, chunk, unrelated_chart_share)
+            frames["outputevents"] = output_events(crng, chunk)
+        labs = lab_events(crng, _admission_chunk(crng, pop, p0, p1, a0, a1, s0, s1), chunk.lat, providers)
+        if labs is not None:
+            n_spec = int(labs["specimen"].max()) + 1
+            spec_ids = specimen_next + np.cumsum(crng.integers(1, 400, n_spec))
+            specimen_next = int(spec_ids[-1])
+            labs = labs.with_columns(
+                labevent_id=pl.int_range(labevent_id, labevent_id + pl.len(), dtype=pl.Int64),
+                specimen_id=pl.Series(spec_ids[labs["specimen"].to_numpy()], dtype=pl.Int64),
+            )
+            labevent_id += labs.height
+            frames["labevents"] = labs.select(table_columns("labevents"))
+        if images is not None:
+            images.write(ci, p0, p1)
+        yield int(pop.patient["subject_id"][p1 - 1]), frames
 
 
 def _stay_chunk(pop: Population, s0: int, s1: int) -> StayChunk:

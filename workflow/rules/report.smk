@@ -6,6 +6,7 @@ rule report:
     input:
         rules.models.input,
         rules.etl.input,
+        drift_report_inputs(),
     output:
         f"{W}/report/report.md",
     params:
