@@ -90,6 +90,15 @@ def test_raw_table_replaced_by_another_file_reruns_ingest(built):
     assert "chartevents.csv" in proc.stdout
 
 
+@pytest.mark.slow
+def test_image_cache_declares_the_cxr_metadata_table(built):
+    root, config = built
+    proc = snakemake(root / "w", "-n", "results/cache/images.npy", config=config)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    job = proc.stdout[proc.stdout.index("rule image_cache:"):].splitlines()[1]
+    assert str(root / "raw" / "mimic-cxr-jpg" / "mimic-cxr-2.0.0-metadata.csv.gz") in job
+
+
 def test_synthetic_data_feed_ingest_through_the_synth_rule(tmp_path):
     proc = snakemake(tmp_path, "-n", "etl", config={"profile": "smoke"})
     assert proc.returncode == 0, proc.stdout[-3000:]

@@ -51,8 +51,10 @@ def test_corrupt_jpeg_from_the_command_line_is_one_line(images):
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
-    assert len(errors) == 1 and "b.jpg" in errors[0] and "--skip-unreadable" in errors[0], proc.stderr
+    message = proc.stderr.strip().splitlines()[-1]
+    assert message.startswith("medfuse-bench: error: X-ray image ") and "b.jpg" in message, proc.stderr
+    assert "--skip-unreadable" in message
+    assert sum("error" in line for line in proc.stderr.splitlines()) == 1
 
 
 def test_skip_unreadable_counts_them_and_training_sees_no_image(images, caplog):

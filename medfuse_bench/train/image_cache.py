@@ -167,20 +167,20 @@ def build_image_cache(
     log.info("caching %d X-rays at %d x %d px with %d worker(s)", len(paths), size, size, workers)
     with atomic_path(out_dir / IMAGES_FILE) as tmp:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size))
-        progress = tqdm(total=len(paths), desc="image cache", unit="img", mininterval=2.0)
-        if workers > 1 and len(tasks) > 1:
-            with get_context("spawn").Pool(workers) as pool:
-                for start, block, skipped in pool.imap_unordered(_decode_chunk, tasks):
+        # A context, so that the bar ends its line before an error message is printed.
+        with tqdm(total=len(paths), desc="image cache", unit="img", mininterval=2.0) as progress:
+            if workers > 1 and len(tasks) > 1:
+                with get_context("spawn").Pool(workers) as pool:
+                    for start, block, skipped in pool.imap_unordered(_decode_chunk, tasks):
+                        array[start : start + len(block)] = block
+                        unreadable += skipped
+                        progress.update(len(block))
+            else:
+                for task in tasks:
+                    start, block, skipped = _decode_chunk(task)
                     array[start : start + len(block)] = block
                     unreadable += skipped
                     progress.update(len(block))
-        else:
-            for task in tasks:
-                start, block, skipped = _decode_chunk(task)
-                array[start : start + len(block)] = block
-                unreadable += skipped
-                progress.update(len(block))
-        progress.close()
         array.flush()
         del array
     skipped_rows = sorted(row for row, _ in unreadable)
