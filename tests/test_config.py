@@ -60,7 +60,8 @@ def test_bad_keys_fail_with_the_key_name(config, message):
     ("config", "message"),
     [
         ({"profil": "smoke"}, "config: unknown key 'profil'; did you mean 'profile'?"),
-        ({"etl": {"cohort_prest": "medfuse"}}, "config: unknown key 'etl.cohort_prest'; did you mean 'etl.cohort_preset'?"),
+        ({"etl": {"cohort_prest": "medfuse"}},
+         "config: unknown key 'etl.cohort_prest'; did you mean 'etl.cohort_preset'?"),
         ({"etl": {"task_overrides": {"phenotypng": {}}}},
          "config: unknown key 'etl.task_overrides.phenotypng'; did you mean 'etl.task_overrides.phenotyping'?"),
         ({"etl": {"task_overrides": {"phenotyping": {"ts_window": 3}}}},

@@ -57,7 +57,8 @@ def test_cxr_uni_counts_the_images_it_leaves_out():
     metadata = meta([("a", 1, "AP", INTIME), ("b", 1, "AP", INTIME), ("c", 2, "PA", INTIME)])
     chexpert = metadata.filter(pl.col("dicom_id") != "c").select("study_id")
     split = pl.DataFrame({"dicom_id": ["a"], "split": ["train"]})
-    found = {r["reason"]: (r["file"], r["rows"], r["example"]) for r in cxr.cxr_uni_exclusions(metadata, chexpert, split)}
+    records = cxr.cxr_uni_exclusions(metadata, chexpert, split)
+    found = {r["reason"]: (r["file"], r["rows"], r["example"]) for r in records}
     assert found == {
         "study without CheXpert labels (mimic-cxr-2.0.0-chexpert)": ("cxr_metadata", 1, "dicom_id 'c'"),
         "labelled image without a row in mimic-cxr-2.0.0-split": ("cxr_split", 1, "dicom_id 'b'"),

@@ -183,11 +183,12 @@ def selection_exclusions(stays: pl.DataFrame, first_events: pl.DataFrame,
               else f"the first {definition.ts_window_hours:g} h of the stay")
     no_event = pl.col("first_hours").is_null() | (pl.col("first_hours") >= period + EPS)
     stage = _stage(definition)
+    minimum = definition.min_stay_hours or 0.0
     return exclusions.compact([
         exclusions.count_rows(frame, no_length, stage=stage, file="stays.parquet", column="los_hours",
                               reason="length of stay missing", example=stay),
         exclusions.count_rows(frame, ~no_length & too_short, stage=stage, file="stays.parquet", column="los_hours",
-                              reason=f"ICU stay shorter than the task's minimum of {definition.min_stay_hours or 0:g} h",
+                              reason=f"ICU stay shorter than the task's minimum of {minimum:g} h",
                               example=pl.format("{}: {} h", stay, pl.col("los_hours").round(2))),
         exclusions.count_rows(frame, ~no_length & ~too_short & no_event, stage=stage, file="events.parquet",
                               column="hours", reason=f"no observed event within {window}", example=stay),

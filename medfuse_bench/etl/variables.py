@@ -484,7 +484,8 @@ def extract_coded_events(
 
     # Counts of the raw rows, per pair first: a bincount instead of a group-by over every row.
     tallied = has_time.to_numpy()
-    tally = table.with_columns(len=pl.Series(np.bincount(index[tallied], minlength=table.height))).with_row_index("_pair")
+    tally = table.with_columns(len=pl.Series(np.bincount(index[tallied], minlength=table.height)))
+    tally = tally.with_row_index("_pair")
     tally = tally.filter(pl.col("variable").is_not_null())
 
     def by_variable(condition: pl.Expr) -> dict[str, int]:
@@ -507,7 +508,8 @@ def extract_coded_events(
         counts["outliers_clipped"] = by_variable(pl.col("range_action") == "clipped")
     found = value_exclusions(tally.join(pairs.select(raw="value").with_row_index("_pair"), on="_pair"))
     if no_time:
-        found.append(exclusions.record("variables", "chartevents, labevents", "charttime", "charttime missing", no_time))
+        found.append(exclusions.record("variables", "chartevents, labevents", "charttime", "charttime missing",
+                                       no_time))
     if counts["rows_unmapped_itemid"]:
         found.append(exclusions.record("variables", "chartevents, labevents", "itemid",
                                        f"item id not among the 17 variables of fidelity '{fidelity}'",
