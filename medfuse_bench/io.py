@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,36 +14,58 @@ from typing import Any
 import polars as pl
 
 
+def temporary_name(final: str | os.PathLike[str], *, directory: bool = False) -> Path:
+    """The one temporary name of ``final`` while it is written: ``.{name}.tmp{suffix}`` beside it (the suffix is
+    kept for writers that choose a format by it), ``.{name}.tmp`` for a directory.
+
+    The name is fixed, not random, so that the leftover of a killed writer (``kill -9``, a node lost under a cluster
+    job) is found and removed by the next write of the same output instead of piling up beside it.
+    """
+    final = Path(final)
+    return final.with_name(f".{final.name}.tmp" + ("" if directory else final.suffix))
+
+
+def remove_stale(path: Path) -> None:
+    """Remove a file, link or directory tree at ``path``, if any."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def remove_leftovers(final: str | os.PathLike[str], *, directory: bool = False) -> None:
+    """Remove what a killed write of ``final`` left beside it: its temporary name, and the random
+    ``.{name}.tmp-XXXX`` names that earlier versions of this module used."""
+    final = Path(final)
+    remove_stale(temporary_name(final, directory=directory))
+    for old in final.parent.glob(f".{glob.escape(final.name)}.tmp-*"):
+        remove_stale(old)
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike[str], *, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it to ``final`` when the block succeeds.
 
     On any exception the temporary file or directory is removed and ``final`` is left untouched,
-    so a failed step never leaves a half-written output behind.
+    so a failed step never leaves a half-written output behind. A leftover of an earlier, killed write of
+    ``final`` is removed first (:func:`temporary_name`); one writer per output, as Snakemake guarantees.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{final.name}.tmp-"
+    remove_leftovers(final, directory=directory)
+    tmp = temporary_name(final, directory=directory)
     if directory:
-        tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=final.parent))
+        tmp.mkdir()
     else:
-        fd, name = tempfile.mkstemp(prefix=prefix, dir=final.parent, suffix=final.suffix)
-        os.close(fd)
-        tmp = Path(name)
-    # mkstemp/mkdtemp create owner-only files; give outputs the permissions a plain open() would.
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod((0o777 if directory else 0o666) & ~umask)
+        tmp.touch()
     try:
         yield tmp
         if directory and final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
     except BaseException:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            remove_stale(tmp)
         raise
 
 

@@ -33,7 +33,7 @@ def test_real_data_defaults_to_paper_profile_and_explicit_keys_win():
     assert cfg["profile"] == "paper"
     assert cfg["train"]["max_epochs"] == 3
     assert cfg["train"]["lr_draws"] == 10
-    assert cfg["images"] == {"resize": 256, "crop": 224, "augment": True}
+    assert cfg["images"] == {"resize": 256, "crop": 224, "augment": True, "skip_unreadable": False}
 
 
 def test_outlier_handling_is_the_outliers_switch():
@@ -61,6 +61,40 @@ def test_outlier_handling_is_the_outliers_switch():
 def test_bad_keys_fail_with_the_key_name(config, message):
     with pytest.raises(MedfuseError, match=message.replace(".", r"\.").replace("'", "'")):
         validate_config(config)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"profil": "smoke"}, "config: unknown key 'profil'; did you mean 'profile'?"),
+        ({"etl": {"cohort_prest": "medfuse"}},
+         "config: unknown key 'etl.cohort_prest'; did you mean 'etl.cohort_preset'?"),
+        ({"etl": {"task_overrides": {"phenotypng": {}}}},
+         "config: unknown key 'etl.task_overrides.phenotypng'; did you mean 'etl.task_overrides.phenotyping'?"),
+        ({"etl": {"task_overrides": {"phenotyping": {"ts_window": 3}}}},
+         "config: unknown key 'etl.task_overrides.phenotyping.ts_window'; "
+         "did you mean 'etl.task_overrides.phenotyping.ts_window_hours'?"),
+        ({"images": {"zoom": 2}}, "config: unknown key 'images.zoom'; valid keys in 'images': resize, crop, augment, "
+                                  "skip_unreadable"),
+    ],
+)
+def test_unknown_key_names_the_closest_valid_key(config, message):
+    with pytest.raises(MedfuseError) as info:
+        validate_config(config)
+    assert str(info.value) == message
+
+
+def test_config_cli_unknown_key_is_one_line_with_the_closest_key(tmp_path):
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["train"]["max_epoch"] = config["train"].pop("max_epochs")
+    bad = tmp_path / "config.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    proc = subprocess.run(
+        [sys.executable, "-m", "medfuse_bench.cli", "config", "--config", str(bad)], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert proc.stderr == (f"medfuse-bench: error: {bad}: unknown key 'train.max_epoch'; "
+                           "did you mean 'train.max_epochs'?\n")
 
 
 def test_config_cli_names_bad_key_and_exits_2(tmp_path):

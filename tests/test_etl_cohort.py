@@ -66,6 +66,7 @@ def test_filters_in_the_original_order_with_counts():
     pat = patients(*[(s, "F", 50, 2150, None) for s in (1, 2, 3, 4, 5)])
     stays, counts = build_cohort(icu, adm, pat, policy=CORRECTED)
     assert stays["stay_id"].to_list() == [100, 401]
+    excluded = counts.pop("exclusions")
     assert counts == {
         "fidelity": {"preset": "corrected", "age": "age_at_stay", "mortality": "deathtime_or_flag",
                      "los_hours": "intime_to_outtime"},
@@ -75,10 +76,32 @@ def test_filters_in_the_original_order_with_counts():
         "after_single_stay_per_admission": 2,
         "after_age_filter": 2,
         "after_missing_times": 2,
+        "after_impossible_length_of_stay": 2,
         "stays": 2,
         "subjects": 2,
         "mortality_positive": 0,
     }
+    assert [(r["file"], r["column"], r["rows"], r["example"]) for r in excluded] == [
+        ("icustays", "first_careunit, last_careunit", 2, "stay_id 200: MICU -> SICU"),
+        ("icustays", "subject_id, hadm_id", 1, None),
+        ("icustays", "hadm_id", 2, "stay_id 300 of hadm_id 30"),
+    ]
+    assert all(r["stage"] == "cohort" and r["action"] == "dropped" for r in excluded)
+
+
+@pytest.mark.parametrize("los_hours", ["icustays_los", "intime_to_outtime"])
+def test_stay_ending_before_it_starts_is_dropped_and_counted(los_hours):
+    icu = icustays((1, 10, 100, "MICU", "MICU", d(2), d(4), 2.0), (2, 20, 200, "MICU", "MICU", d(4), d(2), -2.0))
+    adm = admissions((1, 10, d(1), d(9), None, 0), (2, 20, d(1), d(9), None, 0))
+    pat = patients((1, "F", 50, 2150, None), (2, "M", 60, 2150, None))
+    stays, counts = build_cohort(icu, adm, pat, policy=FidelityPolicy.preset("corrected").replace(los_hours=los_hours))
+    assert stays["stay_id"].to_list() == [100]
+    assert counts["after_missing_times"] == 2 and counts["after_impossible_length_of_stay"] == 1
+    (negative,) = counts["exclusions"]
+    assert negative["file"] == "icustays" and negative["column"] == ("los" if los_hours == "icustays_los" else "outtime")
+    assert negative["reason"].startswith("impossible length of stay: outtime before intime")
+    assert negative["rows"] == 1
+    assert negative["example"] == "stay_id 200: intime 2150-01-04 00:00:00, outtime 2150-01-02 00:00:00, los -2.0"
 
 
 def test_age_is_anchor_age_in_original_and_age_at_the_stay_in_corrected():

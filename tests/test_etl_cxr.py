@@ -37,6 +37,34 @@ def test_study_datetime_truncates_fraction_and_zero_pads():
     assert got == [datetime(2150, 3, 1, 9, 35, 12), datetime(2150, 3, 1, 0, 0, 5), datetime(2150, 12, 31, 23, 59, 59)]
 
 
+@pytest.mark.parametrize(
+    ("date", "time"),
+    [(21501301, 93512.5), (21500230, 93512.5), (2150301, 93512.5), (21500301, 246000.0), (21500301, 96000.0),
+     (21500301, 95960.0), (None, 93512.5), (21500301, None)],
+    ids=["month-13", "february-30", "seven-digits", "hour-24", "minute-60", "second-60", "no-date", "no-time"],
+)
+def test_impossible_study_date_or_time_is_an_error_naming_the_image_and_values(date, time):
+    frame = meta([("ok", 1, "AP", INTIME), ("bad", 1, "AP", INTIME)]).with_columns(
+        StudyDate=pl.when(pl.col("dicom_id") == "bad").then(pl.lit(date, pl.Int64)).otherwise("StudyDate"),
+        StudyTime=pl.when(pl.col("dicom_id") == "bad").then(pl.lit(time, pl.Float64)).otherwise("StudyTime"),
+    )
+    message = f"cxr_metadata: 1 row(s) .* e.g. dicom_id 'bad': StudyDate {date}, StudyTime {time}"
+    with pytest.raises(MedfuseError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        cxr.link_cxr(stays([(1, 10, INTIME, INTIME + 48 * H)]), frame)
+
+
+def test_cxr_uni_counts_the_images_it_leaves_out():
+    metadata = meta([("a", 1, "AP", INTIME), ("b", 1, "AP", INTIME), ("c", 2, "PA", INTIME)])
+    chexpert = metadata.filter(pl.col("dicom_id") != "c").select("study_id")
+    split = pl.DataFrame({"dicom_id": ["a"], "split": ["train"]})
+    records = cxr.cxr_uni_exclusions(metadata, chexpert, split)
+    found = {r["reason"]: (r["file"], r["rows"], r["example"]) for r in records}
+    assert found == {
+        "study without CheXpert labels (mimic-cxr-2.0.0-chexpert)": ("cxr_metadata", 1, "dicom_id 'c'"),
+        "labelled image without a row in mimic-cxr-2.0.0-split": ("cxr_split", 1, "dicom_id 'b'"),
+    }
+
+
 H = timedelta(hours=1)
 S = timedelta(seconds=1)
 IMAGES = meta([

@@ -3,6 +3,7 @@ event filtering, provenance, and every bad-input error through the command (exit
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -154,6 +155,12 @@ def _chart(**changes) -> dict[str, pl.DataFrame]:
     return tables
 
 
+def _changed(table: str, **changes) -> dict[str, pl.DataFrame]:
+    tables = base_tables()
+    tables[table] = tables[table].with_columns(**changes)
+    return tables
+
+
 def _without(table: str) -> dict[str, pl.DataFrame]:
     tables = base_tables()
     del tables[table]
@@ -166,13 +173,20 @@ def _without(table: str) -> dict[str, pl.DataFrame]:
         (_without("icustays"), ["missing table", "icustays.csv.gz"]),
         ({**base_tables(), "chartevents": base_tables()["chartevents"].drop("value")},
          ["chartevents.csv.gz", "'value'"]),
-        (_chart(charttime=pl.lit("next tuesday")), ["chartevents.csv.gz", "column 'charttime'", "timestamps"]),
+        (_chart(charttime=pl.lit("next tuesday")), ["chartevents.csv.gz", "column 'charttime'", "timestamp"]),
+        (_changed("admissions", admittime=pl.Series(["2150-13-01 08:00:00", "2160-03-01 10:00:00",
+                                                      "2151-05-01 00:00:00"])),
+         ["admissions.csv.gz", "column 'admittime'", "not a valid timestamp", "'2150-13-01 08:00:00'",
+          "row with hadm_id 10"]),
+        (_changed("diagnoses_icd", icd_version=pl.Series([9, 11, 10])),
+         ["diagnoses_icd.csv.gz", "column 'icd_version'", "11 (1 rows)", "hadm_id 20"]),
         ({**base_tables(), "icustays": pl.concat([base_tables()["icustays"], base_tables()["icustays"].head(1)])},
          ["icustays.csv.gz", "'stay_id'", "stay_id 100"]),
         (_chart(itemid=pl.lit(220046)), ["chartevents.csv.gz", "no rows left", "itemid"]),
         (_chart(stay_id=pl.lit("n/a")), ["chartevents.csv.gz", "column 'stay_id'"]),
     ],
-    ids=["missing-table", "missing-column", "bad-timestamp", "duplicated-stay", "empty-chartevents", "bad-number"],
+    ids=["missing-table", "missing-column", "bad-timestamp", "impossible-date", "icd-11", "duplicated-stay",
+         "empty-chartevents", "bad-number"],
 )
 def test_bad_input_fails_with_a_message_and_leaves_nothing(tmp_path: Path, tables, words):
     write_mimic_iv(tmp_path / "iv", "2.x", tables)
@@ -184,6 +198,38 @@ def test_bad_input_fails_with_a_message_and_leaves_nothing(tmp_path: Path, table
     for word in words:
         assert word in message
     assert not (tmp_path / "work").exists() or not any((tmp_path / "work" / "etl").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("date", "time", "shown"),
+    [(21501302, 93015.25, "StudyDate 21501302"), (21500230, 93015.25, "StudyDate 21500230"),
+     (21500102, 256000.0, "StudyTime 256000.0"), (21500102, 96100.0, "StudyTime 96100.0")],
+    ids=["month-13", "february-30", "hour-25", "minute-61"],
+)
+def test_impossible_study_date_or_time_names_file_image_and_value(tmp_path: Path, date, time, shown):
+    write_mimic_iv(tmp_path / "iv")
+    write_mimic_cxr(tmp_path / "cxr")
+    metadata = tmp_path / "cxr" / "mimic-cxr-2.0.0-metadata.csv.gz"
+    frame = pl.read_csv(metadata).with_columns(StudyDate=pl.lit(date), StudyTime=pl.lit(time))
+    metadata.write_bytes(gzip.compress(frame.write_csv().encode()))
+    result = _cli(tmp_path)
+    assert result.returncode == 2, result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert str(metadata) in message and "dicom_id 'd1'" in message and shown in message, message
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-16"])
+def test_file_not_in_utf8_is_named_in_one_line(tmp_path: Path, encoding):
+    write_mimic_iv(tmp_path / "iv")
+    write_mimic_cxr(tmp_path / "cxr")
+    patients = tmp_path / "iv" / "hosp" / "patients.csv.gz"
+    text = "subject_id,gender,anchor_age,anchor_year,anchor_year_group,dod,région\n1,F,60,2150,2011 - 2013,,\n"
+    patients.write_bytes(gzip.compress(text.encode(encoding)))
+    result = _cli(tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert f"'{patients}' is not UTF-8 text" in message and "encoding is unsupported" in message, message
 
 
 def test_missing_cxr_table_through_the_command(tmp_path: Path):

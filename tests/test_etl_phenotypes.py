@@ -62,6 +62,17 @@ def test_gem_mode_maps_icd9_directly_and_icd10_by_majority_of_gem_targets():
     assert stats["by_icd_version"]["10"]["rows_unmapped"] == 1
     assert stats["by_icd_version"]["10"]["most_frequent_unmapped"] == {"Z9999": 1}
     assert stats["stays_with_any_label"] == 2 and stats["prevalence"][HTN] == 2
+    (unmapped,) = [r for r in stats["exclusions"] if r["reason"].startswith("ICD-10")]
+    assert (unmapped["file"], unmapped["column"], unmapped["rows"], unmapped["example"]) == (
+        "diagnoses_icd", "icd_code", 1, "'Z9999'")
+
+
+@pytest.mark.parametrize("fidelity", ["original", "corrected"])
+def test_icd_version_other_than_9_or_10_is_an_error_naming_column_and_values(fidelity):
+    diag = diagnoses((10, "4019", 9), (20, "BA00", 11), (30, "5A11", 11), (30, "I10", None))
+    with pytest.raises(MedfuseError, match=r"diagnoses_icd: column 'icd_version' holds 11 \(2 rows\), empty "
+                                           r"\(1 rows\), e\.g\. in the row with hadm_id 20"):
+        P.build_phenotypes(STAYS, diag, policy=FidelityPolicy.preset(fidelity))
 
 
 def test_icd10_combination_codes_keep_groups_reached_in_every_scenario():
@@ -94,6 +105,9 @@ def test_inner_on_code_joins_the_dictionary_on_code_only():
     assert corrected.filter(pl.col("stay_id") == 200)[renal].item() == 1
     assert stats["rows_lost_in_dictionary_join"] == 1
     assert stats["rows_doubled_in_dictionary_join"] == 1
+    counted = {r["reason"].split(" (")[0].split(":")[0]: (r["action"], r["rows"]) for r in stats["exclusions"]}
+    assert counted["code missing from d_icd_diagnoses"] == ("dropped", 1)
+    assert counted["code present in both ICD versions of d_icd_diagnoses"] == ("changed", 1)
 
 
 def _definitions(tmp_path: Path, names: list[str] | None = None, extra: dict | None = None) -> Path:

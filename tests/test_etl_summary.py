@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-from medfuse_bench.etl import cxr, presets, splits, summary, task_tables
+from medfuse_bench.etl import cxr, exclusions, presets, splits, summary, task_tables
 
 sys.path.insert(0, str(Path(__file__).parent))
 from etl_world import make_world, write_world  # noqa: E402
@@ -80,7 +80,12 @@ def test_etl_summary_cli_on_a_small_world(tmp_path):
     world = make_world(120, seed=5)
     work = tmp_path / "w"
     write_world(world, work)
-    (work / "etl" / "cohort_counts.json").write_text(json.dumps({"icu_stays": 150, "stays": 120}))
+    negative = exclusions.record("cohort", "icustays", "outtime", "impossible length of stay: outtime before intime",
+                                 2, example="stay_id 7: ...")
+    (work / "etl" / "cohort_counts.json").write_text(
+        json.dumps({"icu_stays": 150, "stays": 120, "exclusions": [negative]}))
+    not_a_number = exclusions.record("variables", "labevents", "value (Glucose)", "not a number", 3, example="'NEG'")
+    (work / "etl" / "variables_counts.json").write_text(json.dumps({"rows_in": 9, "exclusions": [not_a_number]}))
     patient_splits = splits.build_splits(world["stays"]["subject_id"], [world["cxr_metadata"]["subject_id"]], "s")
     patient_splits.write_parquet(work / "etl" / "splits.parquet")
     (work / "cxr").mkdir()
@@ -89,9 +94,10 @@ def test_etl_summary_cli_on_a_small_world(tmp_path):
     built = {}
     for task, preset in (("in-hospital-mortality", "medfuse-2022"), ("phenotyping", "medfuse")):
         definition = presets.task_definition(task, preset)
-        built[task] = task_tables.build_task_samples(world["stays"], world["events"], patient_splits,
-                                                     world["cxr_metadata"], definition, phenotypes=world["phenotypes"])
-        task_tables.write_samples(built[task], definition, work / "tasks" / task / "samples.parquet")
+        built[task], left_out = task_tables.build_task_table(world["stays"], world["events"], patient_splits,
+                                                             world["cxr_metadata"], definition,
+                                                             phenotypes=world["phenotypes"])
+        task_tables.write_samples(built[task], definition, work / "tasks" / task / "samples.parquet", left_out)
     res = subprocess.run([sys.executable, "-c", CLI, "etl-summary", "--workdir", str(work),
                           "--presets-out", str(tmp_path / "presets.json")], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
@@ -99,6 +105,16 @@ def test_etl_summary_cli_on_a_small_world(tmp_path):
     md = (work / "tasks" / "summary.md").read_text()
     assert result["leaky"] is True and "leaky task definition" in md
     assert result["cohort_counts"] == {"icu_stays": 150, "stays": 120}
+    # every stage's records of dropped rows, in one table
+    stages = [r["stage"] for r in result["exclusions"]]
+    assert result["exclusions"][:2] == [negative, not_a_number]
+    assert "task_tables (in-hospital-mortality)" in stages
+    short = next(r for r in result["exclusions"] if r["reason"].startswith("ICU stay shorter"))
+    stays = world["stays"]
+    assert short["rows"] == stays.filter(pl.col("los_hours") < 48 - 1e-6).height > 0
+    assert "## Rows dropped or changed" in md
+    assert "| cohort | icustays | outtime | impossible length of stay: outtime before intime | dropped | 2 | " in md
+    assert "| variables | labevents | value (Glucose) | not a number | dropped | 3 | 'NEG' |" in md
     for task, samples in built.items():
         assert result["tasks"][task]["samples"] == task_tables.sample_counts(samples)["total"]
     # preset counts come from the same selection and linking as the task tables

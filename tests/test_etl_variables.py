@@ -134,6 +134,36 @@ def test_blood_pressure_split_o2sat_fraction_and_non_numeric_labs():
         assert counts["dropped_no_value"] == {V.GLUCOSE: 1, V.PH: 1}
 
 
+def test_every_dropped_or_changed_value_is_counted_per_file_column_and_reason():
+    ev = events(
+        (100, 1, 220621, "abc"),  # glucose (chartevents): not a number
+        (100, 2, 220621, "see comment"),
+        (None, 3, 50931, "pending", 0, 10),  # glucose (labevents): not a number
+        (100, 4, 220045, None),  # heart rate: empty
+        (100, 5, 220739, "Bogus"),  # GCS eye: not a possible value
+        (100, 6, 223761, "98.6"),  # temperature °F: converted
+        (100, 7, 220045, "400"),  # heart rate: outlier removed
+        (None, 60, 50931, "105", 0, 10),  # a glucose lab of subject 1 between its two stays: in no stay
+    )
+    out, counts = run(ev, CORRECTED, outliers="range")
+    found = {(r["file"], r["column"], r["reason"]): (r["action"], r["rows"], r["example"])
+             for r in counts["exclusions"]}
+    assert found[("chartevents", "value (Glucose)", "not a number")] == ("dropped", 2, "'abc'")
+    assert found[("labevents", "value (Glucose)", "not a number")] == ("dropped", 1, "'pending'")
+    assert found[("chartevents", "value (Heart Rate)", "empty value")] == ("dropped", 1, None)
+    assert found[("chartevents", "value (Glascow coma scale eye opening)",
+                  "not one of the channel's possible values")] == ("dropped", 1, "'Bogus'")
+    assert found[("chartevents", "value (Temperature)", "converted to the channel's unit or scale")] == (
+        "changed", 1, "'98.6'")
+    assert found[("chartevents", "value (Heart Rate)", "outside the outlier bounds (switch outliers: range)")] \
+        == ("dropped", 1, "'400'")
+    (lost,) = [v for k, v in found.items() if k[2].startswith("in no cohort stay")]
+    assert lost == ("dropped", 1, None)
+    assert [k[0] for k in found if k[2].startswith("in no cohort stay")] == ["labevents"]
+    # every raw row is either in the output or counted as dropped
+    assert sum(r["rows"] for r in counts["exclusions"] if r["action"] == "dropped") + out.height == ev.height
+
+
 def test_gcs_text_kept_when_a_possible_value_else_dropped_and_counted():
     ev = events((200, 1, 220739, "Spontaneously"), (200, 2, 220739, "Bogus"), (200, 3, 223900, "No Response-ETT"))
     out, counts = run(ev, ORIGINAL)

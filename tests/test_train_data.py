@@ -190,7 +190,8 @@ def test_image_cache_round_trip(tmp_path):
     build_image_cache(cxr_uni, tmp_path, 20, tmp_path / "cache", workers=2)
     array, index = open_image_cache(tmp_path / "cache")
     assert array.dtype == np.uint8 and array.shape == (3, 20, 20)
-    assert index.to_dicts() == [{"dicom_id": "flat10", "row": 0}, {"dicom_id": "rgb", "row": 1}, {"dicom_id": "band", "row": 2}]
+    assert index.select("dicom_id", "row").rows() == [("flat10", 0), ("rgb", 1), ("band", 2)]
+    assert index["readable"].all()
     assert (array[0] == 10).all()
     assert (array[1] == 90).all()
     assert (array[2, 2:-2] == 200).all() and array[2].min() > 150  # the band fills the square (edges blur)

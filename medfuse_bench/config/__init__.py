@@ -7,8 +7,10 @@ their documentation; the Snakefile and the CLI both go through :func:`load_confi
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -106,15 +108,57 @@ def _key_path(error: Any) -> str:  # a jsonschema.ValidationError
     return ".".join(str(p) for p in error.absolute_path) or "(top level)"
 
 
+def _valid_keys(schema: dict[str, Any]) -> list[str]:
+    """The keys a mapping of ``schema`` may hold: its properties and the names its patternProperties spell out
+    (``^(a|b)$``)."""
+    keys = list(schema.get("properties", {}))
+    for pattern in schema.get("patternProperties", {}):
+        spelled = re.fullmatch(r"\^\(?([\w|.-]+)\)?\$", pattern)
+        if spelled:
+            keys += spelled.group(1).split("|")
+    return keys
+
+
+def unknown_key_message(error: Any, source: str) -> str:  # error: a jsonschema ValidationError (additionalProperties)
+    """One line naming the first unknown key with its full path and the closest valid key at that place."""
+    schema, instance = error.schema, error.instance
+    patterns = list(schema.get("patternProperties", {}))
+    unknown = sorted(
+        str(k) for k in instance
+        if k not in schema.get("properties", {}) and not any(re.search(p, str(k)) for p in patterns)
+    )
+    prefix = ".".join(str(p) for p in error.absolute_path)
+    valid = _valid_keys(schema)
+    key = unknown[0] if unknown else "?"
+    where = f"{prefix}.{key}" if prefix else key
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    if close:
+        hint = f"did you mean '{prefix + '.' if prefix else ''}{close[0]}'?"
+    else:
+        hint = f"valid keys {'in ' + repr(prefix) if prefix else 'at the top level'}: {', '.join(valid)}"
+    more = f" ({len(unknown) - 1} more unknown key(s) there)" if len(unknown) > 1 else ""
+    return f"{source}: unknown key '{where}'{more}; {hint}"
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
 def validate_config(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
-    """Validate ``config`` in place, filling defaults; raise :class:`MedfuseError` naming the bad key."""
+    """Validate ``config`` in place, filling defaults; raise :class:`MedfuseError` naming the bad key.
+
+    The message is one line: an unknown key comes with the closest valid key (a misspelling is the usual cause).
+    """
+    if not isinstance(config, dict):
+        raise MedfuseError(f"{source}: the configuration must be a mapping of keys, got {type(config).__name__}")
     validator = _validator_class()(load_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
         if err.validator == "additionalProperties":
-            raise MedfuseError(f"{source}: {err.message} at key '{_key_path(err)}'; see config.schema.yaml for valid keys")
-        raise MedfuseError(f"{source}: key '{_key_path(err)}': {err.message}")
+            raise MedfuseError(unknown_key_message(err, source))
+        raise MedfuseError(f"{source}: key '{_key_path(err)}': {_one_line(err.message)}")
     if config["mimic_iv_dir"] is None and config["mimic_cxr_dir"] is not None:
         raise MedfuseError(f"{source}: key 'mimic_cxr_dir' is set but 'mimic_iv_dir' is null; set both or neither")
     if config["mimic_iv_dir"] is not None and config["mimic_cxr_dir"] is None:

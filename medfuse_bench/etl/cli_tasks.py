@@ -12,9 +12,9 @@ from typing import Any
 import polars as pl
 
 from medfuse_bench.errors import MedfuseError
-from medfuse_bench.etl import cxr, presets, splits, summary, task_tables, timeseries
+from medfuse_bench.etl import cxr, exclusions, presets, splits, summary, task_tables, timeseries
 from medfuse_bench.fidelity import add_policy_arguments, policy_from_args
-from medfuse_bench.io import write_json, write_parquet, write_text
+from medfuse_bench.io import atomic_path, write_json, write_parquet, write_text
 from medfuse_bench.resources import TASKS
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,9 @@ def run_cxr_uni(args: argparse.Namespace) -> int:
     patient_splits = _read(args.splits, "run `medfuse-bench splits` first")
     out = cxr.build_cxr_uni(frames["cxr_metadata"], frames["cxr_chexpert"], frames["cxr_split"], patient_splits,
                             cxr_uni_split=policy_from_args(args).cxr_uni_split)
-    write_parquet(out, args.out)
+    excluded = cxr.cxr_uni_exclusions(frames["cxr_metadata"], frames["cxr_chexpert"], frames["cxr_split"])
+    with atomic_path(args.out) as tmp:
+        out.write_parquet(tmp, compression="zstd", metadata=exclusions.to_metadata(excluded))
     return 0
 
 
@@ -100,11 +102,13 @@ def run_task_tables(args: argparse.Namespace) -> int:
         if not args.phenotypes:
             raise MedfuseError("task phenotyping needs --phenotypes etl/phenotypes.parquet")
         phenotypes = _read(args.phenotypes, "run `medfuse-bench phenotypes` first")
-    samples = task_tables.build_task_samples(stays, _scan_events(args.events), patient_splits, metadata, definition,
-                                             phenotypes=phenotypes)
+    samples, excluded = task_tables.build_task_table(stays, _scan_events(args.events), patient_splits, metadata,
+                                                     definition, phenotypes=phenotypes)
     counts = task_tables.sample_counts(samples)
     log.info("%s (%s): samples %s, paired %s", args.task, args.preset, counts["total"], counts["paired"])
-    task_tables.write_samples(samples, definition, args.out)
+    for r in excluded:
+        log.info("%s: %d stay(s) left out: %s", args.task, r["rows"], r["reason"])
+    task_tables.write_samples(samples, definition, args.out, excluded)
     return 0
 
 
@@ -190,13 +194,17 @@ def run_etl_summary(args: argparse.Namespace) -> int:
         )
     else:
         log.warning("preset counts skipped: missing %s", ", ".join(str(p) for p in paths.values() if not p.exists()))
-    result = summary.build_summary(
-        tasks,
-        cxr_uni,
-        _read_json(Path(args.cohort_counts) if args.cohort_counts else etl_dir / "cohort_counts.json"),
-        _read_json(Path(args.phenotype_mapping) if args.phenotype_mapping else etl_dir / "phenotype_mapping.json"),
-        preset_part,
-    )
+    cohort_counts = _read_json(Path(args.cohort_counts) if args.cohort_counts else etl_dir / "cohort_counts.json")
+    mapping = _read_json(Path(args.phenotype_mapping) if args.phenotype_mapping else etl_dir / "phenotype_mapping.json")
+    variables_counts = _read_json(Path(args.variables_counts) if args.variables_counts
+                                  else etl_dir / "variables_counts.json")
+    excluded = [*exclusions.from_json(cohort_counts), *exclusions.from_json(variables_counts),
+                *exclusions.from_json(mapping)]
+    if cxr_uni is not None:
+        excluded += exclusions.from_parquet(cxr_path)
+    for path in samples.values():
+        excluded += exclusions.from_parquet(path)
+    result = summary.build_summary(tasks, cxr_uni, cohort_counts, mapping, preset_part, excluded)
     write_json(result, args.out_json or workdir / "tasks" / "summary.json")
     write_text(summary.render_markdown(result), args.out_md or workdir / "tasks" / "summary.md")
     if args.presets_out and preset_part is not None:
@@ -288,4 +296,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="cxr_metadata.parquet for the preset counts (default {workdir}/etl/raw/)")
     p.add_argument("--cohort-counts", default=None, help="cohort_counts.json (default {workdir}/etl/)")
     p.add_argument("--phenotype-mapping", default=None, help="phenotype_mapping.json (default {workdir}/etl/)")
+    p.add_argument("--variables-counts", default=None,
+                   help="variables_counts.json, the --stats of `variables` (default {workdir}/etl/)")
     p.set_defaults(func=run_etl_summary)

@@ -10,6 +10,9 @@ Fidelity switches of this stage (docs/fidelity.md; original value first):
   dischtime]; or ``deathtime_or_flag`` = deathtime within [admittime, dischtime] or hospital_expire_flag == 1, because
   dod also records deaths after discharge (MIMIC-IV >= 2.0) and deathtime is sometimes minutes past dischtime.
 - ``los_hours``: ``icustays_los`` = icustays.los (days) x 24; or ``intime_to_outtime`` = outtime - intime.
+
+Every stay a filter drops is counted with its reason in ``counts["exclusions"]`` (see :mod:`.exclusions`); a stay
+whose length is impossible (outtime before intime) is dropped here, and counted, rather than silently later.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 import polars as pl
 
 from medfuse_bench.errors import MedfuseError
-from medfuse_bench.etl import DEFAULT_POLICY, policy_record
+from medfuse_bench.etl import DEFAULT_POLICY, exclusions, policy_record
 from medfuse_bench.fidelity import FidelityPolicy
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,10 @@ STAYS_SCHEMA: dict[str, pl.DataType] = {
 def _between(t: pl.Expr, start: str, end: str) -> pl.Expr:
     """``start <= t <= end``, false (not null) when any side is missing."""
     return (t.is_not_null() & (t >= pl.col(start)) & (t <= pl.col(end))).fill_null(False)
+
+
+def _text_time(column: str) -> pl.Expr:
+    return pl.col(column).dt.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def stay_age(age: str) -> pl.Expr:
@@ -96,27 +103,60 @@ def build_cohort(
     ([(100, 62, 48.0, 0)], 1)
     """
     counts: dict[str, Any] = {"fidelity": policy_record(policy, "cohort"), "icu_stays": icustays.height}
-    stays = icustays.filter(pl.col("first_careunit") == pl.col("last_careunit"))
+    found: list[dict[str, Any] | None] = []
+
+    def exclude(frame: pl.DataFrame, condition: pl.Expr, file: str, column: str, reason: str,
+                example: pl.Expr) -> pl.DataFrame:
+        found.append(exclusions.count_rows(frame, condition, stage="cohort", file=file, column=column, reason=reason,
+                                           example=example))
+        return frame.filter(~condition.fill_null(False))
+
+    stay = pl.format("stay_id {}", pl.col("stay_id"))
+    same_unit = pl.col("first_careunit") == pl.col("last_careunit")
+    stays = exclude(icustays, ~same_unit.fill_null(False), "icustays", "first_careunit, last_careunit",
+                    "first and last care unit differ or are missing (benchmark rule)",
+                    pl.format("{}: {} -> {}", stay, pl.col("first_careunit"), pl.col("last_careunit")))
     counts["after_careunit_filter"] = stays.height
-    stays = stays.join(admissions, on=["subject_id", "hadm_id"], how="inner").join(
+    joined = stays.join(admissions, on=["subject_id", "hadm_id"], how="inner").join(
         patients, on="subject_id", how="inner"
     )
+    found.append(exclusions.record("cohort", "icustays", "subject_id, hadm_id",
+                                   "no matching admissions or patients row", stays.height - joined.height))
+    stays = joined
     counts["after_admission_patient_join"] = stays.height
-    stays = stays.filter(pl.len().over("hadm_id") == 1)
+    stays = exclude(stays, pl.len().over("hadm_id") > 1, "icustays", "hadm_id",
+                    "admission with two or more ICU stays (benchmark rule)",
+                    pl.format("{} of hadm_id {}", stay, pl.col("hadm_id")))
     counts["after_single_stay_per_admission"] = stays.height
-    stays = stays.with_columns(age=stay_age(policy.age)).filter(pl.col("age") >= MIN_AGE)
+    stays = stays.with_columns(age=stay_age(policy.age))
+    stays = exclude(stays, pl.col("age").is_null() | (pl.col("age") < MIN_AGE), "patients",
+                    "anchor_age" if policy.age == "anchor_age" else "anchor_age, anchor_year",
+                    f"age at the stay missing or below {MIN_AGE} (benchmark rule)",
+                    pl.format("{}: age {}", stay, pl.col("age")))
     counts["after_age_filter"] = stays.height
     # A stay without times cannot be placed on the time axis of any later stage.
-    stays = stays.filter(pl.col("intime").is_not_null() & pl.col("outtime").is_not_null())
+    stays = exclude(stays, pl.col("intime").is_null() | pl.col("outtime").is_null(), "icustays", "intime, outtime",
+                    "intime or outtime missing", stay)
     counts["after_missing_times"] = stays.height
+    from_los = policy.los_hours == "icustays_los"
+    stays = stays.with_columns(los_hours=stay_hours(policy.los_hours))
+    # An ICU stay that ends before it starts (or, with los_hours=icustays_los, has no los) has no time series and no
+    # window; the original drops it silently when it builds the tasks. Here it is dropped and counted.
+    stays = exclude(stays, pl.col("los_hours").is_null() | (pl.col("los_hours") < 0), "icustays",
+                    "los" if from_los else "outtime",
+                    "impossible length of stay: outtime before intime" + (" or los missing" if from_los else ""),
+                    pl.format("{}: intime {}, outtime {}, los {}", stay, _text_time("intime"), _text_time("outtime"),
+                              pl.col("los")))
+    counts["after_impossible_length_of_stay"] = stays.height
     stays = (
-        stays.with_columns(los_hours=stay_hours(policy.los_hours), mortality=in_hospital_mortality(policy.mortality))
+        stays.with_columns(mortality=in_hospital_mortality(policy.mortality))
         .select([pl.col(name).cast(dtype) for name, dtype in STAYS_SCHEMA.items()])
         .sort("stay_id")
     )
     counts["stays"] = stays.height
     counts["subjects"] = stays["subject_id"].n_unique()
     counts["mortality_positive"] = int(stays["mortality"].sum())
+    counts["exclusions"] = exclusions.compact(found)
     return stays, counts
 
 

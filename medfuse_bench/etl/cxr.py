@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from medfuse_bench.errors import MedfuseError
+from medfuse_bench.etl import exclusions
 from medfuse_bench.fidelity import switch
 from medfuse_bench.resources import CHEXPERT_LABELS
 
@@ -41,22 +42,61 @@ def require_columns(frame: pl.DataFrame | pl.LazyFrame, columns: Sequence[str], 
         raise MedfuseError(f"{what} lacks column(s) {', '.join(missing)}; rebuild it with the ETL step that writes it")
 
 
+def _study_date() -> pl.Expr:
+    text = pl.col("StudyDate").cast(pl.String).str.strip_chars()
+    return pl.when(text.str.contains(r"^\d{8}$")).then(text.str.to_date("%Y%m%d", strict=False))
+
+
+def _study_hhmmss() -> pl.Expr:
+    return pl.col("StudyTime").cast(pl.Float64).floor().cast(pl.Int64)
+
+
 def study_datetime() -> pl.Expr:
     """StudyDate (YYYYMMDD) + StudyTime (HHMMSS.fff, fractional seconds truncated) as a Datetime[us].
 
     Equivalent to the original's string build ``f"{StudyDate} {int(StudyTime):06d}"`` parsed as ``%Y%m%d %H%M%S``.
+    Null where the date or time is impossible: :func:`check_study_times` finds those first.
     """
-    date = pl.col("StudyDate").cast(pl.String).str.strip_chars().str.to_date("%Y%m%d", strict=False)
-    hhmmss = pl.col("StudyTime").cast(pl.Float64).cast(pl.Int64)
+    hhmmss = _study_hhmmss()
     seconds = (hhmmss // 10000) * 3600 + (hhmmss // 100 % 100) * 60 + hhmmss % 100
-    return (date.cast(pl.Datetime("us")) + pl.duration(seconds=seconds)).alias("study_datetime")
+    return (_study_date().cast(pl.Datetime("us")) + pl.duration(seconds=seconds)).alias("study_datetime")
+
+
+def impossible_study_time() -> pl.Expr:
+    """True where StudyDate is not a calendar date (YYYYMMDD) or StudyTime not a time of day (HHMMSS.fff), or
+    either is missing. The original parses the two strictly and would stop on such a row."""
+    hhmmss = _study_hhmmss()
+    time = pl.col("StudyTime").cast(pl.Float64)
+    bad_time = (time.is_null() | time.is_nan() | (time < 0) | (hhmmss // 10000 >= 24) | (hhmmss // 100 % 100 >= 60)
+                | (hhmmss % 100 >= 60))
+    return _study_date().is_null() | bad_time
+
+
+def check_study_times(metadata: pl.DataFrame | pl.LazyFrame, source: str = "cxr_metadata") -> None:
+    """Raise :class:`MedfuseError` naming ``source``, the image and its values at the first impossible StudyDate /
+    StudyTime: parsed leniently, such a date would silently unlink the image or move it to another stay."""
+    lazy = metadata.lazy()
+    require_columns(lazy, ("StudyDate", "StudyTime"), source)
+    if "dicom_id" in lazy.collect_schema().names():
+        image = pl.format("dicom_id '{}'", pl.col("dicom_id"))
+    else:
+        image = pl.format("row {}", pl.int_range(pl.len()) + 1)
+    bad = lazy.select(image.alias("image"), "StudyDate", "StudyTime", bad=impossible_study_time()).filter("bad")
+    counted = bad.select(pl.len(), pl.col("image", "StudyDate", "StudyTime").first()).collect()
+    n = counted["len"][0]
+    if n:
+        image, date, time = counted["image"][0], counted["StudyDate"][0], counted["StudyTime"][0]
+        raise MedfuseError(
+            f"{source}: {n:,} row(s) with an impossible or missing StudyDate (YYYYMMDD) / StudyTime (HHMMSS.fff), "
+            f"e.g. {image}: StudyDate {date}, StudyTime {time}; fix or remove those rows"
+        )
 
 
 def with_study_datetime(metadata: pl.DataFrame) -> pl.DataFrame:
     """The metadata with a ``study_datetime`` column (kept as is when already there)."""
     if "study_datetime" in metadata.columns:
         return metadata
-    require_columns(metadata, ("StudyDate", "StudyTime"), "cxr_metadata")
+    check_study_times(metadata)
     return metadata.with_columns(study_datetime())
 
 
@@ -181,3 +221,20 @@ def build_cxr_uni(metadata: pl.DataFrame, chexpert: pl.DataFrame, cxr_split: pl.
         "dicom_id", "subject_id", "study_id", "study_datetime", "view_position", "split", cxr_image_path(),
         *CHEXPERT_LABELS,
     ).sort("dicom_id")
+
+
+def cxr_uni_exclusions(metadata: pl.DataFrame, chexpert: pl.DataFrame, cxr_split: pl.DataFrame) -> list[dict]:
+    """Records of the metadata's images that CXR_UNI leaves out: those of a study without CheXpert labels (still
+    cached when a task links them) and labelled images without a row in the MIMIC-CXR split table."""
+    images = metadata.select(pl.col("dicom_id").cast(pl.String), pl.col("study_id").cast(pl.Int64))
+    studies = chexpert.select(pl.col("study_id").cast(pl.Int64)).unique()
+    unlabelled = images.join(studies, on="study_id", how="anti")
+    labelled = images.join(studies, on="study_id", how="semi")
+    unsplit = labelled.join(cxr_split.select(pl.col("dicom_id").cast(pl.String)), on="dicom_id", how="anti")
+    image = pl.format("dicom_id '{}'", pl.col("dicom_id"))
+    return exclusions.compact([
+        exclusions.count_rows(unlabelled, pl.lit(True), stage="cxr_uni", file="cxr_metadata", column="study_id",
+                              reason="study without CheXpert labels (mimic-cxr-2.0.0-chexpert)", example=image),
+        exclusions.count_rows(unsplit, pl.lit(True), stage="cxr_uni", file="cxr_split", column="dicom_id",
+                              reason="labelled image without a row in mimic-cxr-2.0.0-split", example=image),
+    ])

@@ -23,6 +23,8 @@ from tqdm import tqdm
 
 from medfuse_bench import __version__, resources
 from medfuse_bench.errors import MedfuseError
+from medfuse_bench.etl.cxr import check_study_times
+from medfuse_bench.etl.phenotypes import check_icd_versions
 from medfuse_bench.etl.layout import (
     DATE,
     MIMIC_CXR_TABLES,
@@ -92,9 +94,22 @@ def _select_list(spec: TableSpec, chosen: dict[str, str | None]) -> tuple[str, d
     return ", ".join(exprs), read_types
 
 
+#: Columns that identify a row, in order of preference, for naming a bad row in a message.
+ROW_IDENTIFIERS: tuple[str, ...] = ("stay_id", "transfer_id", "hadm_id", "dicom_id", "study_id", "subject_id")
+
+
+def row_identifier(spec: TableSpec, chosen: dict[str, str | None]) -> tuple[str, str] | None:
+    """(output name, input column) of the column that best identifies a row of ``spec``'s table, if any."""
+    for name in ROW_IDENTIFIERS:
+        if chosen.get(name) is not None:
+            return name, chosen[name]
+    return None
+
+
 def _diagnose(con: duckdb.DuckDBPyConnection, spec: TableSpec, path: Path, header: list[str],
               chosen: dict[str, str | None], error: duckdb.Error) -> MedfuseError:
-    """Turn a DuckDB conversion failure into a message naming the file and the first column with a bad value."""
+    """Turn a DuckDB conversion failure into a message naming the file, the first column with a bad value, the
+    value and the identifier of a row that holds it."""
     checks = []
     for column in spec.columns:
         source = chosen[column.name]
@@ -102,25 +117,29 @@ def _diagnose(con: duckdb.DuckDBPyConnection, spec: TableSpec, path: Path, heade
             continue
         target = TIMESTAMP if column.type == DATE else column.type
         checks.append((source, column.type, f"TRY_CAST({_ident(source)} AS {target})"))
+    ident = row_identifier(spec, chosen)
     if checks:
         text = _reader(path, header, {})
         row = None
         try:
-            conditions = " OR ".join(f"({_ident(s)} IS NOT NULL AND {expr} IS NULL)" for s, _, expr in checks)
+            key = f"CAST({_ident(ident[1])} AS VARCHAR)" if ident else "NULL"
             picks = ", ".join(
-                f"max(CASE WHEN {_ident(s)} IS NOT NULL AND {expr} IS NULL THEN {_ident(s)} END)"
+                f"first([{_ident(s)}, {key}]) FILTER (WHERE {_ident(s)} IS NOT NULL AND {expr} IS NULL)"
                 for s, _, expr in checks
             )
-            row = con.execute(f"SELECT {picks} FROM {text} WHERE {conditions}").fetchone()
+            row = con.execute(f"SELECT {picks} FROM {text}").fetchone()
         except duckdb.Error:
             row = None
         if row is not None:
             for (source, type_, _), bad in zip(checks, row, strict=True):
                 if bad is not None:
-                    kind = "timestamps (YYYY-MM-DD HH:MM:SS)" if type_ in (TIMESTAMP, DATE) else f"of type {type_}"
+                    value, key_value = bad
+                    kind = ("a valid timestamp (YYYY-MM-DD HH:MM:SS)" if type_ in (TIMESTAMP, DATE)
+                            else f"of type {type_}")
+                    where = f" in the row with {ident[1]} {key_value}" if ident and key_value is not None else ""
                     return MedfuseError(
-                        f"'{path}': column '{source}' holds values that are not {kind}, e.g. '{bad}'; "
-                        "fix or remove those rows"
+                        f"'{path}': column '{source}' holds a value that is not {kind}: '{value}'{where}; "
+                        "fix or remove that row"
                     )
     first_line = str(error).strip().splitlines()[0]
     return MedfuseError(f"cannot read '{path}': {first_line}")
@@ -276,6 +295,10 @@ def ingest(
                 log.info("%s: %d rows from %s in %.1f s", spec.name, info["rows"], path, seconds[spec.name])
                 if spec.name == "icustays":
                     check_icustays(con, out, path)
+                if spec.name == "diagnoses_icd":
+                    check_icd_versions(pl.scan_parquet(out), f"'{path}'")
+                if spec.name == "cxr_metadata":
+                    check_study_times(pl.scan_parquet(out), f"'{path}'")
                 if spec.name == "chartevents" and info["rows"] == 0:
                     raise MedfuseError(
                         f"'{path}': no rows left after keeping the item ids of the 17 variables "

@@ -218,6 +218,11 @@ def read_header(path: Path) -> list[str]:
             line = fh.readline()
     except (OSError, EOFError) as exc:
         raise MedfuseError(f"cannot read '{path}': {exc}; check that the file is a complete CSV download") from exc
+    except UnicodeDecodeError as exc:
+        raise MedfuseError(
+            f"'{path}' is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start} of its first line); "
+            "this encoding is unsupported: MIMIC tables are UTF-8, so re-download the file or convert it to UTF-8"
+        ) from exc
     if not line.strip():
         raise MedfuseError(f"'{path}' is empty; expected a CSV with a header line")
     return next(csv.reader([line]))

@@ -28,7 +28,7 @@ import yaml
 
 from medfuse_bench import resources
 from medfuse_bench.errors import MedfuseError
-from medfuse_bench.etl import DEFAULT_POLICY, policy_record
+from medfuse_bench.etl import DEFAULT_POLICY, exclusions, policy_record
 from medfuse_bench.fidelity import FidelityPolicy
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,33 @@ log = logging.getLogger(__name__)
 UNMAPPED_EXAMPLES = 20
 
 _CODE_TABLE = {"icd_code": pl.String, "icd_version": pl.Int64, "phenotype": pl.String}
+
+
+#: The ICD versions the mapping knows (CMS GEMs and CCS cover ICD-9-CM and ICD-10-CM).
+ICD_VERSIONS: tuple[int, ...] = (9, 10)
+
+
+def check_icd_versions(diagnoses: pl.DataFrame | pl.LazyFrame, source: str = "diagnoses_icd") -> None:
+    """Raise :class:`MedfuseError` naming ``source``, the column and its values when a diagnosis is not ICD-9 or
+    ICD-10: its code would map to no phenotype and leave its stay's labels silently negative."""
+    lazy = diagnoses.lazy()
+    names = lazy.collect_schema().names()
+    key = next((c for c in ("hadm_id", "subject_id") if c in names), None)
+    bad = (
+        lazy.filter(pl.col("icd_version").is_null() | ~pl.col("icd_version").cast(pl.Int64).is_in(ICD_VERSIONS))
+        .group_by("icd_version")
+        .agg(pl.len().alias("rows"), *([pl.col(key).first().alias("key")] if key else []))
+        .sort("icd_version", nulls_last=True)
+        .collect()
+    )
+    if bad.height:
+        values = ", ".join(f"{'empty' if v is None else v} ({n:,} rows)" for v, n in bad.select("icd_version", "rows")
+                           .iter_rows())
+        example = f", e.g. in the row with {key} {bad['key'][0]}" if key else ""
+        raise MedfuseError(
+            f"{source}: column 'icd_version' holds {values}{example}; only ICD versions "
+            f"{' and '.join(map(str, ICD_VERSIONS))} can be mapped to phenotypes: remove those rows"
+        )
 
 
 def normalize_code(code: pl.Expr) -> pl.Expr:
@@ -250,6 +277,7 @@ def cohort_diagnoses(
     """Diagnoses of the cohort's admissions with the stay_id of each; under ``icd_dictionary_join: inner_on_code``
     first inner-joined to d_icd_diagnoses on icd_code alone, as the original does (rows of codes missing from it are
     lost, codes present in both ICD versions are doubled)."""
+    check_icd_versions(diagnoses)
     diag = diagnoses.select(
         "hadm_id", icd_code=normalize_code(pl.col("icd_code")), icd_version=pl.col("icd_version").cast(pl.Int64)
     ).join(stays.select("hadm_id", "stay_id"), on="hadm_id", how="inner")
@@ -346,7 +374,30 @@ def build_phenotypes(
         "stays_with_any_label": int((matrix.select(pl.sum_horizontal(labels)).to_series() > 0).sum()),
         "prevalence": {name: int(matrix[name].sum()) for name in labels},
     }
+    stats["exclusions"] = mapping_exclusions(stats, diagnoses.height)
     return matrix, stats
+
+
+def mapping_exclusions(stats: dict[str, Any], rows_total: int) -> list[dict[str, Any]]:
+    """Records of the diagnosis rows that give no label, from the mapping statistics."""
+    found = [exclusions.record("phenotypes", "diagnoses_icd", "hadm_id", "admission not in the cohort",
+                               rows_total - stats["rows_before_dictionary_join"])]
+    if stats.get("rows_lost_in_dictionary_join"):
+        found.append(exclusions.record(
+            "phenotypes", "diagnoses_icd", "icd_code",
+            "code missing from d_icd_diagnoses (the original's join on icd_code alone)",
+            stats["rows_lost_in_dictionary_join"]))
+    if stats.get("rows_doubled_in_dictionary_join"):
+        found.append(exclusions.record(
+            "phenotypes", "diagnoses_icd", "icd_code",
+            "code present in both ICD versions of d_icd_diagnoses: row doubled (the original's join)",
+            stats["rows_doubled_in_dictionary_join"], action="changed"))
+    for version, counts in stats["by_icd_version"].items():
+        top = next(iter(counts.get("most_frequent_unmapped") or {}), None)
+        found.append(exclusions.record(
+            "phenotypes", "diagnoses_icd", "icd_code", f"ICD-{version} code that maps to no CCS group",
+            counts["rows_unmapped"], example=None if top is None else f"'{top}'"))
+    return exclusions.compact(found)
 
 
 def run_phenotypes(

@@ -4,7 +4,8 @@ Per task: samples per split (the partial set), paired (a linked X-ray) and unpai
 the partial and the paired sets (the paper's Figure 1 and Table 4 prevalence columns), and the task definition with
 its ``leaky`` flag. Beside them: CXR_UNI images per split, the cohort filter counts, the ICD mapping counts, and the
 samples (total / paired per split) every task would have under each of the three presets, counted with the same
-selection and linking functions as the task tables (no time series).
+selection and linking functions as the task tables (no time series), and every row a stage dropped or changed with its
+file, column and reason (``exclusions``, gathered from the stages' records).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import polars as pl
 
+from medfuse_bench.etl import exclusions
 from medfuse_bench.etl.cxr import link_cxr
 from medfuse_bench.etl.presets import PRESET_NAMES, TaskDefinition, task_definition
 from medfuse_bench.etl.task_tables import attach_splits, sample_counts, select_task_stays
@@ -112,16 +114,22 @@ def icd_mapping_summary(mapping: Mapping[str, Any] | None) -> dict[str, Any] | N
 
 def build_summary(tasks: Mapping[str, tuple[pl.DataFrame, TaskDefinition | None]], cxr_uni: pl.DataFrame | None,
                   cohort_counts: Mapping[str, Any] | None = None, phenotype_mapping: Mapping[str, Any] | None = None,
-                  presets: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The summary dict (see the module docstring); every input but the task tables may be None."""
+                  presets: Mapping[str, Any] | None = None,
+                  excluded: list[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """The summary dict (see the module docstring); every input but the task tables may be None. ``excluded``: the
+    stages' records of rows dropped or changed (:mod:`.exclusions`); the cohort and phenotype records are taken from
+    ``cohort_counts`` and ``phenotype_mapping`` when not given."""
     task_part = {task: task_summary(task, frame, definition) for task, (frame, definition) in tasks.items()}
+    if excluded is None:
+        excluded = [*exclusions.from_json(cohort_counts), *exclusions.from_json(phenotype_mapping)]
     return {
         "leaky": any(bool(t["leaky"]) for t in task_part.values()),
         "tasks": task_part,
         "cxr_uni": cxr_uni_summary(cxr_uni) if cxr_uni is not None else None,
-        "cohort_counts": dict(cohort_counts) if cohort_counts else None,
+        "cohort_counts": {k: v for k, v in cohort_counts.items() if k != "exclusions"} if cohort_counts else None,
         "phenotype_mapping": icd_mapping_summary(phenotype_mapping),
         "presets": dict(presets) if presets else None,
+        "exclusions": [{field: r.get(field) for field in exclusions.FIELDS} for r in excluded],
     }
 
 
@@ -206,6 +214,13 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         lines += _table(["preset", "task", *SPLITS, "leaky"], rows)
     if summary["cohort_counts"]:
         lines += ["## Cohort filters", ""] + _table(["step", "count"], _mapping_rows(summary["cohort_counts"]))
+    if summary.get("exclusions"):
+        lines += ["## Rows dropped or changed", "",
+                  "Every row a stage dropped or changed, with its reason (the example is the first such row, or the "
+                  "least raw text).", ""]
+        rows = [[r["stage"], r["file"], r["column"], r["reason"], r["action"], r["rows"], r["example"]]
+                for r in summary["exclusions"]]
+        lines += _table(["stage", "file", "column", "reason", "action", "rows", "example"], rows)
     mapping = summary["phenotype_mapping"]
     if mapping:
         lines += ["## ICD codes -> phenotypes", ""]

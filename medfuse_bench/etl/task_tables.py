@@ -16,10 +16,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+from typing import Any
 
 import polars as pl
 
 from medfuse_bench.errors import MedfuseError
+from medfuse_bench.etl import exclusions
 from medfuse_bench.etl.cxr import link_cxr, require_columns
 from medfuse_bench.etl.presets import TaskDefinition
 from medfuse_bench.io import atomic_path
@@ -122,10 +124,20 @@ def build_task_samples(stays: pl.DataFrame, events: pl.DataFrame | pl.LazyFrame 
 
     Pass ``first_events`` (from :func:`first_event_hours`) instead of ``events`` to reuse one pass over events.
     """
+    return build_task_table(stays, events, splits, cxr_metadata, definition, phenotypes, first_events)[0]
+
+
+def build_task_table(stays: pl.DataFrame, events: pl.DataFrame | pl.LazyFrame | None, splits: pl.DataFrame,
+                     cxr_metadata: pl.DataFrame, definition: TaskDefinition,
+                     phenotypes: pl.DataFrame | None = None,
+                     first_events: pl.DataFrame | None = None) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
+    """:func:`build_task_samples` and the records of the cohort stays it leaves out or changes, with their
+    reasons (:func:`selection_exclusions`)."""
     if first_events is None:
         if events is None:
             raise MedfuseError("build_task_samples needs events or first_events")
         first_events = first_event_hours(events)
+    found = selection_exclusions(stays, first_events, definition)
     chosen = attach_splits(select_task_stays(stays, first_events, definition), splits)
     links = link_cxr(chosen, cxr_metadata, definition.cxr_window_hours, definition.views)
     labels = task_label_frame(definition.task, stays, phenotypes)
@@ -137,18 +149,59 @@ def build_task_samples(stays: pl.DataFrame, events: pl.DataFrame | pl.LazyFrame 
         if definition.task == "in-hospital-mortality":
             raise MedfuseError(f"stays has {unlabelled} null 'mortality' value(s) among the task's stays")
         log.warning("%d stay(s) have no row in phenotypes; their 25 labels are set to 0", unlabelled)
+        found.append(exclusions.record(_stage(definition), "phenotypes.parquet", "stay_id",
+                                       "stay without a row in phenotypes: its 25 labels set to 0", unlabelled,
+                                       action="changed"))
         out = out.with_columns(pl.col(n).fill_null(0) for n in names)
-    return (
+    samples = (
         out.select(*SAMPLE_COLUMNS, *names)
         .with_columns(pl.col("period_length").cast(pl.Float64))
         .sort([split_rank(), pl.col("stay_id")])
     )
+    return samples, found
 
 
-def write_samples(samples: pl.DataFrame, definition: TaskDefinition, path: str | os.PathLike[str]) -> None:
-    """Write the samples atomically, with the task definition in the Parquet metadata."""
+def _stage(definition: TaskDefinition) -> str:
+    return f"task_tables ({definition.task})"
+
+
+def selection_exclusions(stays: pl.DataFrame, first_events: pl.DataFrame,
+                         definition: TaskDefinition) -> list[dict[str, Any]]:
+    """Records of the cohort stays that are not samples of the task, by reason (the rules of
+    :func:`select_task_stays`)."""
+    frame = stays.select(pl.col("stay_id").cast(pl.Int64), pl.col("los_hours").cast(pl.Float64)).join(
+        first_events.select(pl.col("stay_id").cast(pl.Int64), "first_hours"), on="stay_id", how="left")
+    stay = pl.format("stay_id {}", pl.col("stay_id"))
+    no_length = pl.col("los_hours").is_null()
+    too_short = pl.lit(False)
+    if definition.min_stay_hours is not None:
+        too_short = pl.col("los_hours") < definition.min_stay_hours - EPS
+    period = pl.col("los_hours")
+    if definition.ts_window_hours is not None:
+        period = pl.min_horizontal(period, pl.lit(definition.ts_window_hours))
+    window = ("the stay" if definition.ts_window_hours is None
+              else f"the first {definition.ts_window_hours:g} h of the stay")
+    no_event = pl.col("first_hours").is_null() | (pl.col("first_hours") >= period + EPS)
+    stage = _stage(definition)
+    minimum = definition.min_stay_hours or 0.0
+    return exclusions.compact([
+        exclusions.count_rows(frame, no_length, stage=stage, file="stays.parquet", column="los_hours",
+                              reason="length of stay missing", example=stay),
+        exclusions.count_rows(frame, ~no_length & too_short, stage=stage, file="stays.parquet", column="los_hours",
+                              reason=f"ICU stay shorter than the task's minimum of {minimum:g} h",
+                              example=pl.format("{}: {} h", stay, pl.col("los_hours").round(2))),
+        exclusions.count_rows(frame, ~no_length & ~too_short & no_event, stage=stage, file="events.parquet",
+                              column="hours", reason=f"no observed event within {window}", example=stay),
+    ])
+
+
+def write_samples(samples: pl.DataFrame, definition: TaskDefinition, path: str | os.PathLike[str],
+                  excluded: list[dict[str, Any]] | None = None) -> None:
+    """Write the samples atomically, with the task definition and the records of the stays left out
+    (:func:`build_task_table`) in the Parquet metadata."""
+    metadata = {METADATA_KEY: json.dumps(definition.to_dict()), **exclusions.to_metadata(excluded or [])}
     with atomic_path(path) as tmp:
-        samples.write_parquet(tmp, compression="zstd", metadata={METADATA_KEY: json.dumps(definition.to_dict())})
+        samples.write_parquet(tmp, compression="zstd", metadata=metadata)
 
 
 def read_task_definition(path: str | os.PathLike[str]) -> TaskDefinition | None:

@@ -46,7 +46,7 @@ from tqdm import tqdm
 
 from medfuse_bench import resources
 from medfuse_bench.errors import MedfuseError
-from medfuse_bench.etl import DEFAULT_POLICY, policy_record
+from medfuse_bench.etl import DEFAULT_POLICY, exclusions, policy_record
 from medfuse_bench.fidelity import FidelityPolicy
 from medfuse_bench.io import atomic_path
 
@@ -449,24 +449,28 @@ def clean_pairs(pairs: pl.DataFrame, policy: FidelityPolicy) -> pl.DataFrame:
 
     One row per input row, in input order; ``variable`` is null for item ids the policy does not map. ``problem`` and
     ``range_action`` are as in :func:`flag_invalid` and :func:`apply_ranges` (switch ``outliers``); ``keep`` says
-    whether the value is used.
+    whether the value is used; ``converted`` whether cleaning changed the charted number (units, scale).
     """
     indexed = pairs.lazy().with_row_index("_pair")
-    lf = flag_invalid(clean_values(map_items(indexed, policy.capillary_refill), policy))
+    lf = flag_invalid(clean_values(map_items(indexed, policy.capillary_refill), policy)).with_columns(
+        _cleaned=pl.col("value"))
     if policy.outliers == "range":
         lf = apply_ranges(lf)
     else:
         lf = lf.with_columns(range_action=pl.lit(None, dtype=pl.String))
     sort_columns = ["sort_number", "sort_text"] if policy.same_time_values == "last_by_value" else []
     cleaned = lf.select("_pair", "variable", "table", "value", "value_text", *sort_columns, "problem",
-                        "range_action")
+                        "range_action", "_cleaned")
+    plain = _number(pl.col("_raw"))
     return (
-        indexed.select("_pair")
+        indexed.select("_pair", pl.col("value").alias("_raw"))
         .join(cleaned, on="_pair", how="left")
         .sort("_pair")
         .with_columns(keep=pl.col("variable").is_not_null() & pl.col("problem").is_null()
-                      & pl.col("range_action").ne_missing("removed"))
-        .drop("_pair")
+                      & pl.col("range_action").ne_missing("removed"),
+                      # A unit or scale conversion (°F -> °C, lbs -> kg, percent -> fraction, ...) changed the number.
+                      converted=(pl.col("_cleaned") != plain).fill_null(False))
+        .drop("_pair", "_raw", "_cleaned")
         .collect()
     )
 
@@ -502,6 +506,7 @@ def extract_coded_events(
     # Counts of the raw rows, per pair first: a bincount instead of a group-by over every row.
     tallied = has_time.to_numpy()
     tally = table.with_columns(len=pl.Series(np.bincount(index[tallied], minlength=table.height)))
+    tally = tally.with_row_index("_pair")
     tally = tally.filter(pl.col("variable").is_not_null())
 
     def by_variable(condition: pl.Expr) -> dict[str, int]:
@@ -522,18 +527,28 @@ def extract_coded_events(
     if policy.outliers == "range":
         counts["outliers_removed"] = by_variable(pl.col("range_action") == "removed")
         counts["outliers_clipped"] = by_variable(pl.col("range_action") == "clipped")
+    found = value_exclusions(tally.join(pairs.select(raw="value").with_row_index("_pair"), on="_pair"))
+    if no_time:
+        found.append(exclusions.record("variables", "chartevents, labevents", "charttime", "charttime missing",
+                                       no_time))
+    if counts["rows_unmapped_itemid"]:
+        found.append(exclusions.record("variables", "chartevents, labevents", "itemid",
+                                       "item id not among the 17 variables (switch capillary_refill: " + policy.capillary_refill + ")",
+                                       counts["rows_unmapped_itemid"]))
 
     use = has_time.to_numpy() & table["keep"].to_numpy()[index]
     # Kept categorical texts are possible values (flag_invalid), so the strict cast fails only on a broken rule.
     kept = table.with_columns(pl.when(pl.col("keep")).then(pl.col("value_text")).cast(VALUE_TEXT))
     valid = pl.concat(
         [events.select(_CARRIED_COLUMNS).filter(pl.Series(use)),
-         kept.drop("keep", "problem", "range_action")[index[use]]],
+         kept.drop("keep", "problem", "range_action", "converted")[index[use]]],
         how="horizontal",
-    )
+    ).with_row_index(_ROW)
     del use
     assigned = assign_stays(valid.lazy(), stays.lazy(), policy).collect()
+    found += unassigned_exclusions(valid, assigned, policy)
     del valid
+    assigned = assigned.drop(_ROW)
     counts["rows_assigned_to_stays"] = assigned.height
     collapsed, rows_one = collapse_and_sort(assigned, stays, policy)
     counts["duplicates_collapsed"] = assigned.height - rows_one
@@ -543,7 +558,68 @@ def extract_coded_events(
     if policy.gcs_total == "derived":
         counts["gcs_total_derived"] = out.height - rows_one
     counts["rows_out"] = _counts_by(out, "variable")
+    if counts["duplicates_collapsed"]:
+        found.append(exclusions.record(
+            "variables", "chartevents, labevents", "value",
+            "several values of a variable at one charttime of a stay: one kept (" +
+            ("the last after sorting by value" if policy.same_time_values == "last_by_value"
+             else "latest storetime, ties averaged") + ")",
+            counts["duplicates_collapsed"]))
+    counts["exclusions"] = found
     return out, counts
+
+
+#: Row number of an event inside :func:`extract_coded_events` (stay assignment may repeat or drop rows).
+_ROW = "_row"
+
+
+def value_exclusions(tally: pl.DataFrame) -> list[dict[str, Any]]:
+    """Records of the charted values dropped or changed by cleaning, per source table, variable and reason, from the
+    (itemid, value) pairs with their row counts (``len``) and raw text (``raw``); the example is the group's least raw
+    text in text order, so that batches of subjects add up to the same record."""
+    categorical = pl.col("variable").is_in(categorical_variables())
+    empty = pl.col("raw").is_null() | (pl.col("raw").str.strip_chars() == "")
+    possible = "not one of the channel's possible values"
+    reasons = [
+        ("dropped", (pl.col("problem") == "no_value") & empty, "empty value"),
+        ("dropped", (pl.col("problem") == "no_value") & ~empty & ~categorical, "not a number"),
+        ("dropped", (pl.col("problem") == "no_value") & ~empty & categorical, possible),
+        ("dropped", pl.col("problem") == "not_a_possible_value", possible),
+        ("dropped", pl.col("range_action") == "removed", "outside the outlier bounds (switch outliers: range)"),
+        ("changed", pl.col("range_action") == "clipped", "outside the valid bounds: clipped to them"),
+        ("changed", pl.col("converted") & pl.col("range_action").is_null(), "converted to the channel's unit or scale"),
+    ]
+    parts = [
+        tally.filter(condition.fill_null(False) & (pl.col("len") > 0)).select(
+            "table", "variable", "raw", "len", action=pl.lit(action), reason=pl.lit(reason))
+        for action, condition, reason in reasons
+    ]
+    grouped = (
+        pl.concat(parts)
+        .group_by("table", pl.col("variable").cast(pl.String), "action", "reason", maintain_order=True)
+        .agg(pl.col("len").sum().alias("rows"), pl.col("raw").min().alias("raw"))
+        .sort("table", "variable", "reason")
+    )
+    return [
+        exclusions.record("variables", table, f"value ({variable})", reason, rows, action=action,
+                          example=None if raw is None else f"'{raw}'")
+        for table, variable, action, reason, rows, raw in grouped.iter_rows()
+    ]
+
+
+def unassigned_exclusions(valid: pl.DataFrame, assigned: pl.DataFrame,
+                          policy: FidelityPolicy = DEFAULT_POLICY) -> list[dict[str, Any]]:
+    """Records of the cleaned events that belong to no cohort stay (``_row`` numbers the events of ``valid``; an
+    event given to several stays counts once)."""
+    placed = np.zeros(valid.height, dtype=bool)
+    placed[assigned[_ROW].to_numpy()] = True
+    lost = valid.select("table").filter(pl.Series(~placed)).group_by("table").len().sort("table")
+    chart = ("stay_id or charttime within a stay of the subject" if policy.chart_link == "time_window"
+             else "stay_id")
+    lab = "hadm_id of a cohort stay" if policy.lab_link == "hadm_id" else "charttime within a stay of the subject"
+    rule = f"chartevents by {chart}, labevents by {lab}"
+    return [exclusions.record("variables", table, "stay_id, hadm_id, charttime", f"in no cohort stay ({rule})", n)
+            for table, n in lost.iter_rows()]
 
 
 def sort_events(events: pl.DataFrame, stays: pl.DataFrame | None = None) -> pl.DataFrame:
@@ -665,7 +741,9 @@ def collapse_and_sort(events: pl.DataFrame, stays: pl.DataFrame,
 def merge_counts(total: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
     """Add the counts of one batch of subjects to the running totals."""
     for key, value in part.items():
-        if isinstance(value, dict):
+        if key == "exclusions":
+            total[key] = exclusions.merge([*total.get(key, []), *value])
+        elif isinstance(value, dict):
             total[key] = dict(Counter(total.get(key, {})) + Counter(value))
         else:
             total[key] = total.get(key, 0) + value
@@ -750,6 +828,12 @@ def run_variables(
                 wait([written])
             if writer is not None:
                 writer.close()
+    outside = n_rows - counts.get("rows_in", 0)
+    found = counts.get("exclusions", [])
+    if outside:
+        found.append(exclusions.record("variables", "chartevents, labevents", "subject_id",
+                                       "subject not in the cohort", outside))
+    counts["exclusions"] = exclusions.ordered(found)
     log.info("variables (%s): %d events in, %d out", policy.summary_line(), n_rows,
              sum(counts.get("rows_out", {}).values()))
     return counts

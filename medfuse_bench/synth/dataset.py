@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import polars as pl
 from tqdm import tqdm
 
 from medfuse_bench.errors import MedfuseError
+from medfuse_bench.io import remove_leftovers, temporary_name
 from medfuse_bench.synth.arrays import DAY, HOUR
 from medfuse_bench.synth.cxr import build_studies
 from medfuse_bench.synth.events import AdmissionChunk, StayChunk, chart_events, lab_events, output_events
@@ -88,7 +88,10 @@ def generate(
                 raise MedfuseError(f"{target} already exists and is not empty; remove it or pass --force")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".synth.tmp-", dir=out))
+        # A fixed name, so that the leftover of a killed run is removed here rather than kept beside the new one.
+        remove_leftovers(out / "synth", directory=True)
+        tmp = temporary_name(out / "synth", directory=True)  # out/.synth.tmp
+        tmp.mkdir()
     except OSError as exc:
         raise MedfuseError(f"cannot write to output directory {out}: {exc.strerror or exc}; choose another --out")
     try:

@@ -44,6 +44,9 @@ def _register_image_cache(sub: argparse._SubParsersAction) -> None:
                    help="tasks/{task}/samples.parquet files: also cache their linked X-rays that have no CheXpert row")
     p.add_argument("--cxr-metadata", type=Path, default=None,
                    help="etl/raw/cxr_metadata.parquet (locates the images named by --samples)")
+    p.add_argument("--skip-unreadable", action="store_true",
+                   help="skip missing or undecodable images (zero rows, 'readable' false in the index, counted in the "
+                        "log; training treats them as no image) instead of stopping (images.skip_unreadable)")
     p.set_defaults(func=_run_image_cache)
 
 
@@ -51,7 +54,8 @@ def _run_image_cache(args: argparse.Namespace) -> int:
     from medfuse_bench.train.image_cache import build_image_cache
 
     build_image_cache(args.cxr_uni, args.mimic_cxr, args.size, args.out_dir, workers=max(1, args.workers),
-                      samples_paths=args.samples, metadata_path=args.cxr_metadata)
+                      samples_paths=args.samples, metadata_path=args.cxr_metadata,
+                      skip_unreadable=args.skip_unreadable)
     return 0
 
 

@@ -22,6 +22,7 @@ augmentation and normalisation happen on the training device, see :mod:`medfuse_
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
@@ -36,6 +37,8 @@ import torch
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.resources import SPLITS
 from medfuse_bench.train.image_cache import open_image_cache, read_cxr_uni
+
+log = logging.getLogger(__name__)
 
 SAMPLE_COLUMNS: tuple[str, ...] = ("stay_id", "split", "cxr_dicom_id")
 INDEX_COLUMNS: tuple[str, ...] = ("stay_id", "split", "offset", "length")
@@ -131,7 +134,8 @@ def attach_image_rows(samples: pl.DataFrame, index: pl.DataFrame, source: str = 
     [1, -1]
     """
     joined = samples.join(
-        index.select(pl.col("dicom_id").alias("cxr_dicom_id"), pl.col("row").cast(pl.Int64).alias("image_row")),
+        index.select(pl.col("dicom_id").alias("cxr_dicom_id"), pl.col("row").cast(pl.Int64).alias("image_row"),
+                     _readable(index)),
         on="cxr_dicom_id",
         how="left",
         maintain_order="left",
@@ -142,7 +146,18 @@ def attach_image_rows(samples: pl.DataFrame, index: pl.DataFrame, source: str = 
             f"{source}: {lost.height} linked X-ray(s) are not in the image cache (e.g. dicom_id "
             f"'{lost['cxr_dicom_id'][0]}'); rebuild the cache from the same cxr_uni.parquet as the task tables"
         )
-    return joined.with_columns(pl.col("image_row").fill_null(-1))
+    skipped = joined.filter(pl.col("_readable").not_()).height
+    if skipped:
+        log.warning("%s: %d linked X-ray(s) were unreadable and skipped by the cache; those samples count as "
+                    "having no image", source, skipped)
+    image_row = pl.when(pl.col("_readable").not_()).then(None).otherwise(pl.col("image_row"))
+    return joined.with_columns(image_row.fill_null(-1).alias("image_row")).drop("_readable")
+
+
+def _readable(index: pl.DataFrame) -> pl.Expr:
+    """The cache's ``readable`` flag as ``_readable`` (true for caches written without the column)."""
+    flag = pl.col("readable") if "readable" in index.columns else pl.lit(True)
+    return flag.fill_null(True).alias("_readable")
 
 
 def load_task_data(
@@ -270,7 +285,8 @@ def cxr_uni_set(cxr_uni_path: str | os.PathLike[str], image_cache: str | os.Path
     _require(frame, labels, Path(cxr_uni_path))
     images, index = open_image_cache(image_cache)
     frame = frame.filter(pl.col("split") == split).join(
-        index.select("dicom_id", pl.col("row").cast(pl.Int64)), on="dicom_id", how="left", maintain_order="left"
+        index.select("dicom_id", pl.col("row").cast(pl.Int64), _readable(index)), on="dicom_id", how="left",
+        maintain_order="left",
     )
     lost = frame.filter(pl.col("row").is_null())
     if lost.height:
@@ -278,6 +294,11 @@ def cxr_uni_set(cxr_uni_path: str | os.PathLike[str], image_cache: str | os.Path
             f"image cache '{image_cache}' lacks {lost.height} CXR_UNI image(s) (e.g. dicom_id '{lost['dicom_id'][0]}'); "
             "rebuild the cache from the same cxr_uni.parquet"
         )
+    unreadable = frame.filter(pl.col("_readable").not_()).height
+    if unreadable:
+        log.warning("image cache '%s': %d unreadable CXR_UNI image(s) of split %s skipped", image_cache, unreadable,
+                    split)
+    frame = frame.filter(pl.col("_readable")).drop("_readable")
     frame = frame.with_columns(pl.col(labels).fill_null(0))
     rows = frame["row"].to_numpy().astype(np.int64)
     return SampleSet(name=f"{split}:cxr_uni", keys=rows, labels=_label_matrix(frame, labels), image_row=rows, images=images)

@@ -33,6 +33,14 @@ INDEX_FILE = "images_index.parquet"
 CHUNK = 256
 
 
+#: How to skip unreadable images instead of failing, for the messages.
+SKIP_HINT = "or set images.skip_unreadable: true (image-cache --skip-unreadable) to skip and count unreadable images"
+
+
+class UnreadableImage(MedfuseError):
+    """An X-ray file that is missing or does not decode as an image."""
+
+
 def square_grayscale(path: str | os.PathLike[str], size: int) -> np.ndarray:
     """Decode one JPEG as uint8 [size, size]: grayscale, shorter side resized to ``size``, centre square."""
     try:
@@ -43,17 +51,33 @@ def square_grayscale(path: str | os.PathLike[str], size: int) -> np.ndarray:
             img.draft("L", (2 * target[0], 2 * target[1]))  # JPEG: decode at a reduced scale, >= 2x target
             gray = img.convert("L").resize(target, Image.Resampling.BILINEAR)
     except FileNotFoundError as exc:
-        raise MedfuseError(f"X-ray image '{path}' does not exist; check --mimic-cxr and cxr_uni.parquet") from exc
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise MedfuseError(f"X-ray image '{path}' cannot be read as an image ({exc}); re-download it") from exc
+        raise UnreadableImage(
+            f"X-ray image '{path}' does not exist; check --mimic-cxr and cxr_uni.parquet, {SKIP_HINT}"
+        ) from exc
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise UnreadableImage(
+            f"X-ray image '{path}' cannot be read as an image ({reason}); re-download it, {SKIP_HINT}"
+        ) from exc
     left = int(round((target[0] - size) / 2.0))
     top = int(round((target[1] - size) / 2.0))
     return np.asarray(gray.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
-def _decode_chunk(task: tuple[int, list[str], int]) -> tuple[int, np.ndarray]:
-    start, paths, size = task
-    return start, np.stack([square_grayscale(p, size) for p in paths]) if paths else np.zeros((0, size, size), np.uint8)
+def _decode_chunk(task: tuple[int, list[str], int, bool]) -> tuple[int, np.ndarray, list[tuple[int, str]]]:
+    """Decode the images of one chunk; with ``skip`` an unreadable image leaves a zero block and is returned as
+    (row, message) instead of stopping the cache."""
+    start, paths, size, skip = task
+    block = np.zeros((len(paths), size, size), np.uint8)
+    unreadable: list[tuple[int, str]] = []
+    for i, path in enumerate(paths):
+        try:
+            block[i] = square_grayscale(path, size)
+        except UnreadableImage as exc:
+            if not skip:
+                raise
+            unreadable.append((start + i, str(exc).split(";")[0]))
+    return start, block, unreadable
 
 
 def image_paths(cxr_uni: pl.DataFrame, mimic_cxr_dir: str | os.PathLike[str]) -> list[str]:
@@ -114,9 +138,15 @@ def build_image_cache(
     workers: int = 1,
     samples_paths: list[str | os.PathLike[str]] | None = None,
     metadata_path: str | os.PathLike[str] | None = None,
+    skip_unreadable: bool = False,
 ) -> Path:
     """Decode every CXR_UNI image, plus linked task images without CheXpert labels (``samples_paths`` +
-    ``metadata_path``), into ``out_dir/images.npy`` + ``images_index.parquet``; return out_dir."""
+    ``metadata_path``), into ``out_dir/images.npy`` + ``images_index.parquet``; return out_dir.
+
+    A missing or undecodable image stops the cache with a message naming it, unless ``skip_unreadable``: then its
+    row of the array stays zero, its index row has ``readable`` false (training treats it as no image), and the
+    log counts them.
+    """
     if size < 8:
         raise MedfuseError(f"--size must be at least 8 pixels, got {size}")
     cxr_uni = read_cxr_uni(cxr_uni_path)
@@ -132,25 +162,35 @@ def build_image_cache(
     paths = image_paths(cxr_uni, mimic_cxr_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tasks = [(start, paths[start : start + CHUNK], size) for start in range(0, len(paths), CHUNK)]
+    tasks = [(start, paths[start : start + CHUNK], size, skip_unreadable) for start in range(0, len(paths), CHUNK)]
+    unreadable: list[tuple[int, str]] = []
     log.info("caching %d X-rays at %d x %d px with %d worker(s)", len(paths), size, size, workers)
     with atomic_path(out_dir / IMAGES_FILE) as tmp:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size))
-        progress = tqdm(total=len(paths), desc="image cache", unit="img", mininterval=2.0)
-        if workers > 1 and len(tasks) > 1:
-            with get_context("spawn").Pool(workers) as pool:
-                for start, block in pool.imap_unordered(_decode_chunk, tasks):
+        # A context, so that the bar ends its line before an error message is printed.
+        with tqdm(total=len(paths), desc="image cache", unit="img", mininterval=2.0) as progress:
+            if workers > 1 and len(tasks) > 1:
+                with get_context("spawn").Pool(workers) as pool:
+                    for start, block, skipped in pool.imap_unordered(_decode_chunk, tasks):
+                        array[start : start + len(block)] = block
+                        unreadable += skipped
+                        progress.update(len(block))
+            else:
+                for task in tasks:
+                    start, block, skipped = _decode_chunk(task)
                     array[start : start + len(block)] = block
+                    unreadable += skipped
                     progress.update(len(block))
-        else:
-            for task in tasks:
-                start, block = _decode_chunk(task)
-                array[start : start + len(block)] = block
-                progress.update(len(block))
-        progress.close()
         array.flush()
         del array
-    index = cxr_uni.select("dicom_id", pl.int_range(cxr_uni.height, dtype=pl.Int64).alias("row"))
+    skipped_rows = sorted(row for row, _ in unreadable)
+    index = cxr_uni.select("dicom_id", pl.int_range(cxr_uni.height, dtype=pl.Int64).alias("row")).with_columns(
+        readable=~pl.col("row").is_in(skipped_rows)
+    )
+    if unreadable:
+        first = min(unreadable)[1]
+        log.warning("skipped %d unreadable X-ray(s) of %d (images.skip_unreadable; index column 'readable' false), "
+                    "e.g. %s", len(unreadable), len(paths), first)
     write_parquet(index, out_dir / INDEX_FILE)
     return out_dir
 

@@ -3,10 +3,9 @@
 import json
 import shlex
 
-from snakemake.utils import validate
-
 from medfuse_bench.config import resolve_config, validate_config
 from medfuse_bench.errors import MedfuseError
+from medfuse_bench.etl.layout import detect_layout, locate_cxr_tables
 from medfuse_bench.fidelity import FidelityPolicy
 from medfuse_bench.resources import TASKS
 from medfuse_bench.train.experiments import (
@@ -26,7 +25,8 @@ from medfuse_bench.train.experiments import (
 from medfuse_bench.train.optimal import sweep_fractions
 
 
-validate(config, "../schemas/config.schema.yaml")
+# The project's own validation (defaults filled in, the same schema) rather than snakemake.utils.validate, whose
+# message for an unknown key prints the whole schema: this one is a line naming the key and the closest valid one.
 try:
     CFG = resolve_config(validate_config(config, source="config"))
 except MedfuseError as exc:
@@ -61,6 +61,37 @@ wildcard_constraints:
     task="|".join((*TASKS, "radiology")),
     split="train|val|test",
     draw=r"\d+",
+
+
+def _raw_files(find):
+    try:
+        return sorted(str(path) for path in find().values())
+    except MedfuseError as exc:
+        raise WorkflowError(str(exc))
+
+
+def mimic_iv_files(wildcards=None):
+    """Every raw MIMIC-IV table that ingest reads, located in the detected layout when the DAG is built, so that a
+    file replaced or edited in place (a newer mtime) reruns ingest and what follows. On synthetic data: the synth
+    rule's folder."""
+    if CFG["synthetic"]["enabled"]:
+        return [rules.synth.output.iv]
+    return _raw_files(lambda: detect_layout(MIMIC_IV_DIR).files)
+
+
+def mimic_cxr_tables(wildcards=None):
+    """The three MIMIC-CXR-JPG tables (metadata, CheXpert labels, split) that ingest reads; on synthetic data the
+    synth rule's folder."""
+    if CFG["synthetic"]["enabled"]:
+        return [rules.synth.output.cxr]
+    return _raw_files(lambda: locate_cxr_tables(MIMIC_CXR_DIR))
+
+
+def cxr_metadata_file(wildcards=None):
+    """The raw MIMIC-CXR-JPG metadata table (where each image's path and study time come from)."""
+    if CFG["synthetic"]["enabled"]:
+        return [rules.synth.output.cxr]
+    return _raw_files(lambda: {"cxr_metadata": locate_cxr_tables(MIMIC_CXR_DIR)["cxr_metadata"]})
 
 
 def log_path(name):

@@ -22,12 +22,14 @@ rule resolved_config:
 rule ingest:
     """Detect the MIMIC-IV layout and convert the needed tables to Parquet, filtering events to the 17 variables."""
     input:
-        iv=MIMIC_IV_DIR,
-        cxr=MIMIC_CXR_DIR,
+        iv=mimic_iv_files,
+        cxr=mimic_cxr_tables,
     output:
         raw=directory(RAW),
         provenance=f"{W}/etl/provenance.json",
     params:
+        iv=MIMIC_IV_DIR,
+        cxr=MIMIC_CXR_DIR,
         memory_limit=ETL["duckdb_memory_limit"],
     threads: 2
     resources:
@@ -39,7 +41,8 @@ rule ingest:
     conda:
         CONDA_ENV
     shell:
-        "POLARS_MAX_THREADS={threads} medfuse-bench ingest --mimic-iv {input.iv} --mimic-cxr {input.cxr} --out-dir {output.raw}"
+        "POLARS_MAX_THREADS={threads} medfuse-bench ingest --mimic-iv {params.iv:q} --mimic-cxr {params.cxr:q}"
+        " --out-dir {output.raw}"
         " --provenance {output.provenance} --memory-limit {params.memory_limit}"
         " --threads {threads} > {log} 2>&1"
 
@@ -72,7 +75,8 @@ rule variables:
         raw=RAW,
         stays=rules.cohort.output.stays,
     output:
-        f"{W}/etl/events.parquet",
+        events=f"{W}/etl/events.parquet",
+        counts=f"{W}/etl/variables_counts.json",
     params:
         policy=POLICY.stage_args("variables"),
     # Polars works on every core it is given; declared, so that no job is scheduled beside it on those cores.
@@ -86,8 +90,8 @@ rule variables:
     conda:
         CONDA_ENV
     shell:
-        "POLARS_MAX_THREADS={threads} medfuse-bench variables --raw-dir {input.raw} --stays {input.stays} --out {output}"
-        " {params.policy} > {log} 2>&1"
+        "POLARS_MAX_THREADS={threads} medfuse-bench variables --raw-dir {input.raw} --stays {input.stays}"
+        " --out {output.events} --stats {output.counts} {params.policy} > {log} 2>&1"
 
 
 rule phenotypes:
@@ -165,7 +169,7 @@ rule task_tables:
     input:
         raw=RAW,
         stays=rules.cohort.output.stays,
-        events=rules.variables.output,
+        events=rules.variables.output.events,
         phenotypes=rules.phenotypes.output.labels,
         splits=rules.splits.output,
     output:
@@ -188,7 +192,7 @@ rule task_tables:
 rule timeseries:
     """Discretised, imputed, normalised 76-feature time series of a task, one float32 array per split."""
     input:
-        events=rules.variables.output,
+        events=rules.variables.output.events,
         samples=rules.task_tables.output,
     output:
         arrays=expand(f"{W}/tasks/{{{{task}}}}/timeseries_{{split}}.npy", split=["train", "val", "test"]),
@@ -218,6 +222,7 @@ rule etl_summary:
         samples=expand(f"{W}/tasks/{{task}}/samples.parquet", task=TASK_LIST),
         cxr=rules.cxr_uni.output,
         counts=rules.cohort.output.counts,
+        variables=rules.variables.output.counts,
         mapping=rules.phenotypes.output.stats,
     output:
         json=f"{W}/tasks/summary.json",

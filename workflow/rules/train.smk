@@ -20,11 +20,13 @@ rule image_cache:
         samples=expand(f"{W}/tasks/{{task}}/samples.parquet", task=TASK_LIST),
         raw=RAW,
         images=MIMIC_CXR_DIR,
+        metadata=cxr_metadata_file,
     output:
         array=f"{CACHE}/images.npy",
         index=f"{CACHE}/images_index.parquet",
     params:
         size=IMAGES["resize"],
+        skip="--skip-unreadable" if IMAGES["skip_unreadable"] else "",
         out_dir=lambda wc, output: Path(output.array).parent,
     threads: 2
     resources:
@@ -38,7 +40,7 @@ rule image_cache:
     shell:
         "medfuse-bench image-cache --cxr-uni {input.cxr_uni} --mimic-cxr {input.images} --size {params.size}"
         " --samples {input.samples} --cxr-metadata {input.raw}/cxr_metadata.parquet"
-        " --out-dir {params.out_dir} --workers {threads} > {log} 2>&1"
+        " --out-dir {params.out_dir} --workers {threads} {params.skip} > {log} 2>&1"
 
 
 rule train:
