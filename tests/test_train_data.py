@@ -324,15 +324,16 @@ def test_partial_validation_switch(data):
 @pytest.mark.parametrize("fidelity", ["corrected", "original"])
 def test_validation_stays_names_the_set_training_validates_on(data, fidelity):
     """The report counts validation positives with validation_stays; it must pick the stays sets_for validates on."""
+    policy = FidelityPolicy.preset(fidelity)
     val = data.samples.filter(pl.col("split") == "val")
     for name in ex.experiment_names([0.5]):
         spec = ex.get_experiment(name)
-        built = sets_for(spec, data, "val", fraction=0.5, fidelity=fidelity, seed=0, training=False)
-        stays = ex.validation_stays(spec.training_set, fidelity)
+        built = sets_for(spec, data, "val", fraction=0.5, policy=policy, seed=0, training=False)
+        stays = ex.validation_stays(spec.training_set, policy.partial_validation)
         expected = val if stays == "all" else val.filter(pl.col("cxr_dicom_id").is_not_null())
         assert built.keys.tolist() == expected["stay_id"].to_list(), (name, fidelity)
     with pytest.raises(MedfuseError, match="cxr_uni"):
-        ex.validation_stays("cxr_uni", fidelity)
+        ex.validation_stays("cxr_uni", policy.partial_validation)
 
 
 def test_cxr_uni_set(work):
