@@ -66,7 +66,7 @@ def test_encoder_starts_follow_the_fidelity_policy(tmp_path, fidelity, pretraine
 
     def train_commands(experiment: str) -> list[str]:
         target = str(work / "models" / "in-hospital-mortality" / experiment / "selected.json")
-        proc = snakemake(target, "-n", "-p", "--cores", "1", "--config", f"workdir={work}", "profile=smoke",
+        proc = snakemake(tmp_path, target, "-n", "-p", "--cores", "1", "--config", f"workdir={work}", "profile=smoke",
                          f"fidelity={fidelity}")
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return [line for line in (proc.stdout + proc.stderr).splitlines() if "medfuse-bench train" in line]
