@@ -35,7 +35,7 @@ def original(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def test_original_chooses_optimal_from_a_sweep_at_medfuse_pt_lr(original):
     assert not _train_commands(original, "medfuse-optimal")  # chosen, not trained
-    assert re.search(r"medfuse-bench select-optimal .*--sweep-lr medfuse_pt_best --pt-selected \S+/medfuse-pt/"
+    assert re.search(r"medfuse-bench select-optimal .*--sweep-lr medfuse_pt_best .*--pt-selected \S+/medfuse-pt/"
                      r"selected.json", original)
     # the smoke sweep [0, 1] plus the paper's fractions, one run each at MedFuse (PT)'s learning rate
     for percent in (0, 10, 20, 100):
