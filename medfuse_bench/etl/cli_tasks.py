@@ -13,6 +13,7 @@ import polars as pl
 
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.etl import cxr, presets, splits, summary, task_tables, timeseries
+from medfuse_bench.fidelity import add_policy_arguments, policy_from_args
 from medfuse_bench.io import write_json, write_parquet, write_text
 from medfuse_bench.resources import TASKS
 
@@ -111,7 +112,8 @@ def run_task_tables(args: argparse.Namespace) -> int:
 
 def run_timeseries(args: argparse.Namespace) -> int:
     samples = _read(args.samples, "run `medfuse-bench task-tables` first")
-    timeseries.write_timeseries(_scan_events(args.events), samples, args.out_dir, args.timestep, args.chunk_rows)
+    timeseries.write_timeseries(_scan_events(args.events), samples, args.out_dir, args.timestep, args.chunk_rows,
+                                window_by=policy_from_args(args).window_by)
     return 0
 
 
@@ -252,6 +254,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timestep", type=float, default=1.0, help="bin width in hours (etl.timestep_hours; default 1.0)")
     p.add_argument("--chunk-rows", type=int, default=250_000,
                    help="time steps densified at once; bounds memory at about 1 KB per step (default 250000)")
+    add_policy_arguments(p)
     p.set_defaults(func=run_timeseries)
 
     p = sub.add_parser("check-splits", help="fail if any subject appears in two splits of any dataset",
