@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     **dict.fromkeys(("image-cache", "train", "select", "predict", "ensemble", "bench-train"),
                     "medfuse_bench.train.cli"),
     **dict.fromkeys(("evaluate", "bench-metrics"), "medfuse_bench.evaluation.cli"),
+    "leakage-audit": "medfuse_bench.leakage_audit.cli",
     **dict.fromkeys(("report", "score", "leaderboard"), "medfuse_bench.report.cli"),
 }
 

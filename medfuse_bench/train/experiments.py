@@ -36,6 +36,10 @@ SAME_TASK = "{task}"
 SET_KINDS: tuple[str, ...] = ("ehr_paired", "ehr_partial", "cxr_paired", "fusion_paired", "fusion_partial", "cxr_uni")
 TEST_SETS: tuple[str, ...] = ("paired", "partial", "paired_nocxr")
 
+#: Subfolder of a task folder with the time series whose window's events were selected by when they were stored
+#: (switch window_by: storetime), written by the workflow's rule timeseries_available.
+AVAILABLE_TIMESERIES = "available"
+
 # Uni-modal fraction markers of (EHR+CXR)_PARTIAL training sets.
 ALL_UNIMODAL = "all"  # every EHR-only train stay
 CONFIG_FRACTION = "config"  # train.uni_modal_fraction[task] (MedFuse OPTIMAL)
@@ -58,6 +62,8 @@ class Experiment:
     freeze_encoders: bool = False
     test_sets: tuple[str, ...] = ()
     description: str = ""
+    #: Subfolder of the task folder holding the time series it trains and predicts on ("" = the task folder).
+    timeseries: str = ""
 
     @property
     def uses_ehr(self) -> bool:
@@ -81,6 +87,10 @@ _TABLE: tuple[Experiment, ...] = (
                description="LSTM on the EHR of paired train stays"),
     Experiment("ehr-partial", "ehr_lstm", "ehr_partial", test_sets=("paired", "partial"),
                description="LSTM on the EHR of every train stay"),
+    Experiment("ehr-partial-available", "ehr_lstm", "ehr_partial", test_sets=("paired", "partial"),
+               timeseries=AVAILABLE_TIMESERIES,
+               description="ehr-partial on time series of the values stored by the end of the window (window_by: "
+                           "storetime)"),
     Experiment("cxr-paired", "cxr_resnet", "cxr_paired", cxr_init=(RADIOLOGY, CXR_PRETRAIN), test_sets=("paired",),
                description="ResNet-34 on the linked X-rays of paired train stays, task labels"),
     Experiment("early-paired", "early", "fusion_paired", freeze_encoders=True, test_sets=("paired",), **_EARLY_INIT,
