@@ -105,3 +105,32 @@ def test_window_by_storetime_needs_available_hours():
         TS.discretize(events, SAMPLES, 1.0, window_by="storetime")
     with pytest.raises(MedfuseError, match="window_by"):
         TS.discretize(events, SAMPLES, 1.0, window_by="stored")
+
+
+# --- the experiment trained on the availability window -------------------------------------------------------------
+
+
+def test_ehr_partial_available_reads_the_arrays_of_its_subfolder(tmp_path):
+    import shutil
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from train_fixtures import TASK, make_workdir
+
+    from medfuse_bench.train.data import load_task_data
+    from medfuse_bench.train.experiments import AVAILABLE_TIMESERIES, get_experiment
+
+    spec = get_experiment("ehr-partial-available")
+    assert spec.timeseries == AVAILABLE_TIMESERIES and spec.training_set == get_experiment("ehr-partial").training_set
+    work = make_workdir(tmp_path, counts={"train": 6, "val": 3, "test": 3}, extra_images=0)
+    folder = work.tasks_dir / TASK
+    (folder / AVAILABLE_TIMESERIES).mkdir()
+    shutil.copy(folder / "timeseries_index.parquet", folder / AVAILABLE_TIMESERIES)
+    for split in ("train", "val", "test"):
+        np.save(folder / AVAILABLE_TIMESERIES / f"timeseries_{split}.npy",
+                np.load(folder / f"timeseries_{split}.npy") + 1.0)
+    default = load_task_data(work.tasks_dir, TASK, ["mortality"], None)
+    available = load_task_data(work.tasks_dir, TASK, ["mortality"], None, spec.timeseries)
+    assert available.samples.equals(default.samples)
+    assert np.array_equal(np.asarray(available.timeseries["test"]), np.asarray(default.timeseries["test"]) + 1.0)

@@ -68,9 +68,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--events", required=True, help="etl/events.parquet (with available_hours)")
     p.add_argument("--cxr-metadata", required=True, help="the ingest folder's cxr_metadata.parquet")
     p.add_argument("--timeseries-dir", required=True,
-                   help="folder of the task's timeseries_{train,val,test}.npy, timeseries_index.parquet, normalizer.json")
+                   help="folder of the task's timeseries_{train,val,test}.npy, timeseries_index.parquet and "
+                        "normalizer.json")
     p.add_argument("--raw-labevents", default=None,
-                   help="the ingest folder's labevents.parquet: tells lab from chart rows of glucose, pH, O2 saturation")
+                   help="the ingest folder's labevents.parquet: tells lab from chart rows of glucose, pH and O2 "
+                        "saturation")
     p.add_argument("--out-dir", required=True, help="folder for leakage.html, leakage.json, leakage.md, summary.json")
     p.add_argument("--truncation-stays", type=int, default=500,
                    help="stays of the truncation check, a seeded sample (default 500)")

@@ -155,7 +155,8 @@ def window_events(events: pl.LazyFrame, times: pl.DataFrame, window_by: str,
         .select(pl.col("stay_id").cast(pl.Int64), "hours", "available_hours", pl.col("variable").cast(pl.String))
         .join(spans, on="stay_id", how="inner")
         .filter((pl.col("hours") > -EPS) & pl.all_horizontal(pl.col(c) < pl.col("period_length") + EPS for c in limits))
-        .select("stay_id", "subject_id", "variable", _at("hours", "event_time"), _at("available_hours", "available_time"))
+        .select("stay_id", "subject_id", "variable", _at("hours", "event_time"),
+                _at("available_hours", "available_time"))
     )
     table = pl.col("variable").replace_strict(source_tables(), default="chartevents.valuenum")
     labs = _lab_keys(raw_labevents)

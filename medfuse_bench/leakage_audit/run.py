@@ -92,7 +92,9 @@ def audit_task(inputs: TaskInputs):
     metadata["pipeline"] = {"task": inputs.task, "window_by": inputs.policy.window_by,
                             "cohort_preset": inputs.definition.preset if inputs.definition else None,
                             **{k: v for k, v in inputs.facts.items() if not isinstance(v, dict)}}
-    return AuditResult(findings=findings, metadata=metadata)
+    result = AuditResult(findings=findings, metadata=metadata)
+    log.info("%s: %s", inputs.task, ", ".join(f"{n} {k}" for k, n in result.counts.items()))
+    return result
 
 
 def _window_counts(events: pl.LazyFrame, times: pl.DataFrame, window: pl.DataFrame, xrays: pl.DataFrame

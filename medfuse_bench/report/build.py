@@ -17,7 +17,7 @@ import polars as pl
 from tqdm import tqdm
 
 from medfuse_bench.io import atomic_path, write_text
-from medfuse_bench.report import ablations, figures, tables
+from medfuse_bench.report import ablations, audit, figures, tables
 from medfuse_bench.report.experiments import (
     DROP_CXR_MODELS,
     MULTIMODAL_MODEL,
@@ -103,6 +103,7 @@ def build_report(workdir: str | Path, out_dir: str | Path, settings: ReportSetti
     _metric_table(report, TABLE_A2, tasks, store)
     _unimodal_test_figure(report, store, samples, settings)
     _metric_table(report, TABLE_A3, tasks, store)
+    audit.add_sections(report, wd, tasks, store)
 
     config = read_yaml(wd.config_resolved)
     provenance = read_json(wd.provenance)

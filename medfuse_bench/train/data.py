@@ -153,7 +153,8 @@ def load_task_data(
     ``timeseries`` names the subfolder of the task folder holding the index and arrays ("" = the task folder).
     """
     folder = Path(tasks_dir) / task
-    samples_path, index_path = folder / "samples.parquet", folder / timeseries / "timeseries_index.parquet"
+    arrays_folder = folder / timeseries
+    samples_path, index_path = folder / "samples.parquet", arrays_folder / "timeseries_index.parquet"
     for path in (samples_path, index_path):
         if not path.is_file():
             raise MedfuseError(f"task file '{path}' does not exist; run the ETL for task '{task}' first")
@@ -164,7 +165,7 @@ def load_task_data(
     samples = attach_index(samples, index, str(index_path))
     timeseries: dict[str, np.ndarray] = {}
     for split in SPLITS:
-        path = folder / timeseries / f"timeseries_{split}.npy"
+        path = arrays_folder / f"timeseries_{split}.npy"
         if not path.is_file():
             raise MedfuseError(f"time-series file '{path}' does not exist; run the ETL for task '{task}' first")
         array = np.load(path, mmap_mode="r")

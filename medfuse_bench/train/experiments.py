@@ -87,10 +87,6 @@ _TABLE: tuple[Experiment, ...] = (
                description="LSTM on the EHR of paired train stays"),
     Experiment("ehr-partial", "ehr_lstm", "ehr_partial", test_sets=("paired", "partial"),
                description="LSTM on the EHR of every train stay"),
-    Experiment("ehr-partial-available", "ehr_lstm", "ehr_partial", test_sets=("paired", "partial"),
-               timeseries=AVAILABLE_TIMESERIES,
-               description="ehr-partial on time series of the values stored by the end of the window (window_by: "
-                           "storetime)"),
     Experiment("cxr-paired", "cxr_resnet", "cxr_paired", cxr_init=(RADIOLOGY, CXR_PRETRAIN), test_sets=("paired",),
                description="ResNet-34 on the linked X-rays of paired train stays, task labels"),
     Experiment("early-paired", "early", "fusion_paired", freeze_encoders=True, test_sets=("paired",), **_EARLY_INIT,
@@ -119,6 +115,10 @@ _TABLE: tuple[Experiment, ...] = (
                description="MedFuse from pretrained encoders, all train stays"),
     Experiment("medfuse-optimal", "medfuse", "fusion_partial", CONFIG_FRACTION, test_sets=_PARTIAL_TESTS, **_PT_INIT,
                description="MedFuse from pretrained encoders, paired + train.uni_modal_fraction of EHR-only stays"),
+    Experiment("ehr-partial-available", "ehr_lstm", "ehr_partial", test_sets=("paired", "partial"),
+               timeseries=AVAILABLE_TIMESERIES,
+               description="ehr-partial on time series of the values stored by the end of the window (window_by: "
+                           "storetime)"),
 )
 _BY_NAME = {e.name: e for e in _TABLE}
 _PRETRAIN = Experiment(CXR_PRETRAIN, "cxr_resnet", "cxr_uni",

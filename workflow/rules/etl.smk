@@ -236,8 +236,8 @@ rule timeseries_available:
     conda:
         CONDA_ENV
     shell:
-        "POLARS_MAX_THREADS={threads} medfuse-bench timeseries --events {input.events} --samples {input.samples} --out-dir {params.out_dir}"
-        " --timestep {params.timestep} {params.policy} > {log} 2>&1"
+        "POLARS_MAX_THREADS={threads} medfuse-bench timeseries --events {input.events} --samples {input.samples}"
+        " --out-dir {params.out_dir} --timestep {params.timestep} {params.policy} > {log} 2>&1"
 
 
 rule etl_summary:
