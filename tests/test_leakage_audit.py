@@ -94,6 +94,9 @@ def test_default_preset_links_no_xray_after_the_prediction_time(world: Path):
     assert {f.check_id for f in result.findings} == set(result.metadata["checks"])
     assert {n["check_id"] for n in summary["not_run"]} >= {"site_overlap", "threshold_selection"}
     assert all(n["needs"] and n["why"] for n in summary["not_run"])
+    not_run = {n["check_id"]: n for n in summary["not_run"]}
+    assert not_run["site_overlap"]["needs"] == ["site_id"]
+    assert "test_set_used_once" in not_run["declarations"]["needs"]  # the practices left undeclared
 
 
 def test_medfuse_2022_preset_is_caught_by_the_auditor(world: Path):

@@ -28,13 +28,13 @@ REVIEW = "review"
 
 #: Why the pipeline cannot give a check its missing input, by check id.
 NOT_AVAILABLE: dict[str, str] = {
-    "site_overlap": "site_id: MIMIC-IV is one hospital's record, so there is no site to hold out",
-    "threshold_selection": "scores and a threshold: the benchmark reports threshold-free metrics (AUROC, AUPRC) "
+    "site_overlap": "MIMIC-IV is one hospital's record, so there is no site to hold out",
+    "threshold_selection": "the benchmark reports threshold-free metrics (AUROC, AUPRC) "
                            "and never picks a decision threshold",
-    "outcome_timing": "outcome_time: phenotype labels are the admission's discharge diagnoses, which carry no time "
+    "outcome_timing": "phenotype labels are the admission's discharge diagnoses, which carry no time "
                       "of onset",
-    "declarations": "declarations of practices data cannot show; the pipeline declares only those its code "
-                    "enforces (learning rates and epochs chosen on validation, uni-modal stays sampled in train)",
+    "declarations": "the pipeline declares only the practices its code enforces (learning rates and epochs chosen "
+                    "on validation, uni-modal stays sampled in train)",
 }
 
 
@@ -76,7 +76,8 @@ def summarize(result, task: str, policy: FidelityPolicy, definition: TaskDefinit
     for f in result.findings:
         reading, reason = classify(f, policy, definition)
         if f.status == "skipped":
-            needs = f.evidence.get("missing_inputs") or [f.message]
+            # declarations lists the practices not declared; the other checks their missing inputs
+            needs = f.evidence.get("missing_inputs") or f.evidence.get("items") or [f.message]
             not_run.append({"check_id": f.check_id, "needs": needs, "why": NOT_AVAILABLE.get(f.check_id, "")})
         elif reading:
             findings.append({"check_id": f.check_id, "leakage_type": f.leakage_type, "severity": f.severity.name,

@@ -183,7 +183,7 @@ def audit_markdown(audits: dict[str, dict[str, Any]], wd: Workdir, out_dir: Path
             notes.append(f"- {title}, {f['reading']}: {f['severity']} `{f['check_id']}`: {f['message']} "
                          f"({f['reason']})")
         for f in s["not_run"]:
-            needs = "; ".join(f["needs"])
+            needs = ", ".join(f["needs"])
             why = f" ({f['why']})" if f["why"] else ""
             notes.append(f"- {title}, not run: `{f['check_id']}` needs {needs}{why}")
     return "\n".join([
