@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
                     "medfuse_bench.train.cli"),
     "select-optimal": "medfuse_bench.train.optimal",
     **dict.fromkeys(("evaluate", "bench-metrics"), "medfuse_bench.evaluation.cli"),
+    "leakage-audit": "medfuse_bench.leakage_audit.cli",
     **dict.fromkeys(("report", "score", "leaderboard"), "medfuse_bench.report.cli"),
     "drift": "medfuse_bench.drift.cli",
 }

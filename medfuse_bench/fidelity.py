@@ -80,6 +80,8 @@ SWITCHES: tuple[Switch, ...] = (
     # timeseries
     Switch("normalizer", "timeseries", "original_mimic3", "train_split",
            summary="input normaliser: the original's fixed MIMIC-III state, or fitted on the task's train split"),
+    Switch("window_by", "timeseries", "charttime", "charttime", extra=("storetime",),
+           summary="time-series window: events charted inside it (the paper), or stored (available) inside it"),
     # train
     Switch("adam_betas", "train", "beta2_0.9", "beta2_0.999", summary="Adam betas (0.9, 0.9) or (0.9, 0.999)"),
     Switch("unimodal_sampling", "train", "with_replacement", "without_replacement",
@@ -138,6 +140,7 @@ class FidelityPolicy:
     icd_dictionary_join: str
     cxr_uni_split: str
     normalizer: str
+    window_by: str
     adam_betas: str
     unimodal_sampling: str
     partial_validation: str

@@ -384,7 +384,7 @@ def test_variables_command_writes_events_and_stats(tmp_path: Path):
                       str(out), *args, "--stats", str(tmp_path / f"{name}.json"), "--rows-per-batch", "1")
         assert result.returncode == 0, result.stderr
         frame = pl.read_parquet(out)
-        assert frame.height == n and frame.schema == pl.Schema(V.EVENTS_SCHEMA)
+        assert frame.height == n and frame.schema == pl.Schema(V.FILE_SCHEMA)
         keys = frame.select("subject_id", "stay_id", "hours").rows()
         assert keys == sorted(keys)
         stats = json.loads((tmp_path / f"{name}.json").read_text())

@@ -56,7 +56,7 @@ def test_experiment_table_covers_the_contract():
     names = ex.experiment_names([0.0, 0.2, 1.0])
     assert names[:3] == ["ehr-paired", "ehr-partial", "cxr-paired"]
     assert names[-3:] == ["medfuse-p0", "medfuse-p20", "medfuse-p100"]
-    assert len(set(names)) == len(names) == 18
+    assert len(set(names)) == len(names) == 19
     assert ex.get_experiment("daft").model_options("phenotyping") == {"layer_after": 3}
     assert ex.get_experiment("daft").model_options("in-hospital-mortality") == {"layer_after": 4}
     assert ex.get_experiment("early-partial-zeros").model_options(TASK) == {"missing": "zeros"}

@@ -117,8 +117,9 @@ def run_task_tables(args: argparse.Namespace) -> int:
 
 def run_timeseries(args: argparse.Namespace) -> int:
     samples = _read(args.samples, "run `medfuse-bench task-tables` first")
+    policy = policy_from_args(args)
     timeseries.write_timeseries(_scan_events(args.events), samples, args.out_dir, args.timestep, args.chunk_rows,
-                                normalizer=policy_from_args(args).normalizer)
+                                normalizer=policy.normalizer, window_by=policy.window_by)
     return 0
 
 

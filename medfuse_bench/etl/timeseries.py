@@ -3,7 +3,8 @@
 The discretiser follows the original's (``impute_strategy='previous'``, ``start_time='zero'``, masks stored):
 
 - a sample of period length ``T`` hours has ``int(T / timestep + 1 - 1e-6)`` bins (at least 1);
-- an event at hour ``t`` with ``-eps < t < T + eps`` goes to bin ``int(t / timestep - 1e-6)`` (so ``t = 1.0`` lands
+- an event at hour ``t`` with ``-eps < t < T + eps`` (and, under switch ``window_by: storetime``, stored before
+  ``T + eps``: its ``available_hours``) goes to bin ``int(t / timestep - 1e-6)`` (so ``t = 1.0`` lands
   in bin 0 for a 1 h step; truncation toward zero keeps ``-eps < t < 0`` in bin 0); other events are skipped;
 - within a bin and channel the last event (by hour, then by row order) wins;
 - an empty bin takes the channel's previous observed value in the same sample, else the channel's normal value;
@@ -155,17 +156,33 @@ def _unknown_categories(frame: pl.DataFrame, layout: ChannelLayout) -> None:
         )
 
 
-def bin_observations(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame, timestep: float) -> pl.DataFrame:
+#: Values of switch ``window_by``.
+WINDOW_BY: tuple[str, ...] = ("charttime", "storetime")
+
+
+def window_columns(window_by: str) -> tuple[str, ...]:
+    """The event columns whose hours must lie before the end of a sample's window: the charttime's (the paper), or
+    also the time the value was stored (``window_by: storetime``)."""
+    if window_by not in WINDOW_BY:
+        raise MedfuseError(f"window_by must be one of {', '.join(WINDOW_BY)}, got '{window_by}'")
+    return ("hours",) if window_by == "charttime" else ("hours", "available_hours")
+
+
+
+def bin_observations(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame, timestep: float,
+                     window_by: str = "charttime") -> pl.DataFrame:
     """The last observation of each (sample, bin, channel): pos, bin, channel, code; sorted by pos, bin, channel.
 
     ``samples`` comes from :func:`prepare_samples` (stay_id, period_length, pos). ``code`` is the value of a
-    continuous channel or the category index of a categorical one.
+    continuous channel or the category index of a categorical one. ``window_by`` (:func:`window_columns`) says which
+    events lie inside a sample's window.
     """
     layout = channel_layout()
     n_ch = layout.n_channels
     lazy = observed_events(events)
     names = lazy.collect_schema().names()
-    require_columns(lazy, ("stay_id", "hours", "variable"), "events")
+    limits = window_columns(window_by)
+    require_columns(lazy, ("stay_id", "variable", *limits), "events")
     value = pl.col("value").cast(pl.Float64) if "value" in names else pl.lit(None, pl.Float64)
     text = pl.col("value_text").cast(pl.String) if "value_text" in names else pl.lit(None, pl.String)
     channel_of = {name: i for i, name in enumerate(layout.names)}
@@ -180,13 +197,14 @@ def bin_observations(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
     longest = float(samples["period_length"].max()) if samples.height else 0.0
     windowed = (
         # the samples' longest window first, so the join sees fewer rows (48 h of each stay for mortality)
-        lazy.filter((pl.col("hours") > -EPS) & (pl.col("hours") < longest + EPS))
+        lazy.filter((pl.col("hours") > -EPS) & pl.all_horizontal(pl.col(c) < longest + EPS for c in limits))
         .with_row_index("_row")
-        .select("_row", pl.col("stay_id").cast(pl.Int64), pl.col("hours").cast(pl.Float64),
+        .select("_row", pl.col("stay_id").cast(pl.Int64), *(pl.col(c).cast(pl.Float64) for c in limits),
                 pl.col("variable").cast(pl.String), value.alias("value"), text.alias("value_text"))
         .join(samples.lazy().select("stay_id", "pos", "period_length"), on="stay_id", how="inner",
               maintain_order="left")
-        .filter(pl.col("hours") < pl.col("period_length") + EPS)  # each sample's own end; the start is cut above
+        # each sample's own end; the start is cut above
+        .filter(pl.all_horizontal(pl.col(c) < pl.col("period_length") + EPS for c in limits))
         .with_columns(
             # the channels are the Enum's categories in order, so its physical code is the channel index
             pl.col("variable").cast(pl.Enum(list(layout.names)), strict=False).to_physical().cast(pl.Int64)
@@ -281,14 +299,14 @@ def densify(pos: np.ndarray, bins: np.ndarray, channel: np.ndarray, code: np.nda
 
 
 def discretize(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
-               timestep: float = 1.0) -> tuple[np.ndarray, pl.DataFrame]:
+               timestep: float = 1.0, window_by: str = "charttime") -> tuple[np.ndarray, pl.DataFrame]:
     """Unnormalised float32 [total_steps, 76] array of all samples and its index (stay_id, split, offset, length).
 
     Samples are ordered by split (train, val, test), then as given; offsets count rows into the returned array.
     """
     prepared = prepare_samples(samples)
     n_bins = bin_counts(prepared["period_length"].to_numpy(), timestep)
-    obs = bin_observations(events, prepared, timestep)
+    obs = bin_observations(events, prepared, timestep, window_by)
     array = densify(obs["pos"].to_numpy(), obs["bin"].to_numpy(), obs["channel"].to_numpy(), obs["code"].to_numpy(),
                     n_bins)
     offsets = np.concatenate([[0], np.cumsum(n_bins)[:-1]])
@@ -430,19 +448,20 @@ def _write_chunk(observations: tuple[np.ndarray, ...], n_bins: np.ndarray, offse
 
 
 def chunk_observations(events: pl.LazyFrame, chunk: pl.DataFrame, timestep: float,
-                       key: str = "stay_id") -> tuple[np.ndarray, ...]:
+                       key: str = "stay_id", window_by: str = "charttime") -> tuple[np.ndarray, ...]:
     """(pos, bin, channel, code) of the samples in ``chunk`` only, so memory follows the chunk, not the table.
 
     The range of ``key`` (the column events.parquet is sorted by first) lets the Parquet reader skip the row groups
     of other samples; the join inside :func:`bin_observations` keeps exactly the chunk's stays.
     """
     ids = chunk[key]
-    obs = bin_observations(events.filter(pl.col(key).is_between(ids.min(), ids.max())), chunk, timestep)
+    obs = bin_observations(events.filter(pl.col(key).is_between(ids.min(), ids.max())), chunk, timestep, window_by)
     return obs["pos"].to_numpy(), obs["bin"].to_numpy(), obs["channel"].to_numpy(), obs["code"].to_numpy()
 
 
 def write_timeseries(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame, out_dir: str | os.PathLike[str],
-                     timestep: float = 1.0, chunk_rows: int = 250_000, *, normalizer: str = "train_split") -> dict:
+                     timestep: float = 1.0, chunk_rows: int = 250_000, *, normalizer: str = "train_split",
+                     window_by: str = "charttime") -> dict:
     """Write ``timeseries_{split}.npy``, ``timeseries_index.parquet`` and ``normalizer.json`` into ``out_dir``.
 
     Each split's array is sized up front. The samples of all splits are then binned in one pass in the order of
@@ -451,11 +470,13 @@ def write_timeseries(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
     copied to its samples' rows in their split's array. Under ``normalizer: train_split`` the normalizer is fitted on
     the finished train array (so its sums do not depend on the chunking); under ``original_mimic3`` it is the
     original's fixed state (:func:`original_state`). It is applied to all three arrays. All five files appear
-    together or not at all. Returns the normalizer dict (``normalizer`` says which one; ``means`` / ``stds`` are
-    null for the features that are not normalised when the state is the original's).
+    together or not at all. ``window_by`` (:func:`window_columns`) selects the window's events. Returns the
+    normalizer dict (``normalizer`` says which one; ``means`` / ``stds`` are null for the features that are not
+    normalised when the state is the original's).
     """
     if normalizer not in switch("normalizer").values:
         raise MedfuseError(f"normalizer must be one of {', '.join(switch('normalizer').values)}, got '{normalizer}'")
+    window_columns(window_by)
     out_dir = Path(out_dir)
     prepared = prepare_samples(samples)
     n_bins = bin_counts(prepared["period_length"].to_numpy(), timestep)
@@ -481,7 +502,7 @@ def write_timeseries(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
 
         def observe(members: np.ndarray) -> tuple[np.ndarray, ...]:
             chunk = prepared[members].with_columns(pos=pl.int_range(pl.len(), dtype=pl.Int64))
-            return chunk_observations(events, chunk, timestep, keys[0])
+            return chunk_observations(events, chunk, timestep, keys[0], window_by)
 
         # The next chunk's observations (Polars and NumPy sorts, outside the GIL) are found on a second thread while
         # this one densifies and copies the current chunk, so both cores work; at most two chunks are in memory.
@@ -514,6 +535,7 @@ def write_timeseries(events: pl.DataFrame | pl.LazyFrame, samples: pl.DataFrame,
             "normalizer": normalizer,
             "timestep_hours": float(timestep),
             "state_timestep_hours": state_timestep,
+            "window_by": window_by,
             "features": features,
             "means": [None if np.isnan(x) else float(x) for x in means],
             "stds": [None if np.isnan(x) else float(x) for x in stds],

@@ -116,6 +116,12 @@ EVENTS_SCHEMA: dict[str, pl.DataType] = {
     "value": pl.Float64(),
     "value_text": pl.String(),
 }
+#: Columns of events.parquet: the events and ``available_hours``, the hours since intime at which the kept value was
+#: available: the latest storetime of the rows it was made from, never before its charttime (a null storetime counts
+#: as the charttime). Read by the time-series window under ``window_by: storetime`` and by the leakage audit.
+FILE_SCHEMA: dict[str, pl.DataType] = {**EVENTS_SCHEMA, "available_hours": pl.Float64()}
+#: The column carrying that time (a Datetime) through the stage.
+AVAILABLE = "available"
 
 RAW_EVENT_SCHEMA: dict[str, pl.DataType] = {
     "subject_id": pl.Int64(),
@@ -352,21 +358,24 @@ def keep_one_per_time(events: pl.LazyFrame, same_time_values: str, *, keys: list
     # ``carried`` the columns that are constant within a key.
     keys = EVENT_KEYS if keys is None else keys
     carried = STAY_COLUMNS if carried is None else carried
+    # The kept value is available once the last of the rows it is made from is stored.
+    available = [AVAILABLE] if AVAILABLE in events.collect_schema().names() else []
     # Most (stay, time, variable) keys hold one row: only the others need a per-group choice.
     counted = events.with_columns(_n=pl.len().over(keys))
-    single = counted.filter(pl.col("_n") == 1).select(*keys, "value", "value_text", *carried)
+    single = counted.filter(pl.col("_n") == 1).select(*keys, "value", "value_text", *carried, *available)
     several = counted.filter(pl.col("_n") > 1)
     if same_time_values == "last_by_value":
         chosen = several.group_by(keys).agg(
             pl.col("value", "value_text", *carried).sort_by(["sort_number", "sort_text"], nulls_last=False)
-            .last()
+            .last(), *(pl.col(c).max() for c in available)
         )
     else:
         latest = pl.col("storetime").max().over(keys)
         chosen = (
             several.filter((pl.col("storetime") == latest) | latest.is_null())
             .group_by(keys)
-            .agg(pl.col("value").mean(), pl.col("value_text").max(), pl.col(carried).first())
+            .agg(pl.col("value").mean(), pl.col("value_text").max(), pl.col(carried).first(),
+                 *(pl.col(c).max() for c in available))
         )
     return pl.concat([single, chosen], how="vertical_relaxed")
 
@@ -386,15 +395,18 @@ def gcs_totals(events: pl.LazyFrame) -> pl.LazyFrame:
     points = pl.DataFrame(rows, schema={"variable": VARIABLE, "value_text": pl.String, "points": pl.Int64},
                           orient="row").with_columns(pl.col("value_text").cast(text)).lazy()
     keys = ["stay_id", "charttime"]
+    available = [AVAILABLE] if AVAILABLE in events.collect_schema().names() else []
     return (
         events.join(points, on=["variable", "value_text"], how="inner")
         .group_by(keys)
-        .agg(pl.col(STAY_COLUMNS).first(), n=pl.col("variable").n_unique(), total=pl.col("points").sum())
+        .agg(pl.col(STAY_COLUMNS).first(), *(pl.col(c).max() for c in available), n=pl.col("variable").n_unique(),
+             total=pl.col("points").sum())
         .filter(pl.col("n") == 3)
         .join(events.filter(pl.col("variable") == GCS_TOTAL).select(keys), on=keys, how="anti")
         .select(
             *keys,
             *STAY_COLUMNS,
+            *available,
             variable=pl.lit(GCS_TOTAL, dtype=VARIABLE),
             value=pl.lit(None, dtype=pl.Float64),
             value_text=pl.col("total").cast(pl.String).cast(text),
@@ -402,9 +414,9 @@ def gcs_totals(events: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def hours_since_intime() -> pl.Expr:
-    """``hours`` = (charttime - intime) in hours."""
-    return ((pl.col("charttime") - pl.col("intime")).dt.total_microseconds().cast(pl.Float64) / 3.6e9).alias("hours")
+def hours_since_intime(column: str = "charttime", name: str = "hours") -> pl.Expr:
+    """``hours`` = (charttime - intime) in hours (or another time column under another name)."""
+    return ((pl.col(column) - pl.col("intime")).dt.total_microseconds().cast(pl.Float64) / 3.6e9).alias(name)
 
 
 def _counts_by(frame: pl.DataFrame, column: str) -> dict[str, int]:
@@ -545,7 +557,8 @@ def extract_coded_events(
         how="horizontal",
     ).with_row_index(_ROW)
     del use
-    assigned = assign_stays(valid.lazy(), stays.lazy(), policy).collect()
+    assigned = assign_stays(valid.lazy(), stays.lazy(), policy).with_columns(
+        pl.max_horizontal("charttime", "storetime").alias(AVAILABLE)).collect()
     found += unassigned_exclusions(valid, assigned, policy)
     del valid
     assigned = assigned.drop(_ROW)
@@ -553,7 +566,8 @@ def extract_coded_events(
     collapsed, rows_one = collapse_and_sort(assigned, stays, policy)
     counts["duplicates_collapsed"] = assigned.height - rows_one
     del assigned
-    out = collapsed.with_columns(hours_since_intime()).select(list(EVENTS_SCHEMA))
+    out = collapsed.with_columns(hours_since_intime(), hours_since_intime(AVAILABLE, "available_hours")
+                                 ).select(list(FILE_SCHEMA))
     del collapsed
     if policy.gcs_total == "derived":
         counts["gcs_total_derived"] = out.height - rows_one
@@ -695,15 +709,15 @@ def packed_key(events: pl.DataFrame, packing: dict[str, Any]) -> pl.Series | Non
 def collapse_and_sort(events: pl.DataFrame, stays: pl.DataFrame,
                       policy: FidelityPolicy) -> tuple[pl.DataFrame, int]:
     """:func:`keep_one_per_time`, then under ``gcs_total: derived`` :func:`derive_gcs_total`, then :func:`sort_events`;
-    returns the events (the columns of EVENTS_SCHEMA but ``hours``, plus ``charttime`` and ``intime``) and the rows
-    left after the first step.
+    returns the events (the columns of EVENTS_SCHEMA but ``hours``, plus ``charttime``, ``intime`` and
+    :data:`AVAILABLE`) and the rows left after the first step.
 
     With a packed key (:func:`event_packing`) the events are sorted first, so that the rows of one (stay, time,
     variable) are neighbours: comparisons with the previous and next rows find the keys held by several rows, with
     no hash table over every row; only those rows are collapsed, and the derived GCS totals are merged into the
     sorted rows.
     """
-    columns = [c for c in EVENTS_SCHEMA if c != "hours"]
+    columns = [c for c in EVENTS_SCHEMA if c != "hours"] + [AVAILABLE]
     packing = event_packing(events, stays)
     key = None if packing is None else packed_key(events, packing)
     derive = policy.gcs_total == "derived"
@@ -726,7 +740,8 @@ def collapse_and_sort(events: pl.DataFrame, stays: pl.DataFrame,
         chosen = keep_one_per_time(several.lazy(), policy.same_time_values, keys=[_KEY], carried=[]).collect()
         at = one[_KEY].search_sorted(chosen[_KEY])
         one = one.with_columns(one["value"].scatter(at, chosen["value"]),
-                               one["value_text"].scatter(at, chosen["value_text"].cast(one.schema["value_text"])))
+                               one["value_text"].scatter(at, chosen["value_text"].cast(one.schema["value_text"])),
+                               one[AVAILABLE].scatter(at, chosen[AVAILABLE]))
     rows_one = one.height
     if derive:
         totals = gcs_totals(one.lazy()).select("charttime", "intime", *columns).collect()

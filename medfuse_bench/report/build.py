@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from medfuse_bench.drift import report_link
 from medfuse_bench.io import atomic_path, write_text
-from medfuse_bench.report import ablations, chance, figures, tables
+from medfuse_bench.report import ablations, audit, chance, figures, tables
 from medfuse_bench.report.cohort import cohort_counts, cohort_markdown, cxr_uni_images
 from medfuse_bench.report.experiments import (
     DROP_CXR_MODELS,
@@ -133,6 +133,7 @@ def build_report(workdir: str | Path, out_dir: str | Path, settings: ReportSetti
     _metric_table(report, TABLE_A2, tasks, store, notes)
     _unimodal_test_figure(report, store, samples, settings)
     _metric_table(report, TABLE_A3, tasks, store, notes)
+    audit.add_sections(report, wd, tasks, store)
 
     provenance = read_json(wd.provenance)
     summary = read_json(wd.summary)

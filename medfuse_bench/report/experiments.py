@@ -17,6 +17,7 @@ UNIFIED_ROW = "unified"
 DISPLAY_NAMES: dict[str, str] = {
     "ehr-paired": "LSTM (EHR_PAIRED)",
     "ehr-partial": "LSTM (EHR_PARTIAL)",
+    "ehr-partial-available": "LSTM (EHR_PARTIAL), window by storetime",
     "cxr-paired": "ResNet-34 (CXR_PAIRED)",
     "early-paired": "Early (EHR + CXR)_PAIRED",
     "early-partial": "Early (EHR + CXR)_PARTIAL",

@@ -8,6 +8,10 @@ severity trajectory, in the units and text forms MIMIC-IV stores, with a few rec
 
 Labs are drawn for the whole hospital admission (before, during and after the ICU stays) without a stay_id, plus
 outpatient labs without hadm_id, as in MIMIC-IV, where labs link to stays only by time.
+
+``storetime`` follows ``charttime`` by a delay that depends on the kind of value (:func:`chart_store_minutes`,
+:data:`LAB_STORE_MINUTES`): bedside monitor values minutes, nursing assessments and blood-gas values charted from the
+analyser tens of minutes, chemistry and blood counts up to three hours, urine and fluid chemistry up to six.
 """
 
 from __future__ import annotations
@@ -307,6 +311,37 @@ def _texts(mapping: dict[int, str], scores: np.ndarray) -> np.ndarray:
     return lookup[scores]
 
 
+#: Chart items entered by hand after the bedside assessment or measurement (GCS, capillary refill, weight, height).
+ASSESSMENT_ITEMS: tuple[int, ...] = (220739, 223901, 223900, 223951, 224308, 226512, 226531, 224639, 226707, 226730)
+#: Chart items copied from a blood-gas or laboratory result (arterial / venous pH, SaO2, serum and whole-blood glucose).
+CHARTED_RESULT_ITEMS: tuple[int, ...] = (223830, 220274, 220227, 220621, 226537)
+
+
+def chart_store_minutes(itemid: np.ndarray, minutes: np.ndarray) -> np.ndarray:
+    """Minutes from charttime to storetime of chart rows, from a whole-minute draw ``minutes`` in 1..44: monitor
+    values and bedside checks as drawn (validated within the hour), hand-entered assessments three times longer (3
+    minutes to 2.2 h), values copied from a blood-gas or lab result half an hour later (31 to 74 minutes).
+
+    >>> chart_store_minutes(np.array([220045, 220739, 223830]), np.array([10, 10, 10])).tolist()
+    [10, 30, 40]
+    """
+    return np.where(np.isin(itemid, ASSESSMENT_ITEMS), 3 * minutes,
+                    np.where(np.isin(itemid, CHARTED_RESULT_ITEMS), minutes + 30, minutes))
+
+
+#: Minutes from draw (charttime) to result (storetime) per lab panel, from a whole-minute draw ``m`` in 20..179:
+#: point-of-care blood gases 5 to 44 minutes, chemistry and blood counts as drawn (20 minutes to 3 h), urine and
+#: fluid chemistry twice as long (40 minutes to 6 h).
+LAB_STORE_MINUTES = {
+    "bg": lambda m: 5 + (m - 20) // 4,
+    "chem": lambda m: m,
+    "cbc": lambda m: m,
+    "urine": lambda m: 2 * m,
+    "urine_chem": lambda m: 2 * m,
+    "fluid": lambda m: 2 * m,
+}
+
+
 def _finish_icu_events(rng: np.random.Generator, chunk: StayChunk, raw: pl.DataFrame, *, with_valuenum: bool
                        ) -> pl.DataFrame:
     """Absolute times, identifiers, caregivers, units; sorted by stay, charttime, itemid."""
@@ -317,7 +352,8 @@ def _finish_icu_events(rng: np.random.Generator, chunk: StayChunk, raw: pl.DataF
     charttime = chunk.intime[sidx] + np.round(raw["t"].to_numpy() * 60.0).astype(np.int64) * 60
     frame = raw.with_columns(
         charttime=pl.Series(charttime),
-        storetime=pl.Series(charttime + rng.integers(1, 45, n_rows) * 60),
+        storetime=pl.Series(
+            charttime + chart_store_minutes(raw["itemid"].to_numpy(), rng.integers(1, 45, n_rows)) * 60),
         caregiver_id=pl.Series(caregiver_base[sidx] + rng.integers(0, 4, n_rows) * 7),
     ).sort("sidx", "charttime", "itemid", maintain_order=True)
     sidx = frame["sidx"].to_numpy()
@@ -413,7 +449,7 @@ def lab_events(rng: np.random.Generator, adms: AdmissionChunk, stay_lat: Latents
         d = np.flatnonzero(rng.random(len(a)) < p)
         if len(d) == 0:
             continue
-        stored = draw_time[d] + rng.integers(20, 180, len(d)) * 60
+        stored = draw_time[d] + LAB_STORE_MINUTES[panel](rng.integers(20, 180, len(d))) * 60
         provider = np.where(rng.random(len(d)) < 0.5, None, providers[rng.integers(0, len(providers), len(d))])
         priority = np.array(["STAT", "ROUTINE", None], dtype=object)[rng.choice(3, len(d), p=[0.4, 0.4, 0.2])]
         specimen = n_specimens + np.arange(len(d))

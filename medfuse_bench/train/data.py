@@ -161,11 +161,16 @@ def _readable(index: pl.DataFrame) -> pl.Expr:
 
 
 def load_task_data(
-    tasks_dir: str | os.PathLike[str], task: str, labels: list[str], image_cache: str | os.PathLike[str] | None
+    tasks_dir: str | os.PathLike[str], task: str, labels: list[str], image_cache: str | os.PathLike[str] | None,
+    timeseries: str = "",
 ) -> TaskData:
-    """Read a task's samples, time-series index and arrays (memory-mapped), and the image cache when given."""
+    """Read a task's samples, time-series index and arrays (memory-mapped), and the image cache when given.
+
+    ``timeseries`` names the subfolder of the task folder holding the index and arrays ("" = the task folder).
+    """
     folder = Path(tasks_dir) / task
-    samples_path, index_path = folder / "samples.parquet", folder / "timeseries_index.parquet"
+    arrays_folder = folder / timeseries
+    samples_path, index_path = folder / "samples.parquet", arrays_folder / "timeseries_index.parquet"
     for path in (samples_path, index_path):
         if not path.is_file():
             raise MedfuseError(f"task file '{path}' does not exist; run the ETL for task '{task}' first")
@@ -176,7 +181,7 @@ def load_task_data(
     samples = attach_index(samples, index, str(index_path))
     timeseries: dict[str, np.ndarray] = {}
     for split in SPLITS:
-        path = folder / f"timeseries_{split}.npy"
+        path = arrays_folder / f"timeseries_{split}.npy"
         if not path.is_file():
             raise MedfuseError(f"time-series file '{path}' does not exist; run the ETL for task '{task}' first")
         array = np.load(path, mmap_mode="r")

@@ -48,6 +48,9 @@ OPTIMAL = "medfuse-optimal"
 MEDFUSE_PT = "medfuse-pt"
 #: The multi-head model after Hayat et al. 2021a (family ``unified``); the paper's Unified row is mapped in the report.
 MULTIHEAD = "multihead-partial"
+#: Subfolder of a task folder with the time series whose window's events were selected by when they were stored
+#: (switch window_by: storetime), written by the workflow's rule timeseries_available.
+AVAILABLE_TIMESERIES = "available"
 
 # Uni-modal fraction markers of (EHR+CXR)_PARTIAL training sets.
 ALL_UNIMODAL = "all"  # every EHR-only train stay
@@ -71,6 +74,8 @@ class Experiment:
     freeze_encoders: bool = False
     test_sets: tuple[str, ...] = ()
     description: str = ""
+    #: Subfolder of the task folder holding the time series it trains and predicts on ("" = the task folder).
+    timeseries: str = ""
 
     @property
     def uses_ehr(self) -> bool:
@@ -126,6 +131,10 @@ _TABLE: tuple[Experiment, ...] = (
                description="MedFuse from pretrained encoders: the sweep point with the best validation AUROC "
                            "(optimal_fraction: sweep_best), or paired + train.uni_modal_fraction of EHR-only stays "
                            "(paper_fixed)"),
+    Experiment("ehr-partial-available", "ehr_lstm", "ehr_partial", test_sets=("paired", "partial"),
+               timeseries=AVAILABLE_TIMESERIES,
+               description="ehr-partial on time series of the values stored by the end of the window (window_by: "
+                           "storetime)"),
 )
 _BY_NAME = {e.name: e for e in _TABLE}
 _PRETRAIN = Experiment(CXR_PRETRAIN, "cxr_resnet", "cxr_uni",

@@ -72,7 +72,7 @@ def predict_experiment(
     if spec.uses_images and image_cache is None:
         raise MedfuseError(f"--image-cache is required for experiment '{experiment}'")
     labels = labels_of(task)
-    data = load_task_data(tasks_dir, task, labels, image_cache if spec.uses_images else None)
+    data = load_task_data(tasks_dir, task, labels, image_cache if spec.uses_images else None, spec.timeseries)
     if spec.uses_images and meta.get("image_size") and data.images is not None and data.images.shape[1] != meta["image_size"]:
         raise MedfuseError(
             f"the image cache holds {data.images.shape[1]} px images but the model was trained on {meta['image_size']} px; "

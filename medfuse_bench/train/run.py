@@ -186,7 +186,8 @@ def train_run(
         val_set = cxr_uni_set(cxr_uni, inputs.image_cache, "val", labels)  # type: ignore[arg-type]
     else:
         tasks_dir = _require_file(inputs.tasks_dir, "--tasks-dir", f"for task '{task}'")
-        data = load_task_data(tasks_dir, task, labels, inputs.image_cache if spec.uses_images else None)
+        data = load_task_data(tasks_dir, task, labels, inputs.image_cache if spec.uses_images else None,
+                              spec.timeseries)
         common = {"fraction": fraction, "policy": policy, "seed": settings.seed}
         train_set = sets_for(spec, data, "train", training=True, **common)
         val_set = sets_for(spec, data, "val", training=False, **common)

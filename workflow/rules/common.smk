@@ -9,6 +9,7 @@ from medfuse_bench.etl.layout import detect_layout, locate_cxr_tables
 from medfuse_bench.fidelity import FidelityPolicy
 from medfuse_bench.resources import TASKS
 from medfuse_bench.train.experiments import (
+    AVAILABLE_TIMESERIES,
     CXR_PRETRAIN,
     ENSEMBLE,
     MEDFUSE_PT,
@@ -61,6 +62,7 @@ wildcard_constraints:
     task="|".join((*TASKS, "radiology")),
     split="train|val|test",
     draw=r"\d+",
+    experiment=r"[a-z0-9-]+",
 
 
 def _raw_files(find):
@@ -138,9 +140,11 @@ def selected_path(task, experiment):
     return f"{W}/models/{task}/{experiment}/selected.json"
 
 
-def task_inputs(task):
-    arrays = [f"{W}/tasks/{task}/timeseries_{split}.npy" for split in ("train", "val", "test")]
-    return [f"{W}/tasks/{task}/samples.parquet", f"{W}/tasks/{task}/timeseries_index.parquet", *arrays]
+def task_inputs(task, timeseries=""):
+    """A task's samples and the time series in subfolder ``timeseries`` of its folder (Experiment.timeseries)."""
+    folder = f"{W}/tasks/{task}/{timeseries}".rstrip("/")
+    arrays = [f"{folder}/timeseries_{split}.npy" for split in ("train", "val", "test")]
+    return [f"{W}/tasks/{task}/samples.parquet", f"{folder}/timeseries_index.parquet", *arrays]
 
 
 def train_inputs(wc):
@@ -151,7 +155,7 @@ def train_inputs(wc):
     if wc.task == RADIOLOGY:
         inputs["cxr_uni"] = f"{W}/cxr/cxr_uni.parquet"
     else:
-        inputs["task"] = task_inputs(wc.task)
+        inputs["task"] = task_inputs(wc.task, spec.timeseries)
     if spec.uses_images:
         inputs["cache"] = f"{CACHE}/images.npy"
     inputs["init"] = [selected_path(t, e) for t, e in dependencies(wc.experiment, wc.task, POLICY)]

@@ -216,6 +216,35 @@ rule timeseries:
         " --timestep {params.timestep} {params.policy} > {log} 2>&1"
 
 
+rule timeseries_available:
+    """The task's time series built from the values stored by the end of the window (window_by: storetime), for
+    experiment ehr-partial-available: what the paper's charttime window is worth."""
+    input:
+        events=rules.variables.output,
+        samples=rules.task_tables.output,
+    output:
+        arrays=expand(f"{W}/tasks/{{{{task}}}}/{AVAILABLE_TIMESERIES}/timeseries_{{split}}.npy",
+                      split=["train", "val", "test"]),
+        index=f"{W}/tasks/{{task}}/{AVAILABLE_TIMESERIES}/timeseries_index.parquet",
+        normalizer=f"{W}/tasks/{{task}}/{AVAILABLE_TIMESERIES}/normalizer.json",
+    params:
+        out_dir=lambda wc, output: Path(output.index).parent,
+        timestep=ETL["timestep_hours"],
+        policy=POLICY.replace(window_by="storetime").stage_args("timeseries"),
+    threads: 2
+    resources:
+        mem_mb=8000,
+    log:
+        log_path("timeseries_available_{task}"),
+    benchmark:
+        bench_path("timeseries_available_{task}")
+    conda:
+        CONDA_ENV
+    shell:
+        "POLARS_MAX_THREADS={threads} medfuse-bench timeseries --events {input.events} --samples {input.samples}"
+        " --out-dir {params.out_dir} --timestep {params.timestep} {params.policy} > {log} 2>&1"
+
+
 rule etl_summary:
     """Samples per split, paired vs partial, label prevalence, cohort and ICD-mapping counts, preset counts."""
     input:
@@ -266,3 +295,5 @@ rule etl:
         expand(rules.timeseries.output.index, task=TASK_LIST),
         rules.etl_summary.output,
         rules.check_splits.output,
+        # the leakage audit of each task (workflow/rules/leakage_audit.smk); a blocking finding stops the run here
+        expand(f"{W}/audit/{{task}}/summary.json", task=TASK_LIST),
