@@ -220,7 +220,7 @@ rule timeseries_available:
     """The task's time series built from the values stored by the end of the window (window_by: storetime), for
     experiment ehr-partial-available: what the paper's charttime window is worth."""
     input:
-        events=rules.variables.output,
+        events=rules.variables.output.events,
         samples=rules.task_tables.output,
     output:
         arrays=expand(f"{W}/tasks/{{{{task}}}}/{AVAILABLE_TIMESERIES}/timeseries_{{split}}.npy",

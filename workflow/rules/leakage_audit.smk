@@ -8,7 +8,7 @@ rule leakage_audit:
     input:
         samples=rules.task_tables.output,
         stays=rules.cohort.output.stays,
-        events=rules.variables.output,
+        events=rules.variables.output.events,
         raw=RAW,
         arrays=rules.timeseries.output.arrays,
         index=rules.timeseries.output.index,
