@@ -28,6 +28,15 @@ from medfuse_bench.resources import TASKS
 logger = logging.getLogger(__name__)
 
 
+def _paired(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--paired-reference", default=None,
+                   help="experiment the paired differences are taken against (default: evaluation.paired_reference, "
+                        f"{evaluation_default('paired_reference')})")
+    p.add_argument("--calibration-bins", type=int, default=None,
+                   help="equal-mass bins of the ECE and reliability diagrams (default: evaluation.calibration_bins, "
+                        f"{evaluation_default('calibration_bins')})")
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", default=None,
                    help="pipeline output folder (default: 'workdir' of --config)")
@@ -49,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Tables 1-5, A2, A3 and Figures 4, A1-A3 with bootstrap CIs; absent experiments become missing rows.",
     )
     _common(r)
+    _paired(r)
     r.add_argument("--out-dir", default=None, help="output folder (default: {workdir}/report)")
     r.add_argument("--drop-fractions", type=float, nargs="+", default=None,
                    help="Figure A2: fractions of X-rays dropped from the paired test set "
@@ -96,6 +106,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="task(s) (default: every task with tasks/{task}/samples.parquet)")
     b.add_argument("--test-set", nargs="+", choices=LEADERBOARD_TEST_SETS, default=None,
                    help="test set(s) (default: partial and paired)")
+    _paired(b)
     b.set_defaults(func=run_leaderboard)
 
 
@@ -109,7 +120,8 @@ def _resolve(args: argparse.Namespace) -> tuple[Workdir, dict[str, Any]]:
         config = read_yaml(workdir.config_resolved) or {}
     evaluation = config.get("evaluation") or {}
     settings = {}
-    for key in ("bootstrap", "seed", "drop_fractions", "unimodal_test_fractions"):
+    for key in ("bootstrap", "seed", "drop_fractions", "unimodal_test_fractions", "paired_reference",
+                "calibration_bins", "subgroup_min_positives", "subgroup_age_bands"):
         flag = getattr(args, key, None)
         settings[key] = flag if flag is not None else evaluation.get(key, evaluation_default(key))
     return workdir, settings
@@ -155,7 +167,8 @@ def run_leaderboard(args: argparse.Namespace) -> int:
         logger.warning("no tasks/{task}/samples.parquet under %s: no leaderboard to render", workdir.root)
     for task in tasks:
         for test_set in args.test_set or LEADERBOARD_TEST_SETS:
-            frame, paths = write_leaderboard(workdir, task, test_set, s["bootstrap"], s["seed"])
+            frame, paths = write_leaderboard(workdir, task, test_set, s["bootstrap"], s["seed"],
+                                             reference=s["paired_reference"], n_bins=s["calibration_bins"])
             print(paths[0].read_text())
             print(f"({frame.height} entries; written to {paths[0]} and {paths[1]})\n")
     return 0
