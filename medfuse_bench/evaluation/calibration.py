@@ -12,6 +12,11 @@
   metrics are defined for a label with one class only, so no label is left out.
 
 Every resample is drawn as in :mod:`.bootstrap` with the evaluation's seed: the same resamples as the AUROC's.
+
+A bias that the percentile interval keeps: ECE sums absolute bin gaps, and resampling adds noise to every gap, so the
+ECE of a resample is on average above that of the test set; with few stays per bin the whole interval can sit above
+the point value. The interval then says how much the noise of a test set this size alone contributes, and a
+well-calibrated model's ECE cannot be told from that floor. Brier is a mean and has no such bias.
 """
 
 from __future__ import annotations

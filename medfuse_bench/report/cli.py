@@ -138,6 +138,10 @@ def run_report(args: argparse.Namespace) -> int:
         drop_fractions=tuple(s["drop_fractions"]),
         unimodal_test_fractions=tuple(s["unimodal_test_fractions"]),
         tasks=tuple(args.tasks) if args.tasks else None,
+        paired_reference=s["paired_reference"],
+        calibration_bins=s["calibration_bins"],
+        subgroup_min_positives=s["subgroup_min_positives"],
+        subgroup_age_bands=tuple(s["subgroup_age_bands"]),
     )
     report = build_report(workdir.root, out, settings)
     print(f"wrote {len(report.files)} files to {out} (open {out / 'report.md'})")
