@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
                     "medfuse_bench.etl.cli_tasks"),
     **dict.fromkeys(("image-cache", "train", "select", "predict", "ensemble", "bench-train"),
                     "medfuse_bench.train.cli"),
+    "subgroups": "medfuse_bench.etl.subgroups",
     "select-optimal": "medfuse_bench.train.optimal",
     **dict.fromkeys(("evaluate", "bench-metrics"), "medfuse_bench.evaluation.cli"),
     "leakage-audit": "medfuse_bench.leakage_audit.cli",

@@ -23,6 +23,7 @@ from medfuse_bench.io import atomic_path, write_text
 from medfuse_bench.report import ablations, audit, chance, figures, tables
 from medfuse_bench.report import calibration as calibration_section
 from medfuse_bench.report import paired as paired_section
+from medfuse_bench.report import subgroups as subgroup_section
 from medfuse_bench.report.cohort import cohort_counts, cohort_markdown, cxr_uni_images
 from medfuse_bench.report.experiments import (
     DROP_CXR_MODELS,
@@ -142,6 +143,8 @@ def build_report(workdir: str | Path, out_dir: str | Path, settings: ReportSetti
     audit.add_sections(report, wd, tasks, store)
     paired_section.add_sections(report, wd, tasks, store, settings.paired_reference)
     calibration_section.add_sections(report, wd, tasks, store, settings.calibration_bins)
+    subgroup_section.add_sections(report, wd, tasks, store, settings.subgroup_age_bands,
+                                  settings.subgroup_min_positives, settings.paired_reference)
 
     provenance = read_json(wd.provenance)
     summary = read_json(wd.summary)

@@ -59,6 +59,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _common(r)
     _paired(r)
+    r.add_argument("--subgroup-min-positives", type=int, default=None,
+                   help="fewer positive (or negative) stays for a label in a subgroup: 'too small' (default: "
+                        f"evaluation.subgroup_min_positives, {evaluation_default('subgroup_min_positives')})")
+    r.add_argument("--subgroup-age-bands", type=int, nargs="+", default=None,
+                   help="lower edges (years) of the subgroup table's age bands (default: "
+                        "evaluation.subgroup_age_bands)")
     r.add_argument("--out-dir", default=None, help="output folder (default: {workdir}/report)")
     r.add_argument("--drop-fractions", type=float, nargs="+", default=None,
                    help="Figure A2: fractions of X-rays dropped from the paired test set "
