@@ -11,7 +11,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from medfuse_bench.errors import MedfuseError
-from medfuse_bench.etl import splits
+from medfuse_bench.etl import check_splits, splits
 
 SALT = "medfuse-bench-v1"
 
@@ -94,7 +94,7 @@ def _frame(rows: list[tuple[int, str]]) -> pl.DataFrame:
 def test_check_splits_counts_and_failures():
     ihm = _frame([(1, "train"), (1, "train"), (2, "val"), (3, "test")])
     uni = _frame([(1, "train"), (2, "val"), (2, "val"), (4, "test")])
-    table = splits.check_splits({"in-hospital-mortality": ihm, "cxr_uni": uni}, cxr_uni="cxr_uni")
+    table = check_splits.check_splits({"in-hospital-mortality": ihm, "cxr_uni": uni}, cxr_uni="cxr_uni")
     assert table.rows() == [
         ("cxr_uni", "train", 1, 1), ("cxr_uni", "val", 2, 1), ("cxr_uni", "test", 1, 1),
         ("in-hospital-mortality", "train", 2, 1), ("in-hospital-mortality", "val", 1, 1),
@@ -102,13 +102,13 @@ def test_check_splits_counts_and_failures():
     ]
     overlap = _frame([(1, "train"), (1, "test"), (2, "val"), (2, "train"), (3, "test")])
     with pytest.raises(MedfuseError, match="dataset 'phenotyping': 2 subject"):
-        splits.check_splits({"phenotyping": overlap})
+        check_splits.check_splits({"phenotyping": overlap})
     leak = _frame([(3, "train")])
     with pytest.raises(MedfuseError, match="dataset 'cxr_uni': 1 subject.* val/test sets of 'in-hospital-mortality'"):
-        splits.check_splits({"in-hospital-mortality": ihm, "cxr_uni": leak}, cxr_uni="cxr_uni")
+        check_splits.check_splits({"in-hospital-mortality": ihm, "cxr_uni": leak}, cxr_uni="cxr_uni")
     reference = _frame([(1, "train"), (2, "train"), (3, "test")])
     with pytest.raises(MedfuseError, match="other than in splits.parquet"):
-        splits.check_splits({"in-hospital-mortality": ihm}, reference=reference)
+        check_splits.check_splits({"in-hospital-mortality": ihm}, reference=reference)
 
 
 def _write_samples(path, rows):

@@ -1,6 +1,16 @@
 # ETL: raw tables -> Parquet -> cohort -> variables / phenotypes -> splits -> CXR -> task tables -> time series.
 
-import yaml
+
+
+def task_arguments(samples):
+    """TASK=PATH arguments of the task samples tables, in TASK_LIST order (as expand() lists them)."""
+    return " ".join(f"{task}={path}" for task, path in zip(TASK_LIST, samples))
+
+
+def split_lists():
+    """--test-list / --val-list of the splits rule, for the lists configured."""
+    split = ETL["split"]
+    return " ".join(x for x in (opt("--test-list", split["test_list"]), opt("--val-list", split["val_list"])) if x)
 
 
 rule resolved_config:
@@ -13,10 +23,12 @@ rule resolved_config:
         log_path("resolved_config"),
     benchmark:
         bench_path("resolved_config")
+    # No subcommand: the configuration with this run's --config overrides exists only in Snakemake's process
+    # (medfuse_bench/config/resolved_config.py).
     run:
-        from medfuse_bench.io import write_text
+        from medfuse_bench.config.resolved_config import write_resolved_config
 
-        write_text(yaml.safe_dump(params.resolved, sort_keys=False), output[0])
+        write_resolved_config(params.resolved, output[0])
 
 
 rule ingest:
@@ -128,11 +140,7 @@ rule splits:
         salt=ETL["split"]["salt"],
         train=ETL["split"]["train"],
         val=ETL["split"]["val"],
-        lists=" ".join(
-            x
-            for x in (opt("--test-list", ETL["split"]["test_list"]), opt("--val-list", ETL["split"]["val_list"]))
-            if x
-        ),
+        lists=split_lists(),
     log:
         log_path("splits"),
     benchmark:
@@ -247,9 +255,14 @@ rule timeseries_available:
 
 rule etl_summary:
     """Samples per split, paired vs partial, label prevalence, cohort and ICD-mapping counts, preset counts."""
+    # Longer than a rule should be: every file the summary reads is declared, so that a change to one reruns it.
     input:
         samples=expand(f"{W}/tasks/{{task}}/samples.parquet", task=TASK_LIST),
-        cxr=rules.cxr_uni.output,
+        cxr=rules.cxr_uni.output[0],
+        raw=RAW,
+        stays=rules.cohort.output.stays,
+        events=rules.variables.output.events,
+        splits=rules.splits.output[0],
         counts=rules.cohort.output.counts,
         variables=rules.variables.output.counts,
         mapping=rules.phenotypes.output.stats,
@@ -257,7 +270,7 @@ rule etl_summary:
         json=f"{W}/tasks/summary.json",
         md=f"{W}/tasks/summary.md",
     params:
-        workdir=lambda wc, output: Path(output.json).parents[1],  # {workdir}/tasks/summary.json
+        samples=lambda wc, input: task_arguments(input.samples),
     log:
         log_path("etl_summary"),
     benchmark:
@@ -265,19 +278,22 @@ rule etl_summary:
     conda:
         CONDA_ENV
     shell:
-        "medfuse-bench etl-summary --workdir {params.workdir} --out-json {output.json} --out-md {output.md}"
-        " > {log} 2>&1"
+        "medfuse-bench etl-summary --samples {params.samples} --cxr-uni {input.cxr} --stays {input.stays}"
+        " --events {input.events} --splits {input.splits} --cxr-metadata {input.raw}/cxr_metadata.parquet"
+        " --cohort-counts {input.counts} --variables-counts {input.variables} --phenotype-mapping {input.mapping}"
+        " --out-json {output.json} --out-md {output.md} > {log} 2>&1"
 
 
 rule check_splits:
     """Fail the DAG if any subject appears in two splits of any dataset."""
     input:
         samples=expand(f"{W}/tasks/{{task}}/samples.parquet", task=TASK_LIST),
-        cxr=rules.cxr_uni.output,
+        cxr=rules.cxr_uni.output[0],
+        splits=rules.splits.output[0],
     output:
         f"{W}/etl/split_check.txt",
     params:
-        workdir=lambda wc, output: Path(output[0]).parents[1],  # {workdir}/etl/split_check.txt
+        samples=lambda wc, input: task_arguments(input.samples),
     log:
         log_path("check_splits"),
     benchmark:
@@ -285,7 +301,8 @@ rule check_splits:
     conda:
         CONDA_ENV
     shell:
-        "medfuse-bench check-splits --workdir {params.workdir} --out {output} > {log} 2>&1"
+        "medfuse-bench check-splits --samples {params.samples} --cxr-uni {input.cxr} --splits {input.splits}"
+        " --out {output} > {log} 2>&1"
 
 
 rule etl:
