@@ -283,3 +283,39 @@ def test_timeseries_command_takes_the_policy(tmp_path):
                                  "--out-dir", str(tmp_path / "out"), *args], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         assert json.loads((tmp_path / "out" / "normalizer.json").read_text())["normalizer"] == want
+
+
+def test_the_discretiser_and_normaliser_equal_the_original_port():
+    from original_discretiser import Discretizer, Normalizer
+
+    rows = [(1, 0.5, HR, 80.0, None), (1, 1.0, HR, 90.0, None), (1, 1.5, EYE, None, "3 To speech"),
+            (1, 3.2, GLU, 120.0, None), (1, 3.4, GLU, 140.0, None), (1, 4.9, CRR, None, "1.0"),
+            (2, 0.2, TEMP, 37.5, None), (2, 2.0, HR, 70.0, None), (3, 0.7, HR, 110.0, None),
+            (3, 1.2, "Weight", 81.5, None)]
+    events = ev(rows)
+    table = samples([(1, "train", 5.0), (2, "train", 2.5), (3, "val", 2.0)])
+    ours, index = discretiser.discretize(events, table)
+    header = ["Hours", *[v for v in dict.fromkeys(r[2] for r in rows)]]
+    port, fit = Discretizer(), Normalizer([i for i, name in enumerate(feature_names()) if "->" not in name])
+    theirs = {}
+    for stay_id, _, period in table.iter_rows():
+        X = np.array([[str(h)] + ["" if v != var else (text if text is not None else str(value))
+                                 for v in header[1:]] for s, h, var, value, text in rows if s == stay_id])
+        theirs[stay_id] = port.transform(X, header, end=period)
+    for stay_id, split, offset, length in index.iter_rows():
+        np.testing.assert_allclose(ours[offset:offset + length], theirs[stay_id], rtol=1e-6, err_msg=str(stay_id))
+        if split == "train":
+            fit.feed(theirs[stay_id])
+    fit.fit()
+    train = index.filter(pl.col("split") == "train")
+    means, stds = normaliser.fit_normalizer(ours[: int(train["length"].sum())])
+    # the columns that vary in the train samples (the port's std of a constant column is NaN or rounding noise)
+    columns = [c for c in discretiser.channel_layout().continuous_columns if np.isfinite(fit._stds[c])
+               and fit._stds[c] > 1e-3]
+    assert len(columns) >= 3
+    np.testing.assert_allclose(means[columns], fit._means[columns], rtol=1e-6)
+    np.testing.assert_allclose(stds[columns], fit._stds[columns], rtol=1e-5)
+    normed = normaliser.normalize(ours.copy(), means, stds)
+    for stay_id, _, offset, length in index.iter_rows():
+        np.testing.assert_allclose(normed[offset:offset + length][:, columns],
+                                   fit.transform(theirs[stay_id])[:, columns], rtol=1e-4, atol=1e-5)
