@@ -14,12 +14,13 @@ per-stay work, in the layouts this package reads (the original itself only reads
    to one row per time, one ``episode{N}_timeseries.csv`` per stay;
 4. tasks: per stay, the episode read back and cut to the in-hospital-mortality window (48 h) and the phenotyping
    window (the stay), each written to the task's folder with its listfile, phenotype labels from the diagnoses;
-5. discretise: what the ETL's time-series stage stores, the original computes when training reads a sample: per
-   task, every sample's file read with ``str.split``, binned, imputed and one-hot encoded by a line-for-line port of
-   its ``Discretizer`` (``tests/original_discretiser.py``; 1 h bins, previous-value imputation, masks), the train samples' sums fed to a ``Normalizer``
-   (the original's ``create_normalizer_state``) and every sample normalised. The arrays equal those the time-series
-   stage stores under the ``original`` preset with ``normalizer: train_split`` (the original's training loads a fixed
-   MIMIC-III state instead; a test checks every value), so both sides do the same work.
+5. discretise: what the ETL's time-series stage stores, the original computes when training reads a sample: per task,
+   every sample's file read with ``str.split``, binned, imputed and one-hot encoded by a line-for-line port of its
+   ``Discretizer`` (``tests/original_discretiser.py``; 1 h bins, previous-value imputation, masks), the train
+   samples' sums fed to a ``Normalizer`` (the original's ``create_normalizer_state``) and every sample normalised.
+   The arrays equal those the time-series stage stores under the ``original`` preset with ``normalizer: train_split``
+   (the original's training loads a fixed MIMIC-III state instead; a test checks every value), so both sides do the
+   same work.
 
 Per-subject files are read back as pandas 0.23 (the original's environment) read them: "None", a GCS eye value,
 is text there and a missing value in pandas 2 and later. Only the timing matters: the files go to a scratch folder

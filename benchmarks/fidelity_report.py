@@ -9,9 +9,9 @@ Used to fill the tables of docs/fidelity.md::
 Both presets run on the same raw tables; each count is the number of rows (events, diagnoses) or stays that one
 defect changes, measured on its own where the defect can be isolated. ``switch_alone`` counts, per switch of the
 cohort and variables stages, what changes when only that switch is set to the original's value over the corrected
-preset. With ``--workdir`` (a pipeline or ``python -m benchmarks.etl`` workdir that ran the corrected preset) it also counts the
-CXR_UNI split sizes under both ``cxr_uni_split`` values and the effect of ``normalizer: original_mimic3`` on the
-train split's standardised values.
+preset. With ``--workdir`` (a pipeline or ``python -m benchmarks.etl`` workdir that ran the corrected preset) it
+also counts the CXR_UNI split sizes under both ``cxr_uni_split`` values and the effect of ``normalizer:
+original_mimic3`` on the train split's standardised values.
 """
 
 from __future__ import annotations
@@ -249,7 +249,8 @@ def fidelity_counts(raw_dir: str | Path, definitions_path: str | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.fidelity_report", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.fidelity_report",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--raw-dir", required=True, help="folder of raw Parquet tables written by `ingest`")
     parser.add_argument("--definitions", default=None, help="phenotype definitions YAML to compare with GEM mode")
     parser.add_argument("--workdir", default=None,

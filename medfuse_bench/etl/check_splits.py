@@ -97,7 +97,8 @@ def workdir_inputs(workdir: str | Path) -> dict[str, Path | dict[str, Path]]:
     workdir = Path(workdir)
     samples = {t: workdir / "tasks" / t / "samples.parquet" for t in TASKS}
     found: dict[str, Path | dict[str, Path]] = {"samples": {t: p for t, p in samples.items() if p.exists()}}
-    for name, path in (("cxr_uni", workdir / "cxr" / "cxr_uni.parquet"), ("splits", workdir / "etl" / "splits.parquet")):
+    others = {"cxr_uni": workdir / "cxr" / "cxr_uni.parquet", "splits": workdir / "etl" / "splits.parquet"}
+    for name, path in others.items():
         if path.exists():
             found[name] = path
     return found

@@ -1,4 +1,5 @@
-"""``medfuse-bench phenotypes`` (rule ``phenotypes``): the 25 benchmark CCS labels of each stay from its admission's ICD diagnoses (original notes §1.8).
+"""``medfuse-bench phenotypes`` (rule ``phenotypes``): the 25 benchmark CCS labels of each stay from its
+admission's ICD diagnoses (original notes §1.8).
 
 Two ways to map a code to a group:
 

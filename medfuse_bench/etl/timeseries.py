@@ -17,7 +17,8 @@ from medfuse_bench.fidelity import add_policy_arguments, policy_from_args
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("timeseries", help="discretised, imputed, normalised 76-feature time series per split",
-                       description=plain(f"{discretiser.__doc__}\n{normaliser.__doc__}"), formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=plain(f"{discretiser.__doc__}\n{normaliser.__doc__}"),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--events", required=True, help="events.parquet (long cleaned events)")
     p.add_argument("--samples", required=True, help="tasks/<task>/samples.parquet")
     p.add_argument("--out-dir", required=True,
