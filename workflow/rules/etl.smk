@@ -7,10 +7,11 @@ def task_arguments(samples):
     return " ".join(f"{task}={path}" for task, path in zip(TASK_LIST, samples))
 
 
-def split_lists():
-    """--test-list / --val-list of the splits rule, for the lists configured."""
+def split_arguments():
+    """The splits rule's --salt, --train and --val, and --test-list / --val-list for the lists configured."""
     split = ETL["split"]
-    return " ".join(x for x in (opt("--test-list", split["test_list"]), opt("--val-list", split["val_list"])) if x)
+    lists = (opt("--test-list", split["test_list"]), opt("--val-list", split["val_list"]))
+    return " ".join([f"--salt {split['salt']} --train {split['train']} --val {split['val']}", *filter(None, lists)])
 
 
 rule resolved_config:
@@ -33,6 +34,8 @@ rule resolved_config:
 
 rule ingest:
     """Detect the MIMIC-IV layout and convert the needed tables to Parquet, filtering events to the 17 variables."""
+    # Over 20 lines: the command takes the raw folders besides the files Snakemake watches, DuckDB's memory limit and
+    # the threads of DuckDB and Polars.
     input:
         iv=mimic_iv_files,
         cxr=mimic_cxr_tables,
@@ -91,7 +94,8 @@ rule variables:
         counts=f"{W}/etl/variables_counts.json",
     params:
         policy=POLICY.stage_args("variables"),
-    # Polars works on every core it is given; declared, so that no job is scheduled beside it on those cores.
+    # Polars works on every core it is given; declared (and passed as POLARS_MAX_THREADS, over 20 lines), so that no
+    # job is scheduled beside it on those cores.
     threads: 2
     log:
         log_path("variables"),
@@ -108,6 +112,7 @@ rule variables:
 
 rule phenotypes:
     """The 25 benchmark phenotype labels of each stay from its admission's ICD codes."""
+    # Over 20 lines: two optional mapping files (phenotype_definitions, etl.icd10_gem_file).
     input:
         raw=RAW,
         stays=rules.cohort.output.stays,
@@ -137,10 +142,7 @@ rule splits:
     output:
         f"{W}/etl/splits.parquet",
     params:
-        salt=ETL["split"]["salt"],
-        train=ETL["split"]["train"],
-        val=ETL["split"]["val"],
-        lists=split_lists(),
+        split=split_arguments(),
     log:
         log_path("splits"),
     benchmark:
@@ -148,8 +150,7 @@ rule splits:
     conda:
         CONDA_ENV
     shell:
-        "medfuse-bench splits --stays {input.stays} --raw-dir {input.raw} --out {output} --salt {params.salt}"
-        " --train {params.train} --val {params.val} {params.lists} > {log} 2>&1"
+        "medfuse-bench splits --stays {input.stays} --raw-dir {input.raw} --out {output} {params.split} > {log} 2>&1"
 
 
 rule cxr_uni:
@@ -174,6 +175,7 @@ rule cxr_uni:
 
 rule task_tables:
     """One row per sample of a task: split, linked X-ray, labels."""
+    # Over 20 lines: five inputs, and the task's preset and overrides.
     input:
         raw=RAW,
         stays=rules.cohort.output.stays,
@@ -199,6 +201,7 @@ rule task_tables:
 
 rule timeseries:
     """Discretised, imputed, normalised 76-feature time series of a task, one float32 array per split."""
+    # Over 20 lines: five outputs, and the two threads its Polars queries use (POLARS_MAX_THREADS).
     input:
         events=rules.variables.output.events,
         samples=rules.task_tables.output,
@@ -224,12 +227,9 @@ rule timeseries:
         " --timestep {params.timestep} {params.policy} > {log} 2>&1"
 
 
-rule timeseries_available:
-    """The task's time series built from the values stored by the end of the window (window_by: storetime), for
-    experiment ehr-partial-available: what the paper's charttime window is worth."""
-    input:
-        events=rules.variables.output.events,
-        samples=rules.task_tables.output,
+# The task's time series built from the values stored by the end of the window (window_by: storetime), for
+# experiment ehr-partial-available: what the paper's charttime window is worth. The timeseries rule's command.
+use rule timeseries as timeseries_available with:
     output:
         arrays=expand(f"{W}/tasks/{{{{task}}}}/{AVAILABLE_TIMESERIES}/timeseries_{{split}}.npy",
                       split=["train", "val", "test"]),
@@ -239,18 +239,10 @@ rule timeseries_available:
         out_dir=lambda wc, output: Path(output.index).parent,
         timestep=ETL["timestep_hours"],
         policy=POLICY.replace(window_by="storetime").stage_args("timeseries"),
-    threads: 2
-    resources:
-        mem_mb=8000,
     log:
         log_path("timeseries_available_{task}"),
     benchmark:
         bench_path("timeseries_available_{task}")
-    conda:
-        CONDA_ENV
-    shell:
-        "POLARS_MAX_THREADS={threads} medfuse-bench timeseries --events {input.events} --samples {input.samples}"
-        " --out-dir {params.out_dir} --timestep {params.timestep} {params.policy} > {log} 2>&1"
 
 
 rule etl_summary:
