@@ -134,6 +134,19 @@ def test_check_splits_cli_fails_on_a_planted_overlap_and_passes_otherwise(tmp_pa
     assert "dataset 'phenotyping': 2 subject(s) appear in more than one split" in bad.stderr
 
 
+def test_check_splits_cli_checks_the_files_it_is_given(tmp_path):
+    ihm, uni = tmp_path / "a" / "ihm.parquet", tmp_path / "b" / "uni.parquet"
+    _write_samples(ihm, [(1, "train"), (2, "val")])
+    _write_samples(uni, [(1, "train"), (2, "val")])
+    ok = run_cli("check-splits", "--samples", f"in-hospital-mortality={ihm}", "--cxr-uni", str(uni))
+    assert ok.returncode == 0, ok.stderr
+    assert "in-hospital-mortality" in ok.stdout and "cxr_uni" in ok.stdout
+    _write_samples(uni, [(1, "train"), (2, "train")])  # a val patient of the task with an image in train
+    assert run_cli("check-splits", "--samples", f"in-hospital-mortality={ihm}", "--cxr-uni", str(uni)).returncode == 2
+    missing = run_cli("check-splits", "--samples", f"in-hospital-mortality={ihm}", "--splits", str(tmp_path / "no"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
 def test_splits_cli_writes_every_subject(tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
