@@ -16,6 +16,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from medfuse_bench import resources
+from medfuse_bench.etl import variable_batches
 from medfuse_bench.etl import variable_extraction as VX
 from medfuse_bench.etl import variable_rules as VR
 from medfuse_bench.etl import variables as V
@@ -457,7 +458,7 @@ def test_sort_events_equals_a_sort_on_four_columns(offset, with_stays):
 
 def test_subject_batches_cover_every_subject_once_in_subject_order():
     stays = pl.DataFrame({"subject_id": [5, 1, 5, 2, 3], "stay_id": [50, 10, 40, 20, 30]})
-    batches = V.subject_batches(stays, 3)
+    batches = variable_batches.subject_batches(stays, 3)
     assert batches["subject_id"].to_list() == [1, 2, 3, 5]
     assert batches["batch"].to_list() == [0, 0, 1, 2] and batches["batch"].is_sorted()
 

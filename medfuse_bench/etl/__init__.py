@@ -6,8 +6,8 @@ Each workflow rule runs one ``medfuse-bench`` subcommand, registered and run by 
 1. ``ingest`` (:mod:`.ingest`; layouts :mod:`.layout`, conversion :mod:`.table_conversion`): convert the needed
    tables to Parquet, chartevents / labevents filtered to the item ids of the 17 variables.
 2. ``cohort`` (:mod:`.cohort`): ICU stays of the benchmark cohort with age and in-hospital mortality.
-3. ``variables`` (:mod:`.variables`; rules :mod:`.variable_rules`, :mod:`.variable_linking`): events mapped to the
-   17 clinical variables, cleaned, assigned to stays.
+3. ``variables`` (:mod:`.variables`; rules :mod:`.variable_rules`, :mod:`.variable_linking`; batches
+   :mod:`.variable_batches`): events mapped to the 17 clinical variables, cleaned, assigned to stays.
 4. ``phenotypes`` (:mod:`.phenotypes`; code mapping :mod:`.phenotype_codes`): the 25 CCS phenotype labels of each
    stay from its ICD codes.
 5. ``splits``, ``cxr_uni``, ``task_tables``, ``timeseries`` (:mod:`.discretiser`, :mod:`.normaliser`),
