@@ -1,7 +1,6 @@
 # ETL: raw tables -> Parquet -> cohort -> variables / phenotypes -> splits -> CXR -> task tables -> time series.
 
 
-
 def task_arguments(samples):
     """TASK=PATH arguments of the task samples tables, in TASK_LIST order (as expand() lists them)."""
     return " ".join(f"{task}={path}" for task, path in zip(TASK_LIST, samples))
