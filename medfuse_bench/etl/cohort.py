@@ -19,6 +19,7 @@ whose length is impossible (outtime before intime) is dropped here, and counted,
 from __future__ import annotations
 
 import argparse
+import time
 import logging
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 import polars as pl
 
 from medfuse_bench.etl import DEFAULT_POLICY, exclusions, policy_record
-from medfuse_bench.etl.stage_io import raw_table
+from medfuse_bench.etl.stage_io import log_rate, raw_table
 from medfuse_bench.fidelity import FidelityPolicy, add_policy_arguments, policy_from_args
 from medfuse_bench.io import write_json, write_parquet
 
@@ -188,5 +189,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    run_cohort(args.raw_dir, args.out, args.counts, policy=policy_from_args(args))
+    started = time.perf_counter()
+    _, counts = run_cohort(args.raw_dir, args.out, args.counts, policy=policy_from_args(args))
+    log_rate(log, "cohort", counts["icu_stays"], "ICU stays", started)
     return 0

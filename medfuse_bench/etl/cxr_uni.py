@@ -7,14 +7,18 @@ no image of an EHR val/test patient in train); the images it leaves out are reco
 from __future__ import annotations
 
 import argparse
+import logging
+import time
 from pathlib import Path
 
 from medfuse_bench.etl import cxr, exclusions
 from medfuse_bench.etl.splits import CXR_TABLES
-from medfuse_bench.etl.stage_io import plain, read_parquet
+from medfuse_bench.etl.stage_io import log_rate, plain, read_parquet
 from medfuse_bench.fidelity import add_policy_arguments, policy_from_args
 from medfuse_bench.io import atomic_path
 
+
+log = logging.getLogger(__name__)
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cxr-uni", help="CXR_UNI: every labelled X-ray with its split",
@@ -27,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
     raw = Path(args.raw_dir)
     hint = "run `medfuse-bench ingest` with the MIMIC-CXR-JPG tables"
     frames = {t: read_parquet(raw / f"{t}.parquet", hint) for t in CXR_TABLES}
@@ -36,4 +41,5 @@ def main(args: argparse.Namespace) -> int:
     excluded = cxr.cxr_uni_exclusions(frames["cxr_metadata"], frames["cxr_chexpert"], frames["cxr_split"])
     with atomic_path(args.out) as tmp:
         out.write_parquet(tmp, compression="zstd", metadata=exclusions.to_metadata(excluded))
+    log_rate(log, "cxr-uni", frames["cxr_metadata"].height, "X-ray records", started)
     return 0

@@ -18,6 +18,7 @@ import duckdb
 import polars as pl
 from tqdm import tqdm
 
+from medfuse_bench.etl.stage_io import log_rate
 from medfuse_bench import __version__
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.etl.cxr import check_study_times
@@ -55,8 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    ingest(args.mimic_iv, args.mimic_cxr, args.out_dir, args.provenance, memory_limit=args.memory_limit,
-           threads=args.threads)
+    started = time.perf_counter()
+    provenance = ingest(args.mimic_iv, args.mimic_cxr, args.out_dir, args.provenance, memory_limit=args.memory_limit,
+                        threads=args.threads)
+    log_rate(log, "ingest", sum(t["rows"] for t in provenance["outputs"].values()), "rows written", started)
     return 0
 
 

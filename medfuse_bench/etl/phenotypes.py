@@ -20,6 +20,7 @@ Codes that map to nothing are counted in the stats, never dropped silently. The 
 from __future__ import annotations
 
 import argparse
+import time
 import logging
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from medfuse_bench.etl.phenotype_codes import (
     packaged_gem,
     read_gem_file,
 )
-from medfuse_bench.etl.stage_io import raw_table
+from medfuse_bench.etl.stage_io import log_rate, raw_table
 from medfuse_bench.fidelity import FidelityPolicy, add_policy_arguments, policy_from_args
 from medfuse_bench.io import write_json, write_parquet
 
@@ -236,6 +237,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    run_phenotypes(args.raw_dir, args.stays, args.out, args.stats, policy=policy_from_args(args),
-                   definitions_path=args.definitions, gem_path=args.gem_file)
+    started = time.perf_counter()
+    _, stats = run_phenotypes(args.raw_dir, args.stays, args.out, args.stats, policy=policy_from_args(args),
+                              definitions_path=args.definitions, gem_path=args.gem_file)
+    log_rate(log, "phenotypes", stats["diagnoses_rows_total"], "diagnoses rows", started)
     return 0

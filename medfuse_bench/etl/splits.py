@@ -15,6 +15,7 @@ every unlisted subject in train, unlisted subjects fall back to the hash.
 from __future__ import annotations
 
 import argparse
+import time
 import hashlib
 import logging
 import os
@@ -24,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from medfuse_bench.errors import MedfuseError
-from medfuse_bench.etl.stage_io import plain, read_parquet
+from medfuse_bench.etl.stage_io import log_rate, plain, read_parquet
 from medfuse_bench.io import write_parquet
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
     stays = read_parquet(args.stays, "run `medfuse-bench cohort` first", columns=["subject_id"])
     others = []
     for table in CXR_TABLES:
@@ -182,4 +184,5 @@ def main(args: argparse.Namespace) -> int:
     counts = dict(out.group_by("split").len().iter_rows())
     log.info("splits of %d subjects (%d in the EHR cohort): %s", out.height, int(out["ehr"].sum()), counts)
     write_parquet(out, args.out)
+    log_rate(log, "splits", out.height, "subjects", started)
     return 0

@@ -4,7 +4,9 @@ that writes it."""
 from __future__ import annotations
 
 import json
+import logging
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,3 +66,9 @@ def plain(doc: str | None) -> str | None:
     if doc is None:
         return None
     return re.sub(r":(?:class|func|mod|meth|attr|data):`~?\.?([^`]+)`", r"\1", doc).replace("``", "")
+
+
+def log_rate(logger: logging.Logger, stage: str, rows: int, what: str, started: float) -> None:
+    """The stage's closing log line: rows handled, seconds since ``started`` (``time.perf_counter()``) and rows/s."""
+    seconds = max(time.perf_counter() - started, 1e-9)
+    logger.info("%s: %s %s in %.1f s (%s rows/s)", stage, f"{rows:,}", what, seconds, f"{rows / seconds:,.0f}")

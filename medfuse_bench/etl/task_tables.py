@@ -15,6 +15,7 @@ Parquet key-value metadata under :data:`METADATA_KEY`.
 from __future__ import annotations
 
 import argparse
+import time
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ from medfuse_bench.errors import MedfuseError
 from medfuse_bench.etl import exclusions, presets
 from medfuse_bench.etl.cxr import link_cxr, require_columns
 from medfuse_bench.etl.presets import TaskDefinition
-from medfuse_bench.etl.stage_io import plain, read_parquet, scan_events
+from medfuse_bench.etl.stage_io import log_rate, plain, read_parquet, scan_events
 from medfuse_bench.io import atomic_path
 from medfuse_bench.resources import SPLITS, TASKS, phenotype_labels, task_labels
 
@@ -246,6 +247,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
     definition = presets.task_definition(args.task, args.preset, presets.parse_overrides(args.overrides))
     presets.warn_if_leaky(definition)
     stays = read_parquet(args.stays, "run `medfuse-bench cohort` first")
@@ -263,4 +265,5 @@ def main(args: argparse.Namespace) -> int:
     for r in excluded:
         log.info("%s: %d stay(s) left out: %s", args.task, r["rows"], r["reason"])
     write_samples(samples, definition, args.out, excluded)
+    log_rate(log, f"task-tables {args.task}", stays.height, "cohort stays", started)
     return 0

@@ -8,12 +8,16 @@ in :mod:`.timeseries_writer`.
 from __future__ import annotations
 
 import argparse
+import logging
+import time
 
 from medfuse_bench.etl import discretiser, normaliser
-from medfuse_bench.etl.stage_io import plain, read_parquet, scan_events
+from medfuse_bench.etl.stage_io import log_rate, plain, read_parquet, scan_events
 from medfuse_bench.etl.timeseries_writer import write_timeseries
 from medfuse_bench.fidelity import add_policy_arguments, policy_from_args
 
+
+log = logging.getLogger(__name__)
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("timeseries", help="discretised, imputed, normalised 76-feature time series per split",
@@ -31,8 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
     samples = read_parquet(args.samples, "run `medfuse-bench task-tables` first")
     policy = policy_from_args(args)
     write_timeseries(scan_events(args.events), samples, args.out_dir, args.timestep, args.chunk_rows,
                      normalizer=policy.normalizer, window_by=policy.window_by)
+    log_rate(log, "timeseries", samples.height, "samples", started)
     return 0

@@ -9,6 +9,7 @@ batches of subjects and streams their events to the file.
 from __future__ import annotations
 
 import argparse
+import time
 import logging
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import polars as pl
 
 from medfuse_bench.etl import DEFAULT_POLICY, exclusions, policy_record
-from medfuse_bench.etl.stage_io import raw_table
+from medfuse_bench.etl.stage_io import log_rate, raw_table
 from medfuse_bench.etl.variable_batches import write_events
 from medfuse_bench.etl.variable_extraction import RAW_EVENT_SCHEMA
 from medfuse_bench.fidelity import FidelityPolicy, add_policy_arguments, policy_from_args
@@ -69,6 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    run_variables(args.raw_dir, args.stays, args.out, args.stats, policy=policy_from_args(args),
-                  rows_per_batch=args.rows_per_batch)
+    started = time.perf_counter()
+    counts = run_variables(args.raw_dir, args.stays, args.out, args.stats, policy=policy_from_args(args),
+                           rows_per_batch=args.rows_per_batch)
+    log_rate(log, "variables", counts["rows_raw"], "raw events", started)
     return 0
