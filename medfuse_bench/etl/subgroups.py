@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from pathlib import Path
 
 import polars as pl
 
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.etl.cxr import with_study_datetime
+from medfuse_bench.etl.stage_io import existing, log_rate, plain
 from medfuse_bench.io import write_parquet
 
 log = logging.getLogger(__name__)
@@ -115,9 +117,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "subgroups",
         help="per-sample attributes of a task (sex, age, race group, insurance, linked X-ray and its age) for the "
              "report's subgroup table",
-        description="Write tasks/{task}/subgroups.parquet: one row per sample of samples.parquet with sex, age, "
-                    "race and race_group, insurance, cxr_linked and cxr_age_hours (prediction time - X-ray study "
-                    "time).",
+        description=plain(__doc__),
     )
     p.add_argument("--samples", required=True, help="tasks/{task}/samples.parquet")
     p.add_argument("--stays", required=True, help="etl/stays.parquet (cohort)")
@@ -127,8 +127,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _read(path: Path, hint: str, columns: list[str] | None = None) -> pl.DataFrame:
-    if not path.exists():
-        raise MedfuseError(f"'{path}' does not exist; {hint}")
+    """:func:`stage_io.read_parquet` that takes only the ``columns`` the file has (insurance is optional)."""
+    path = existing(path, hint)
     try:
         schema = pl.read_parquet_schema(path)
         return pl.read_parquet(path, columns=[c for c in columns if c in schema] if columns else None)
@@ -137,6 +137,7 @@ def _read(path: Path, hint: str, columns: list[str] | None = None) -> pl.DataFra
 
 
 def run_subgroups(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
     raw = Path(args.raw_dir)
     frame = build_subgroups(
         _read(Path(args.samples), "run `medfuse-bench task-tables` first"),
@@ -148,4 +149,5 @@ def run_subgroups(args: argparse.Namespace) -> int:
     write_parquet(frame, args.out)
     log.info("subgroups: %d samples, %d with a linked X-ray -> %s", frame.height, int(frame["cxr_linked"].sum()),
              args.out)
+    log_rate(log, "subgroups", frame.height, "samples", started)
     return 0
