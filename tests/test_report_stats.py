@@ -128,3 +128,14 @@ def test_phenotyping_macro_leaves_out_labels_too_small_in_the_group() -> None:
                                    lambda p: evaluate(p.y_true, p.y_score, p.labels, n_resamples=20, micro=False), 5)
     alone = evaluate(y[:, :1], scores[:, :1], ["a"], n_resamples=20).macro("auroc").value
     assert rows[0]["labels_scored"] == 1 and rows[0]["auroc"] == pytest.approx(alone)
+
+
+def test_no_worst_group_when_every_group_is_too_small() -> None:
+    frame = pl.DataFrame({"task": ["t"], "test_set": ["s"], "experiment": ["e"], "attribute": ["sex"], "group": ["F"],
+                          "n": [3], "positives": [1], "labels_scored": [0], "too_small": [True],
+                          **{f"{m}{x}": pl.Series([None], dtype=pl.Float64) for m in ("auroc", "auprc")
+                             for x in ("", "_ci_low", "_ci_high")}})
+    summary = subgroups.worst_groups(frame)
+    assert summary.height == 0
+    text = subgroups.subgroup_markdown(frame, summary, ["e"], 10)
+    assert "every group is too small" in text and "| sex | F | 3 | 1 | 0 | too small | too small |" in text

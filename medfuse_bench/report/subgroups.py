@@ -169,7 +169,8 @@ def subgroup_markdown(frame: pl.DataFrame, summary: pl.DataFrame, shown: Sequenc
         "groups are wide; a gap is a lead to check, not a finding.",
         "",
         markdown_table(["Task", "Test set", "Model", "Worst AUROC", "Worst group", "Largest gap", "Between"],
-                       summary_rows, numeric_from=3),
+                       summary_rows, numeric_from=3) if summary_rows else
+        "No group of any model holds enough positive and negative stays for a number: every group is too small.",
         "",
         f"By group, for {', '.join(display_name(e) for e in shown)} (every model: CSV):",
         "",
