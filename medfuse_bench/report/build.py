@@ -23,6 +23,7 @@ from medfuse_bench.io import atomic_path, write_text
 from medfuse_bench.report import ablations, audit, chance, figures, tables
 from medfuse_bench.report import calibration as calibration_section
 from medfuse_bench.report import paired as paired_section
+from medfuse_bench.report import seeds as seeds_section
 from medfuse_bench.report import subgroups as subgroup_section
 from medfuse_bench.report.cohort import cohort_counts, cohort_markdown, cxr_uni_images, exclusions_markdown
 from medfuse_bench.report.experiments import (
@@ -132,6 +133,7 @@ def build_report(workdir: str | Path, out_dir: str | Path, settings: ReportSetti
     # paper order: section 5, then appendix A
     for spec in tqdm((TABLE1, TABLE2, TABLE3), desc="tables", unit="table"):
         _metric_table(report, spec, tasks, store, notes)
+    seeds_section.add_section(report, wd.root, tasks, store, config)
     _phenotype_artifacts(report, store, samples)
     _age_table(report, store, samples)
     _table_a1(report, wd, tasks)
