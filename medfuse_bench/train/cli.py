@@ -74,7 +74,8 @@ def _register_train(sub: argparse._SubParsersAction) -> None:
                    help="learning rate; default: draw k's log-uniform value in [--lr-min, --lr-max] from --seed")
     p.add_argument("--lr-from", type=Path, default=None,
                    help="selected.json whose learning rate this run takes (the uni-modal sweep at MedFuse (PT)'s, "
-                        "fidelity switch sweep_lr: medfuse_pt_best); read when the run starts")
+                        "fidelity switch sweep_lr: medfuse_pt_best; retraining with other seeds), and its uni-modal "
+                        "fraction when it names one and --uni-fraction is not given; read when the run starts")
     p.add_argument("--lr-min", type=float, default=1e-5, help="train.lr_min (default %(default)s, the paper's)")
     p.add_argument("--lr-max", type=float, default=1e-3, help="train.lr_max (default %(default)s, the paper's)")
     p.add_argument("--out-dir", required=True, type=Path, help="run folder, e.g. {workdir}/models/T/E/runs/lrK")
@@ -121,6 +122,10 @@ def _run_train(args: argparse.Namespace) -> int:
         args.lr = selected_lr(args.lr_from)
     lr = args.lr if args.lr is not None else lr_for_draw(args.seed, args.draw, args.lr_min, args.lr_max)
     uni_fraction = args.uni_fraction
+    if uni_fraction is None and args.lr_from is not None:
+        from medfuse_bench.train.optimal import selected_uni_fraction
+
+        uni_fraction = selected_uni_fraction(args.lr_from)
     if uni_fraction is None:
         uni_fraction = _schema_default("train", "uni_modal_fraction", args.task) if args.task in TASKS else 1.0
     settings = FitSettings(

@@ -79,6 +79,12 @@ def selected_lr(path: str | os.PathLike[str]) -> float:
     return float(_read(Path(path))["lr"])
 
 
+def selected_uni_fraction(path: str | os.PathLike[str]) -> float | None:
+    """The uni-modal fraction a ``selected.json`` names (MedFuse (OPTIMAL) chosen from the sweep), else None."""
+    value = _read(Path(path)).get("uni_fraction")
+    return None if value is None else float(value)
+
+
 def read_point(path: str | os.PathLike[str]) -> dict[str, Any]:
     """One sweep point from ``models/{task}/medfuse-p{N}/selected.json``; the fraction comes from the folder name."""
     path = Path(path)

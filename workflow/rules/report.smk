@@ -7,6 +7,7 @@ rule report:
         rules.models.input,
         rules.etl.input,
         drift_report_inputs(),
+        seed_prediction_dirs(),
     output:
         f"{W}/report/report.md",
     params:

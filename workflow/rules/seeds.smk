@@ -1,0 +1,119 @@
+# Training seeds (train.seeds): every experiment of Tables 1-3 trained again once per extra seed at its selected
+# learning rate, from the same selected pretrained encoders, and its test sets predicted again; the report's
+# seed-variance table compares the spread over seeds with the bootstrap's. The original run (top-level seed) is one
+# of the seeds, so a listed seed equal to it is not trained again; an empty list plans no job here.
+
+from medfuse_bench.report.seeds import SEED_PREDICTIONS, extra_seeds, headline_experiments
+
+SEEDS = extra_seeds(CFG["seed"], TRAIN["seeds"])
+
+
+def seed_experiments():
+    """Experiments retrained per seed: those of Tables 1-3 (Unified row under the policy) that the config predicts."""
+    headline = set(headline_experiments(POLICY))
+    return [e for e in predicted_experiments() if e in headline]
+
+
+def seed_prediction_dirs(wildcards=None):
+    """Every per-seed prediction folder the config asks for (none when train.seeds adds no seed)."""
+    return expand(f"{W}/{SEED_PREDICTIONS}/{{task}}/{{experiment}}/seed{{seed}}",
+                  task=TASK_LIST, experiment=seed_experiments(), seed=SEEDS)
+
+
+def seed_train_inputs(wc):
+    """A train job's inputs (data, image cache, the selected encoders it starts from) and the experiment's own
+    selection, whose learning rate the seed run takes."""
+    return {**train_job_inputs(wc), "selected": selected_path(wc.task, wc.experiment)}
+
+
+def seed_uni_fraction(wc):
+    """`--uni-fraction`, except for MedFuse (OPTIMAL) chosen from the sweep: its selection names the fraction."""
+    if wc.experiment == OPTIMAL and POLICY.optimal_fraction == "sweep_best":
+        return ""
+    return f"--uni-fraction {uni_fraction(wc)}"
+
+
+def seed_budget(wc):
+    """Epochs and patience of the experiment's budget; the learning rate comes from its selection (--lr-from)."""
+    budget = experiment_budget(wc)
+    return f"--max-epochs {budget.max_epochs} --patience {0 if budget.patience is None else budget.patience}"
+
+
+rule train_seed:
+    """Train one experiment of Tables 1-3 again with another seed, at its selected learning rate and from the same
+    selected encoders (train.seeds)."""
+    input:
+        unpack(seed_train_inputs),
+    output:
+        checkpoint=f"{W}/models/{{task}}/{{experiment}}/seeds/seed{{seed}}/checkpoint.pt",
+        result=f"{W}/models/{{task}}/{{experiment}}/seeds/seed{{seed}}/result.json",
+        history=f"{W}/models/{{task}}/{{experiment}}/seeds/seed{{seed}}/history.csv",
+    wildcard_constraints:
+        seed=r"\d+",
+    params:
+        tasks_dir=f"{W}/tasks",
+        cxr_uni=f"{W}/cxr/cxr_uni.parquet",
+        image_cache=CACHE,
+        out_dir=lambda wc, output: Path(output.result).parent,
+        init=init_flags,
+        uni_fraction=seed_uni_fraction,
+        bf16="--bf16" if TRAIN["bf16"] else "",
+        augment="" if IMAGES["augment"] else "--no-augment",
+        budget=seed_budget,
+        settings=(
+            f"--batch-size {TRAIN['batch_size']} --device {TRAIN['device']}"
+            f" --crop {IMAGES['crop']} {POLICY.stage_args('train')}"
+        ),
+    threads: TRAIN["num_threads"]
+    resources:
+        gpu=GPUS_PER_JOB,
+        mem_mb=8000,
+        runtime=720,
+    log:
+        log_path("train_seed/{task}/{experiment}/seed{seed}"),
+    benchmark:
+        bench_path("train_seed/{task}/{experiment}/seed{seed}")
+    conda:
+        CONDA_ENV
+    shell:
+        "medfuse-bench train --tasks-dir {params.tasks_dir} --cxr-uni {params.cxr_uni}"
+        " --image-cache {params.image_cache} --task {wildcards.task} --experiment {wildcards.experiment}"
+        " --lr-from {input.selected} --seed {wildcards.seed} --out-dir {params.out_dir} {params.budget}"
+        " {params.settings} {params.uni_fraction}"
+        " {params.init} {params.bf16} {params.augment} --threads {threads} --quiet > {log} 2>&1"
+        " && tail -n 1 {log} >&2"
+
+
+rule predict_seed:
+    """Test-set predictions of one seed run (train.seeds)."""
+    input:
+        unpack(lambda wc: {"checkpoint": f"{W}/models/{wc.task}/{wc.experiment}/seeds/seed{wc.seed}/checkpoint.pt",
+                           **train_inputs(wc)}),
+    output:
+        directory(f"{W}/{SEED_PREDICTIONS}/{{task}}/{{experiment}}/seed{{seed}}"),
+    wildcard_constraints:
+        seed=r"\d+",
+    params:
+        tasks_dir=f"{W}/tasks",
+        image_cache=CACHE,
+        device=TRAIN["device"],
+    threads: TRAIN["num_threads"]
+    resources:
+        gpu=GPUS_PER_JOB,
+        mem_mb=8000,
+    log:
+        log_path("predict_seed/{task}/{experiment}/seed{seed}"),
+    benchmark:
+        bench_path("predict_seed/{task}/{experiment}/seed{seed}")
+    conda:
+        CONDA_ENV
+    shell:
+        "medfuse-bench predict --selected {input.checkpoint} --tasks-dir {params.tasks_dir}"
+        " --image-cache {params.image_cache} --task {wildcards.task} --experiment {wildcards.experiment}"
+        " --out-dir {output} --device {params.device} --threads {threads} > {log} 2>&1"
+
+
+rule seed_runs:
+    """Every seed run of train.seeds with its test-set predictions."""
+    input:
+        seed_prediction_dirs(),
