@@ -136,3 +136,13 @@ def test_sweep_point_at_pt_lr_becomes_optimal_and_predicts(tmp_path):
     assert main(["predict", "--selected", str(models / chosen / "selected.json"), "--tasks-dir", str(w.tasks_dir),
                  "--image-cache", str(w.cache), "--task", TASK, "--experiment", "medfuse-pt",
                  "--out-dir", str(tmp_path / "x"), "--device", "cpu"]) == 2
+
+
+def test_a_seed_run_takes_the_chosen_fraction_from_the_selection(tmp_path):
+    from medfuse_bench.train.optimal import selected_uni_fraction
+
+    paths = plant_sweep(tmp_path, {0: 0.71, 20: 0.90, 100: 0.73})
+    out = tmp_path / "opt.json"
+    select_optimal(paths, out, sweep_lr="own_search")
+    assert selected_uni_fraction(out) == 0.2  # `train --lr-from` uses it when --uni-fraction is not given
+    assert selected_uni_fraction(paths[0]) is None  # a plain selection names no fraction
