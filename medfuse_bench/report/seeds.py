@@ -45,8 +45,9 @@ NOTE = (
     "means the test set's size dominates the uncertainty and the intervals are a fair guide; a ratio near or above "
     "1 means retraining with another seed moves the number about as much as (or more than) the interval suggests, "
     "so differences between models of that size are not established by one run. With few seeds the seed SD is "
-    "itself rough (from 3 seeds its 95% range spans roughly 0.5x to 6x the true value). The original run counts "
-    "as one seed; its learning rate was selected on validation with that seed, which can favour it slightly."
+    "itself rough: from 3 seeds a 95% confidence interval of the true SD runs from about 0.5x to 6x the value "
+    "shown, from 5 seeds 0.6x to 2.9x. The original run counts as one seed; its learning rate was selected on "
+    "validation with that seed, which can favour it slightly."
 )
 
 
