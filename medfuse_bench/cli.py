@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     **dict.fromkeys(("ingest", "cohort", "variables", "phenotypes", "bench-etl"), "medfuse_bench.etl.cli_raw"),
     **dict.fromkeys(("splits", "cxr-uni", "task-tables", "timeseries", "check-splits", "etl-summary"),
                     "medfuse_bench.etl.cli_tasks"),
+    "receipt": "medfuse_bench.etl.receipt",
     **dict.fromkeys(("image-cache", "train", "select", "predict", "ensemble", "bench-train"),
                     "medfuse_bench.train.cli"),
     "select-optimal": "medfuse_bench.train.optimal",
