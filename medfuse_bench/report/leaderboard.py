@@ -3,12 +3,14 @@
 A score file ``{workdir}/scores/{task}/{test_set}/<name>.json`` (one per entry, task and test set) holds ``name``,
 ``task``, ``test_set``, ``n``, ``auroc`` and ``auprc`` (each ``{"value", "ci_low", "ci_high", "valid_resamples"}``;
 macro over labels for phenotyping), ``micro``,
-``per_label`` (phenotyping), ``bootstrap``, ``seed``, ``metadata`` and the submission's sha256. It has no
-timestamp, so scoring the same file twice gives the same bytes.
+``per_label`` (phenotyping), ``bootstrap``, ``seed``, ``metadata``, the submission's sha256 and what it was
+measured on (:mod:`medfuse_bench.report.manifest`: the cohort receipt's sha256, the config's sha256, the package
+version and the data's preset). It has no timestamp, so scoring the same file twice gives the same bytes.
 
 The leaderboard of a task and test set ranks those score files by AUROC (then AUPRC) together with the
 pipeline's own models, scored the same way from ``predictions/{task}/*/{test_set}.parquet`` and marked as
-baselines.
+baselines, and with the score files of other groups (``--scores``): one ranking per cohort receipt
+(:mod:`medfuse_bench.report.board`), never two receipts in one.
 """
 
 from __future__ import annotations
@@ -25,10 +27,21 @@ import numpy as np
 import polars as pl
 
 from medfuse_bench.errors import MedfuseError
+from medfuse_bench.etl.receipt import receipt_id
 from medfuse_bench.evaluation.metrics import METRICS, evaluate
 from medfuse_bench.io import atomic_path, write_json, write_text
+from medfuse_bench.report.board import (
+    NO_RECEIPT,
+    duplicate_names,
+    folder_scores,
+    group_by_receipt,
+    load_score_file,
+    receipt_title,
+    stack_boards,
+)
 from medfuse_bench.report.experiments import TASK_TITLES, display_name
 from medfuse_bench.report.inputs import Workdir, read_samples, select_test_set
+from medfuse_bench.report.manifest import is_leaky, manifest, receipt_path
 from medfuse_bench.report.markdown import few_valid_note, format_estimate, markdown_table
 from medfuse_bench.report.submission import check_submission, default_metadata_path, read_metadata, read_submission
 from medfuse_bench.resources import task_labels
@@ -119,6 +132,7 @@ def score_submission(
     result = {"name": name, "task": task, "test_set": test_set, "baseline": False}
     result |= score_probabilities(probabilities, truth, labels, n_resamples, seed)
     result |= {"metadata": meta, "submission_sha256": hashlib.sha256(submission.read_bytes()).hexdigest()}
+    result |= manifest(workdir, task)
     path = score_path(workdir, task, test_set, name)
     write_json(result, path)
     return result, path
@@ -130,6 +144,7 @@ def baseline_scores(workdir: Workdir, task: str, test_set: str, n_resamples: int
     labels = task_labels(task)
     truth = held_out_truth(workdir, task, test_set)
     entries = []
+    measured_on = manifest(workdir, task) if workdir.prediction_experiments(task, test_set) else {}
     for experiment in workdir.prediction_experiments(task, test_set):
         path = workdir.predictions(task, experiment, test_set)
         try:
@@ -141,6 +156,7 @@ def baseline_scores(workdir: Workdir, task: str, test_set: str, n_resamples: int
         entry |= score_probabilities(probabilities, truth, labels, n_resamples, seed, warn=False)
         entry["metadata"] = {"name": display_name(experiment), "authors": "medfuse-bench baseline",
                              "description": f"experiment '{experiment}' of this workdir", "code_url": ""}
+        entry |= measured_on
         entries.append(entry)
     return entries
 
@@ -152,6 +168,12 @@ def single_class_labels(truth: pl.DataFrame, labels: list[str]) -> list[str]:
     ['b']
     """
     return [lab for lab in labels if truth[lab].n_unique() < 2]
+
+
+def local_receipt(workdir: Workdir) -> str | None:
+    """The sha256 of the workdir's receipt.json, None without one."""
+    path = receipt_path(workdir)
+    return receipt_id(path) if path.exists() else None
 
 
 def warn_old_score_files(workdir: Workdir) -> list[Path]:
@@ -171,12 +193,7 @@ def submitted_scores(workdir: Workdir, task: str, test_set: str) -> list[dict[st
     """Score files ``{workdir}/scores/{task}/{test_set}/*.json``."""
     entries = []
     for path in sorted((workdir.scores / task / test_set).glob("*.json")):
-        try:
-            entry = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise MedfuseError(f"score file '{path}' is not valid JSON; delete it and re-run score") from exc
-        if not isinstance(entry, dict) or any(k not in entry for k in ("name", "task", "test_set", "auroc", "auprc")):
-            raise MedfuseError(f"score file '{path}' lacks name, task, test_set, auroc or auprc; re-run score")
+        entry = load_score_file(path)
         if (entry["task"], entry["test_set"]) != (task, test_set):
             raise MedfuseError(f"score file '{path}' is for task '{entry['task']}' and test set '{entry['test_set']}', "
                                f"not for the folder it is in ({task}/{test_set}); delete it and re-run score")
@@ -190,6 +207,7 @@ _LEADERBOARD_SCHEMA = {
     "model": pl.String(),
     "authors": pl.String(),
     "baseline": pl.Boolean(),
+    "leaky": pl.Boolean(),
     "n": pl.Int64(),
     "bootstrap": pl.Int64(),
     **{f"{m}{s}": pl.Int64() if s == "_valid_resamples" else pl.Float64()
@@ -215,6 +233,7 @@ def rank_entries(entries: list[dict[str, Any]]) -> pl.DataFrame:
             "model": str(meta.get("name", entry["name"])),
             "authors": ", ".join(map(str, authors)) if isinstance(authors, list) else str(authors),
             "baseline": bool(entry.get("baseline", False)),
+            "leaky": is_leaky(entry),
             "n": entry.get("n"),
             "bootstrap": entry.get("bootstrap"),
             "code_url": str(meta.get("code_url", "")),
@@ -229,11 +248,19 @@ def rank_entries(entries: list[dict[str, Any]]) -> pl.DataFrame:
     return frame.with_columns(pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias("rank"))
 
 
-def leaderboard_markdown(frame: pl.DataFrame, task: str, test_set: str) -> str:
+#: Marks a leaderboard table of entries scored on a leaky task definition, as the report's banner does.
+LEAKY_NOTE = ("> **WARNING: leaky task data.** Marked entries were scored on a leaky task definition (cohort preset "
+              "`medfuse-2022`: in-hospital-mortality X-rays may be taken after the 48-hour prediction time); do not "
+              "compare them with leak-free results.")
+
+
+def leaderboard_table(frame: pl.DataFrame) -> str:
+    """The Markdown table of one receipt's ranked entries (with the note on few valid resamples, and the leak
+    warning when an entry was scored on a leaky task definition)."""
     rows = [
         [
             str(r["rank"]),
-            r["model"] + (" (baseline)" if r["baseline"] else ""),
+            r["model"] + (" (baseline)" if r["baseline"] else "") + (" (leaky)" if r["leaky"] else ""),
             r["authors"],
             *(format_estimate(r[m], r[f"{m}_ci_low"], r[f"{m}_ci_high"], valid=r[f"{m}_valid_resamples"],
                               resamples=r["bootstrap"]) for m in METRICS),
@@ -242,17 +269,29 @@ def leaderboard_markdown(frame: pl.DataFrame, task: str, test_set: str) -> str:
         ]
         for r in frame.iter_rows(named=True)
     ]
-    title = f"## Leaderboard: {TASK_TITLES.get(task, task)}, {test_set} test set\n\n"
-    intro = ("Ranked by AUROC (macro over labels for phenotyping), then AUPRC; 95% bootstrap percentile intervals.\n\n")
     table = markdown_table(["Rank", "Model", "Authors", "AUROC", "AUPRC", "n", "Code"], rows)
-    return title + intro + table + few_valid_note(rows) + "\n"
+    leaky = LEAKY_NOTE + "\n\n" if frame.height and frame["leaky"].any() else ""
+    return leaky + table + few_valid_note(rows) + "\n"
+
+
+def leaderboard_markdown(boards: list[tuple[str, pl.DataFrame]], task: str, test_set: str, local: str | None) -> str:
+    """The leaderboard of a task and test set: one ranked table per cohort receipt (``local``: the workdir's)."""
+    title = f"## Leaderboard: {TASK_TITLES.get(task, task)}, {test_set} test set\n\n"
+    intro = ("Ranked by AUROC (macro over labels for phenotyping), then AUPRC; 95% bootstrap percentile intervals. "
+             "Entries scored against different cohort receipts were measured on different test data: each receipt "
+             "has a ranking of its own.\n")
+    sections = [f"\n### {receipt_title(key, local)}\n\n" + leaderboard_table(frame) for key, frame in boards]
+    return title + intro + "".join(sections)
 
 
 def write_leaderboard(
-    workdir: Workdir, task: str, test_set: str, n_resamples: int, seed: int
+    workdir: Workdir, task: str, test_set: str, n_resamples: int, seed: int, score_folders: tuple[Path, ...] = ()
 ) -> tuple[pl.DataFrame, list[Path]]:
-    """Rank submissions and baselines; write ``{workdir}/leaderboard/{task}_{test_set}.md`` and ``.csv``."""
+    """Rank submissions, baselines and the score files under ``score_folders``, one ranking per receipt; write
+    ``{workdir}/leaderboard/{task}_{test_set}.md`` and ``.csv`` (column ``receipt_sha256``, ranks per receipt)."""
     entries = submitted_scores(workdir, task, test_set) + baseline_scores(workdir, task, test_set, n_resamples, seed)
+    known = {json.dumps(e, sort_keys=True) for e in entries}
+    entries += [e for e in folder_scores(score_folders, task, test_set) if json.dumps(e, sort_keys=True) not in known]
     single = single_class_labels(held_out_truth(workdir, task, test_set), task_labels(task))
     if single and entries:  # the same labels for every entry: one warning, not one per entry
         logger.warning(
@@ -260,10 +299,16 @@ def write_leaderboard(
             "of all %d entries",
             task, test_set, len(single), ", ".join(single[:5]) + (" ..." if len(single) > 5 else ""), len(entries),
         )
-    frame = rank_entries(entries)
+    local = local_receipt(workdir)
+    groups = group_by_receipt(entries, local)
+    for name in duplicate_names(groups):
+        logger.warning("%s, %s test set: entry name '%s' appears more than once in one receipt's table", task,
+                       test_set, name)
+    boards = [(key, rank_entries(group)) for key, group in groups] or [(local or NO_RECEIPT, rank_entries([]))]
+    frame = stack_boards(boards)
     md = workdir.leaderboard / f"{task}_{test_set}.md"
     csv = workdir.leaderboard / f"{task}_{test_set}.csv"
-    write_text(leaderboard_markdown(frame, task, test_set), md)
+    write_text(leaderboard_markdown(boards, task, test_set, local), md)
     with atomic_path(csv) as tmp:
         frame.write_csv(tmp)
     return frame, [md, csv]
