@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
+from html.parser import HTMLParser
 from pathlib import Path
 
 import polars as pl
@@ -125,3 +127,74 @@ def test_a_receipt_older_than_the_task_table_is_an_error(tmp_path: Path) -> None
 def test_missing_scores_folder_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(MedfuseError, match="'.*nowhere' does not exist"):
         board.folder_scores([tmp_path / "nowhere"], TASK, "partial")
+
+
+class PageParser(HTMLParser):
+    """What the page's structure test needs: tables, scripts, styles, and every attribute holding an address."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[dict[str, str | None]] = []
+        self.rows: dict[int, int] = {}
+        self.svgs = 0
+        self.scripts: list[dict[str, str | None]] = []
+        self.script_text = ""
+        self.style_text = ""
+        self.addresses: list[tuple[str, str, str]] = []
+        self.tags: set[str] = set()
+        self._in: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        found = dict(attrs)
+        for name, value in attrs:
+            if value and re.search(r"https?:|//", value):
+                self.addresses.append((tag, name, value))
+        if tag == "table":
+            self.tables.append(found)
+        elif tag == "tr" and self.tables:
+            self.rows[len(self.tables) - 1] = self.rows.get(len(self.tables) - 1, 0) + 1
+        elif tag == "svg":
+            self.svgs += 1
+        elif tag == "script":
+            self.scripts.append(found)
+        self._in = tag if tag in ("script", "style") else None
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in == "script":
+            self.script_text += data
+        elif self._in == "style":
+            self.style_text += data
+
+
+def test_leaderboard_page_is_self_contained_with_a_table_per_receipt(groups, tmp_path: Path) -> None:
+    (a, receipt_a), (b, receipt_b) = groups["a"], groups["b"]
+    _score(b, "zeta", tmp_path, 2.0)
+    assert main(["leaderboard", "--workdir", str(a.root), "--task", TASK, "--test-set", "partial", "paired",
+                 "--scores", str(b.scores), *BOOT]) == 0
+    page = (a.leaderboard / "index.html").read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    parser = PageParser()
+    parser.feed(page)
+    # one sortable table per receipt: the partial test set has both receipts, the paired one only a's baselines
+    receipts = [t.get("data-receipt") for t in parser.tables]
+    assert all("sortable" in (t.get("class") or "") for t in parser.tables)
+    assert sorted(receipts) == sorted([receipt_a, receipt_b, receipt_a])
+    board_csv = pl.read_csv(a.leaderboard / f"{TASK}_partial.csv")
+    for i, table in enumerate(parser.tables[:2]):  # header row + one row per entry of that receipt
+        assert parser.rows[i] == 1 + board_csv.filter(pl.col("receipt_sha256") == table["data-receipt"]).height
+    # two intervals drawn per entry (AUROC, AUPRC), inline
+    entries = sum(parser.rows.values()) - len(parser.tables)
+    assert parser.svgs == 2 * entries
+    # the sort script is inline; no stylesheet, script, image or font is fetched from anywhere
+    assert parser.scripts == [{}] and "addEventListener" in parser.script_text and ".sort(" in parser.script_text
+    assert not parser.tags & {"link", "img", "iframe", "object", "embed"}
+    assert "url(" not in parser.style_text and "@import" not in parser.style_text
+    assert "http" not in parser.script_text + parser.style_text
+    # the only addresses are the entries' code links
+    assert parser.addresses and all(tag == "a" and name == "href" and value == META["code_url"]
+                                    for tag, name, value in parser.addresses)
+    assert "(leaky)" in page and "Leaky task data" in page

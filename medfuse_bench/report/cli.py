@@ -17,10 +17,12 @@ from medfuse_bench.evaluation.defaults import evaluation_default
 from medfuse_bench.report.inputs import Workdir
 from medfuse_bench.report.leaderboard import (
     LEADERBOARD_TEST_SETS,
+    local_receipt,
     score_submission,
     warn_old_score_files,
     write_leaderboard,
 )
+from medfuse_bench.report.leaderboard_page import write_leaderboard_page
 from medfuse_bench.report.markdown import format_estimate
 from medfuse_bench.report.provenance import read_yaml
 from medfuse_bench.resources import TASKS
@@ -158,10 +160,14 @@ def run_leaderboard(args: argparse.Namespace) -> int:
     tasks = args.task or workdir.tasks_present()
     if not tasks:
         logger.warning("no tasks/{task}/samples.parquet under %s: no leaderboard to render", workdir.root)
+    boards = []
     for task in tasks:
         for test_set in args.test_set or LEADERBOARD_TEST_SETS:
             frame, paths = write_leaderboard(workdir, task, test_set, s["bootstrap"], s["seed"],
                                              tuple(Path(p) for p in args.scores))
+            boards.append((task, test_set, frame))
             print(paths[0].read_text())
             print(f"({frame.height} entries; written to {paths[0]} and {paths[1]})\n")
+    page = write_leaderboard_page(boards, local_receipt(workdir), workdir.leaderboard / "index.html")
+    print(f"leaderboard page: {page}")
     return 0
