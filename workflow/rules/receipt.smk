@@ -14,7 +14,7 @@ rule receipt:
         index=expand(rules.timeseries.output.index, task=TASK_LIST),
         normalizer=expand(rules.timeseries.output.normalizer, task=TASK_LIST),
     output:
-        f"{W}/receipt.json",
+        report(f"{W}/receipt.json", category="Data", caption="../report/receipt.rst"),
     params:
         workdir=lambda wc, output: Path(output[0]).parent,
         tasks=" ".join(TASK_LIST),
