@@ -39,7 +39,8 @@ ETL_STAGES: tuple[str, ...] = ("cohort", "variables", "phenotypes", "cxr_uni", "
 def fidelity_record(policy: FidelityPolicy) -> dict[str, Any]:
     """The preset, a summary line and the value of every switch of the ETL stages.
 
-    >>> r = fidelity_record(FidelityPolicy.from_switches("corrected", {"age": "anchor_age", "mmtm_step": "summed_loss"}))
+    >>> p = FidelityPolicy.from_switches("corrected", {"age": "anchor_age", "mmtm_step": "three_passes"})
+    >>> r = fidelity_record(p)
     >>> r["preset"], r["summary"], r["switches"]["age"], "mmtm_step" in r["switches"]
     ('corrected', 'fidelity policy: corrected, with age=anchor_age', 'anchor_age', False)
     """

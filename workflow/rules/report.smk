@@ -48,6 +48,8 @@ rule leaderboard:
     """Rank every model of the workdir (and any scored submission) on the partial and paired test sets."""
     input:
         rules.models.input,
+        # every entry records the receipt it was measured on
+        rules.receipt.output,
     output:
         expand(f"{W}/leaderboard/{{task}}_{{test_set}}.md", task=TASK_LIST, test_set=["partial", "paired"]),
         page=report(f"{W}/leaderboard/index.html", category="Leaderboard", caption="../report/leaderboard.rst"),
