@@ -198,3 +198,15 @@ def test_leaderboard_page_is_self_contained_with_a_table_per_receipt(groups, tmp
     assert parser.addresses and all(tag == "a" and name == "href" and value == META["code_url"]
                                     for tag, name, value in parser.addresses)
     assert "(leaky)" in page and "Leaky task data" in page
+
+
+def test_a_whole_workdir_as_scores_folder_reads_only_its_score_files(groups, tmp_path: Path) -> None:
+    (a, _), (b, receipt_b) = groups["a"], groups["b"]
+    _score(b, "eta", tmp_path, 1.5)
+    entries = board.folder_scores([b.root], TASK, "partial")  # holds receipt.json and other JSON files too
+    assert "eta" in {e["name"] for e in entries} and {e["receipt_sha256"] for e in entries} == {receipt_b}
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "x.json").write_text(json.dumps({"name": "x", "auroc": {}}))
+    with pytest.raises(MedfuseError, match="x.json' lacks name, task, test_set"):
+        board.folder_scores([broken], TASK, "partial")

@@ -36,6 +36,16 @@ def load_score_file(path: Path) -> dict[str, Any]:
     return entry
 
 
+def is_score_file(path: Path) -> bool:
+    """Whether a JSON file is meant as a score file (it has ``auroc`` or ``auprc``); unreadable ones count, so that
+    :func:`load_score_file` names them."""
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return True
+    return isinstance(data, dict) and bool({"auroc", "auprc"} & set(data))
+
+
 def folder_scores(folders: Iterable[str | os.PathLike[str]], task: str, test_set: str) -> list[dict[str, Any]]:
     """The score files of ``task`` and ``test_set`` anywhere under each folder (other groups' ``scores/`` folders,
     or flat folders of score files); the same file content found twice counts once."""
@@ -46,6 +56,8 @@ def folder_scores(folders: Iterable[str | os.PathLike[str]], task: str, test_set
         if not folder.is_dir():
             raise MedfuseError(f"--scores folder '{folder}' does not exist or is not a folder")
         for path in sorted(folder.rglob("*.json")):
+            if not is_score_file(path):
+                continue  # a workdir's other JSON files (receipt, provenance, summaries) when a whole one is given
             entry = load_score_file(path)
             if (entry["task"], entry["test_set"]) != (task, test_set):
                 continue
