@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from medfuse_bench.cli import main
+from medfuse_bench.cli import build_parser, main
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.etl import receipt, receipt_compare, receipt_hash, timeseries
 from medfuse_bench.etl.task_tables import METADATA_KEY
@@ -239,7 +239,7 @@ def test_bad_input_is_one_error_naming_the_file(case: str, workdir: Path, tmp_pa
         args += ["--preset", "medfuse-2022"]
         words = ["built with cohort preset 'medfuse', not 'medfuse-2022'"]
     with pytest.raises(MedfuseError) as info:
-        receipt.run_receipt(__import__("medfuse_bench.cli", fromlist=["x"]).build_parser("receipt").parse_args(args))
+        receipt.run_receipt(build_parser("receipt").parse_args(args))
     for word in words:
         assert word in str(info.value)
     assert not (copy / "receipt.json").exists()
