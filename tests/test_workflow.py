@@ -185,6 +185,18 @@ def test_training_reports_progress(smoke_run):
     assert summary in proc.stderr
 
 
+def test_etl_stages_log_their_rate(smoke_run):
+    """Every ETL stage ends its log with the rows it handled, its seconds and its rows/s."""
+    _, work, proc = smoke_run
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    stages = ["ingest", "cohort", "variables", "phenotypes", "splits", "cxr_uni",
+              *(f"{rule}_{task}" for rule in ("task_tables", "timeseries") for task in ("in-hospital-mortality",
+                                                                                      "phenotyping"))]
+    for stage in stages:
+        text = (work / "logs" / f"{stage}.log").read_text()
+        assert re.search(r": [\d,]+ [a-zA-Z -]+ in [\d.]+ s \([\d,]+ rows/s\)$", text.rstrip()), (stage, text[-500:])
+
+
 @pytest.mark.slow
 def test_second_run_has_nothing_to_do(smoke_run):
     directory, work, proc = smoke_run
