@@ -239,7 +239,7 @@ def test_bad_input_is_one_error_naming_the_file(case: str, workdir: Path, tmp_pa
         args += ["--preset", "medfuse-2022"]
         words = ["built with cohort preset 'medfuse', not 'medfuse-2022'"]
     with pytest.raises(MedfuseError) as info:
-        receipt.run_receipt(build_parser("receipt").parse_args(args))
+        receipt.main(build_parser("receipt").parse_args(args))
     for word in words:
         assert word in str(info.value)
     assert not (copy / "receipt.json").exists()

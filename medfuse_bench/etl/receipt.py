@@ -1,4 +1,4 @@
-"""``medfuse-bench receipt``: the cohort receipt ``{workdir}/receipt.json``, and the comparison of two receipts.
+"""``medfuse-bench receipt`` (rule ``receipt``): the cohort receipt ``{workdir}/receipt.json``, and the comparison of two receipts.
 
 MIMIC is credentialed, so every group builds its own test set. The receipt says which data a number was measured
 on without sharing it: for each task and split the number of stays, subjects, stays with a linked X-ray and
@@ -198,10 +198,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compare", nargs=2, metavar=("A", "B"), default=None,
                    help="compare two receipt files (or workdirs holding receipt.json) instead of writing one")
     add_policy_arguments(p)
-    p.set_defaults(func=run_receipt)
+    p.set_defaults(func=main)
 
 
-def run_receipt(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     if args.compare:
         from medfuse_bench.etl.receipt_compare import compare_receipts
 
