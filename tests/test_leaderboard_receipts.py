@@ -101,6 +101,7 @@ def test_leaderboard_of_a_folder_of_two_receipts_prints_two_tables(groups, tmp_p
     md = (fresh.leaderboard / f"{TASK}_partial.md").read_text()
     section_b = md.split(f"### Receipt `{receipt_b[:12]}`")[1].split("###")[0]
     assert "WARNING: leaky task data" in section_b and "Delta (leaky)" in section_b
+    assert "Data: MIMIC-IV 3.1, cohort preset medfuse-2022 (leaky)." in section_b
     assert "WARNING: leaky" not in md.split(f"### Receipt `{receipt_a[:12]}`")[1].split("###")[0]
 
 

@@ -41,7 +41,7 @@ from medfuse_bench.report.board import (
 )
 from medfuse_bench.report.experiments import TASK_TITLES, display_name
 from medfuse_bench.report.inputs import Workdir, read_samples, select_test_set
-from medfuse_bench.report.manifest import is_leaky, manifest, receipt_path
+from medfuse_bench.report.manifest import data_description, is_leaky, manifest, receipt_path
 from medfuse_bench.report.markdown import few_valid_note, format_estimate, markdown_table
 from medfuse_bench.report.submission import check_submission, default_metadata_path, read_metadata, read_submission
 from medfuse_bench.resources import task_labels
@@ -208,6 +208,7 @@ _LEADERBOARD_SCHEMA = {
     "authors": pl.String(),
     "baseline": pl.Boolean(),
     "leaky": pl.Boolean(),
+    "data": pl.String(),
     "n": pl.Int64(),
     "bootstrap": pl.Int64(),
     **{f"{m}{s}": pl.Int64() if s == "_valid_resamples" else pl.Float64()
@@ -234,6 +235,7 @@ def rank_entries(entries: list[dict[str, Any]]) -> pl.DataFrame:
             "authors": ", ".join(map(str, authors)) if isinstance(authors, list) else str(authors),
             "baseline": bool(entry.get("baseline", False)),
             "leaky": is_leaky(entry),
+            "data": data_description(entry),
             "n": entry.get("n"),
             "bootstrap": entry.get("bootstrap"),
             "code_url": str(meta.get("code_url", "")),
@@ -252,6 +254,11 @@ def rank_entries(entries: list[dict[str, Any]]) -> pl.DataFrame:
 LEAKY_NOTE = ("> **WARNING: leaky task data.** Marked entries were scored on a leaky task definition (cohort preset "
               "`medfuse-2022`: in-hospital-mortality X-rays may be taken after the 48-hour prediction time); do not "
               "compare them with leak-free results.")
+
+
+def _data_line(frame: pl.DataFrame) -> str:
+    described = frame["data"].drop_nulls().unique(maintain_order=True).to_list() if frame.height else []
+    return f"Data: {'; '.join(described)}.\n\n" if described else ""
 
 
 def leaderboard_table(frame: pl.DataFrame) -> str:
@@ -280,7 +287,8 @@ def leaderboard_markdown(boards: list[tuple[str, pl.DataFrame]], task: str, test
     intro = ("Ranked by AUROC (macro over labels for phenotyping), then AUPRC; 95% bootstrap percentile intervals. "
              "Entries scored against different cohort receipts were measured on different test data: each receipt "
              "has a ranking of its own.\n")
-    sections = [f"\n### {receipt_title(key, local)}\n\n" + leaderboard_table(frame) for key, frame in boards]
+    sections = [f"\n### {receipt_title(key, local)}\n\n" + _data_line(frame) + leaderboard_table(frame)
+                for key, frame in boards]
     return title + intro + "".join(sections)
 
 

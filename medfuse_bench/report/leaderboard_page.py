@@ -142,8 +142,10 @@ def receipt_section(key: str, frame: pl.DataFrame, local: str | None) -> str:
     warning = ('<p class="warning"><strong>Leaky task data.</strong> Entries marked (leaky) were scored on a leaky '
                "task definition (cohort preset <code>medfuse-2022</code>); do not compare them with leak-free "
                "results.</p>" if frame.height and frame["leaky"].any() else "")
+    described = frame["data"].drop_nulls().unique(maintain_order=True).to_list() if frame.height else []
+    data = f'<p class="note">Data: {_e("; ".join(described))}.</p>' if described else ""
     return (f'<section class="receipt" data-receipt="{_e(receipt)}">\n<h3 title="{_e(receipt)}">{title}</h3>\n'
-            f"{warning}\n"
+            f"{data}{warning}\n"
             f'<table class="sortable" data-receipt="{_e(receipt)}">\n<thead><tr>{head}</tr></thead>\n'
             f"<tbody>\n{rows}\n</tbody>\n</table>\n</section>")
 

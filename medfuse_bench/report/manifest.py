@@ -77,3 +77,20 @@ def is_leaky(entry: dict[str, Any]) -> bool:
     """
     data = entry.get("data")
     return isinstance(data, dict) and data.get("leaky") is True
+
+
+def data_description(entry: dict[str, Any]) -> str | None:
+    """What an entry's receipt says about the data, in a few words (None for a score file without a manifest).
+
+    >>> data_description({"data": {"data": "synthetic", "mimic_iv_version": "2.2", "cohort_preset": "medfuse",
+    ...                            "leaky": False}})
+    'synthetic, MIMIC-IV 2.2, cohort preset medfuse'
+    """
+    data = entry.get("data")
+    if not isinstance(data, dict):
+        return None
+    parts = [str(data["data"]) if data.get("data") else None,
+             f"MIMIC-IV {data['mimic_iv_version']}" if data.get("mimic_iv_version") else None,
+             f"cohort preset {data['cohort_preset']}" + (" (leaky)" if data.get("leaky") else "")
+             if data.get("cohort_preset") else None]
+    return ", ".join(p for p in parts if p) or None
