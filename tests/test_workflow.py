@@ -19,7 +19,8 @@ import polars as pl
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LIGHT_RULES = ("resolved_config", "check_splits", "etl_summary", "receipt", "select", "ensemble", "report", "leaderboard")
+LIGHT_RULES = ("resolved_config", "check_splits", "etl_summary", "receipt", "subgroups", "select", "ensemble",
+               "report", "leaderboard")
 
 
 def snakemake(directory: Path, *args: str, configfiles: tuple[Path, ...] = ()) -> subprocess.CompletedProcess[str]:
@@ -52,7 +53,8 @@ def test_dry_run_lists_every_stage(tmp_path):
     assert proc.returncode == 0, proc.stderr + proc.stdout
     rules = jobs_of(proc.stdout + proc.stderr)
     for rule in ("synth", "ingest", "cohort", "variables", "phenotypes", "splits", "cxr_uni", "task_tables",
-                 "timeseries", "receipt", "image_cache", "train", "select", "predict", "ensemble", "report",
+                 "timeseries", "receipt", "subgroups", "image_cache", "train", "select", "predict", "ensemble",
+                 "report",
                  "leaderboard"):
         assert rule in rules, f"rule {rule} missing from the DAG"
     assert not (tmp_path / "w").exists()  # a dry run writes nothing

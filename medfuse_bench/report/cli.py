@@ -30,6 +30,15 @@ from medfuse_bench.resources import TASKS
 logger = logging.getLogger(__name__)
 
 
+def _paired(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--paired-reference", default=None,
+                   help="experiment the paired differences are taken against (default: evaluation.paired_reference, "
+                        f"{evaluation_default('paired_reference')})")
+    p.add_argument("--calibration-bins", type=int, default=None,
+                   help="equal-mass bins of the ECE and reliability diagrams (default: evaluation.calibration_bins, "
+                        f"{evaluation_default('calibration_bins')})")
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", default=None,
                    help="pipeline output folder (default: 'workdir' of --config)")
@@ -51,6 +60,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Tables 1-5, A2, A3 and Figures 4, A1-A3 with bootstrap CIs; absent experiments become missing rows.",
     )
     _common(r)
+    _paired(r)
+    r.add_argument("--subgroup-min-positives", type=int, default=None,
+                   help="fewer positive (or negative) stays for a label in a subgroup: 'too small' (default: "
+                        f"evaluation.subgroup_min_positives, {evaluation_default('subgroup_min_positives')})")
+    r.add_argument("--subgroup-age-bands", type=int, nargs="+", default=None,
+                   help="lower edges (years) of the subgroup table's age bands (default: "
+                        "evaluation.subgroup_age_bands)")
     r.add_argument("--out-dir", default=None, help="output folder (default: {workdir}/report)")
     r.add_argument("--drop-fractions", type=float, nargs="+", default=None,
                    help="Figure A2: fractions of X-rays dropped from the paired test set "
@@ -104,6 +120,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--scores", action="append", default=[], metavar="DIR",
                    help="a folder of other groups' score files (any depth, e.g. their scores/ folder), ranked with "
                         "this workdir's entries of the same cohort receipt; repeatable")
+    _paired(b)
     b.set_defaults(func=run_leaderboard)
 
 
@@ -117,7 +134,8 @@ def _resolve(args: argparse.Namespace) -> tuple[Workdir, dict[str, Any]]:
         config = read_yaml(workdir.config_resolved) or {}
     evaluation = config.get("evaluation") or {}
     settings = {}
-    for key in ("bootstrap", "seed", "drop_fractions", "unimodal_test_fractions"):
+    for key in ("bootstrap", "seed", "drop_fractions", "unimodal_test_fractions", "paired_reference",
+                "calibration_bins", "subgroup_min_positives", "subgroup_age_bands"):
         flag = getattr(args, key, None)
         settings[key] = flag if flag is not None else evaluation.get(key, evaluation_default(key))
     return workdir, settings
@@ -134,6 +152,10 @@ def run_report(args: argparse.Namespace) -> int:
         drop_fractions=tuple(s["drop_fractions"]),
         unimodal_test_fractions=tuple(s["unimodal_test_fractions"]),
         tasks=tuple(args.tasks) if args.tasks else None,
+        paired_reference=s["paired_reference"],
+        calibration_bins=s["calibration_bins"],
+        subgroup_min_positives=s["subgroup_min_positives"],
+        subgroup_age_bands=tuple(s["subgroup_age_bands"]),
     )
     report = build_report(workdir.root, out, settings)
     print(f"wrote {len(report.files)} files to {out} (open {out / 'report.md'})")
@@ -165,7 +187,8 @@ def run_leaderboard(args: argparse.Namespace) -> int:
     for task in tasks:
         for test_set in args.test_set or LEADERBOARD_TEST_SETS:
             frame, paths = write_leaderboard(workdir, task, test_set, s["bootstrap"], s["seed"],
-                                             tuple(Path(p) for p in args.scores))
+                                             tuple(Path(p) for p in args.scores),
+                                             reference=s["paired_reference"], n_bins=s["calibration_bins"])
             boards.append((task, test_set, frame))
             print(paths[0].read_text())
             print(f"({frame.height} entries; written to {paths[0]} and {paths[1]})\n")

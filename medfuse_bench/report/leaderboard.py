@@ -41,8 +41,16 @@ from medfuse_bench.report.board import (
 )
 from medfuse_bench.report.experiments import TASK_TITLES, display_name
 from medfuse_bench.report.inputs import Workdir, read_samples, select_test_set
+from medfuse_bench.report.leaderboard_stats import (
+    add_paired_columns,
+    collect_probabilities,
+    difference_cell,
+    paired_intro,
+    probabilities_path,  # noqa: F401 - where score keeps a submission's probabilities
+    write_probabilities,
+)
 from medfuse_bench.report.manifest import data_description, is_leaky, manifest, receipt_path
-from medfuse_bench.report.markdown import few_valid_note, format_estimate, markdown_table
+from medfuse_bench.report.markdown import MISSING, few_valid_note, format_estimate, markdown_table
 from medfuse_bench.report.submission import check_submission, default_metadata_path, read_metadata, read_submission
 from medfuse_bench.resources import task_labels
 
@@ -134,6 +142,7 @@ def score_submission(
     result |= {"metadata": meta, "submission_sha256": hashlib.sha256(submission.read_bytes()).hexdigest()}
     result |= manifest(workdir, task)
     path = score_path(workdir, task, test_set, name)
+    write_probabilities(probabilities, truth, path)  # for the leaderboard's paired columns
     write_json(result, path)
     return result, path
 
@@ -261,9 +270,11 @@ def _data_line(frame: pl.DataFrame) -> str:
     return f"Data: {'; '.join(described)}.\n\n" if described else ""
 
 
-def leaderboard_table(frame: pl.DataFrame) -> str:
+def leaderboard_table(frame: pl.DataFrame, reference: str | None = None) -> str:
     """The Markdown table of one receipt's ranked entries (with the note on few valid resamples, and the leak
-    warning when an entry was scored on a leaky task definition)."""
+    warning when an entry was scored on a leaky task definition); with ``reference`` (and the columns of
+    :func:`add_paired_columns`) also the paired difference from it, the rank group and the ECE."""
+    paired = reference is not None and "rank_group" in frame.columns
     rows = [
         [
             str(r["rank"]),
@@ -271,33 +282,50 @@ def leaderboard_table(frame: pl.DataFrame) -> str:
             r["authors"],
             *(format_estimate(r[m], r[f"{m}_ci_low"], r[f"{m}_ci_high"], valid=r[f"{m}_valid_resamples"],
                               resamples=r["bootstrap"]) for m in METRICS),
+            *([difference_cell(r, "auroc", r["bootstrap"]),
+               MISSING if r["rank_group"] is None else str(r["rank_group"]),
+               format_estimate(r["ece"], r["ece_ci_low"], r["ece_ci_high"])] if paired else []),
             "" if r["n"] is None else str(r["n"]),
             r["code_url"],
         ]
         for r in frame.iter_rows(named=True)
     ]
-    table = markdown_table(["Rank", "Model", "Authors", "AUROC", "AUPRC", "n", "Code"], rows)
+    headers = ["Rank", "Model", "Authors", "AUROC", "AUPRC"]
+    intro = ""
+    if paired:
+        has_reference = frame.filter(pl.col("name") == reference, pl.col("baseline")).height > 0
+        intro = paired_intro(reference, has_reference) + "\n\n"
+        headers += [f"Δ AUROC vs {reference}", "Group", "ECE"]
+    table = markdown_table([*headers, "n", "Code"], rows)
     leaky = LEAKY_NOTE + "\n\n" if frame.height and frame["leaky"].any() else ""
-    return leaky + table + few_valid_note(rows) + "\n"
+    return intro + leaky + table + few_valid_note(rows) + "\n"
 
 
-def leaderboard_markdown(boards: list[tuple[str, pl.DataFrame]], task: str, test_set: str, local: str | None) -> str:
-    """The leaderboard of a task and test set: one ranked table per cohort receipt (``local``: the workdir's)."""
+def leaderboard_markdown(boards: list[tuple[str, pl.DataFrame]], task: str, test_set: str, local: str | None,
+                         reference: str | None = None) -> str:
+    """The leaderboard of a task and test set: one ranked table per cohort receipt (``local``: the workdir's,
+    whose table alone has the paired columns against ``reference``)."""
     title = f"## Leaderboard: {TASK_TITLES.get(task, task)}, {test_set} test set\n\n"
     intro = ("Ranked by AUROC (macro over labels for phenotyping), then AUPRC; 95% bootstrap percentile intervals. "
              "Entries scored against different cohort receipts were measured on different test data: each receipt "
              "has a ranking of its own.\n")
-    sections = [f"\n### {receipt_title(key, local)}\n\n" + _data_line(frame) + leaderboard_table(frame)
+    sections = [f"\n### {receipt_title(key, local)}\n\n" + _data_line(frame)
+                + leaderboard_table(frame, reference if key == (local or NO_RECEIPT) else None)
                 for key, frame in boards]
     return title + intro + "".join(sections)
 
 
 def write_leaderboard(
-    workdir: Workdir, task: str, test_set: str, n_resamples: int, seed: int, score_folders: tuple[Path, ...] = ()
+    workdir: Workdir, task: str, test_set: str, n_resamples: int, seed: int, score_folders: tuple[Path, ...] = (),
+    *, reference: str = "ehr-partial", n_bins: int = 10,
 ) -> tuple[pl.DataFrame, list[Path]]:
     """Rank submissions, baselines and the score files under ``score_folders``, one ranking per receipt; write
-    ``{workdir}/leaderboard/{task}_{test_set}.md`` and ``.csv`` (column ``receipt_sha256``, ranks per receipt)."""
-    entries = submitted_scores(workdir, task, test_set) + baseline_scores(workdir, task, test_set, n_resamples, seed)
+    ``{workdir}/leaderboard/{task}_{test_set}.md`` and ``.csv`` (column ``receipt_sha256``, ranks per receipt). The
+    table of the workdir's receipt also has the paired columns of :mod:`.leaderboard_stats` (differences from
+    ``reference``, rank groups, calibration) for the entries whose probabilities this workdir holds; those of
+    other receipts were measured on other test data, so they have none."""
+    own = submitted_scores(workdir, task, test_set) + baseline_scores(workdir, task, test_set, n_resamples, seed)
+    entries = list(own)
     known = {json.dumps(e, sort_keys=True) for e in entries}
     entries += [e for e in folder_scores(score_folders, task, test_set) if json.dumps(e, sort_keys=True) not in known]
     single = single_class_labels(held_out_truth(workdir, task, test_set), task_labels(task))
@@ -312,11 +340,25 @@ def write_leaderboard(
     for name in duplicate_names(groups):
         logger.warning("%s, %s test set: entry name '%s' appears more than once in one receipt's table", task,
                        test_set, name)
-    boards = [(key, rank_entries(group)) for key, group in groups] or [(local or NO_RECEIPT, rank_entries([]))]
+    truth = held_out_truth(workdir, task, test_set)
+    labels = task_labels(task)
+    y_true = truth.select(labels).to_numpy().astype(np.int8)
+    ours = {(e["name"], bool(e.get("baseline"))) for e in own}
+    boards = []
+    for key, group in groups or [(local or NO_RECEIPT, [])]:
+        frame = rank_entries(group)
+        probabilities = {}
+        if key == (local or NO_RECEIPT):  # this workdir's test set: its own entries' probabilities are here
+            mine = frame.join(pl.DataFrame(sorted(ours), schema={"name": pl.String, "baseline": pl.Boolean},
+                                           orient="row"), on=["name", "baseline"], how="semi")
+            probabilities = collect_probabilities(workdir, task, test_set, truth, labels, mine)
+        frame = add_paired_columns(frame, probabilities, y_true, labels, reference=reference,
+                                   n_resamples=n_resamples, seed=seed, n_bins=n_bins)
+        boards.append((key, frame))
     frame = stack_boards(boards)
     md = workdir.leaderboard / f"{task}_{test_set}.md"
     csv = workdir.leaderboard / f"{task}_{test_set}.csv"
-    write_text(leaderboard_markdown(boards, task, test_set, local), md)
+    write_text(leaderboard_markdown(boards, task, test_set, local, reference), md)
     with atomic_path(csv) as tmp:
         frame.write_csv(tmp)
     return frame, [md, csv]

@@ -198,6 +198,26 @@ rule task_tables:
         " --preset {params.preset} --overrides {params.overrides} --out {output} > {log} 2>&1"
 
 
+rule subgroups:
+    """Per-sample attributes of a task (sex, age, race group, insurance, linked X-ray and its age) for the report's
+    subgroup table."""
+    input:
+        raw=RAW,
+        stays=rules.cohort.output.stays,
+        samples=rules.task_tables.output,
+    output:
+        f"{W}/tasks/{{task}}/subgroups.parquet",
+    log:
+        log_path("subgroups_{task}"),
+    benchmark:
+        bench_path("subgroups_{task}")
+    conda:
+        CONDA_ENV
+    shell:
+        "medfuse-bench subgroups --samples {input.samples} --stays {input.stays} --raw-dir {input.raw}"
+        " --out {output} > {log} 2>&1"
+
+
 rule timeseries:
     """Discretised, imputed, normalised 76-feature time series of a task, one float32 array per split."""
     # Over 20 lines: five outputs, and the two threads its Polars queries use (POLARS_MAX_THREADS).
@@ -301,6 +321,7 @@ rule etl:
     input:
         rules.resolved_config.output,
         expand(rules.timeseries.output.index, task=TASK_LIST),
+        expand(rules.subgroups.output, task=TASK_LIST),
         rules.etl_summary.output,
         rules.check_splits.output,
         # counts and content hashes of every task and split (workflow/rules/receipt.smk)

@@ -30,6 +30,10 @@ rule report:
         tasks=" ".join(TASK_LIST),
         bootstrap=EVAL["bootstrap"],
         seed=EVAL["seed"],
+        reference=EVAL["paired_reference"],
+        bins=EVAL["calibration_bins"],
+        min_positives=EVAL["subgroup_min_positives"],
+        age_bands=" ".join(str(a) for a in EVAL["subgroup_age_bands"]),
     resources:
         mem_mb=4000,
     log:
@@ -41,7 +45,8 @@ rule report:
     shell:
         "medfuse-bench report --workdir {params.workdir} --out-dir {params.out_dir} --bootstrap {params.bootstrap}"
         " --seed {params.seed} --drop-fractions {params.drop} --unimodal-test-fractions {params.unimodal}"
-        " --tasks {params.tasks} > {log} 2>&1"
+        " --tasks {params.tasks} --paired-reference {params.reference} --calibration-bins {params.bins}"
+        " --subgroup-min-positives {params.min_positives} --subgroup-age-bands {params.age_bands} > {log} 2>&1"
 
 
 rule leaderboard:
@@ -58,6 +63,8 @@ rule leaderboard:
         tasks=" ".join(TASK_LIST),
         bootstrap=EVAL["bootstrap"],
         seed=EVAL["seed"],
+        reference=EVAL["paired_reference"],
+        bins=EVAL["calibration_bins"],
     log:
         log_path("leaderboard"),
     benchmark:
@@ -66,4 +73,5 @@ rule leaderboard:
         CONDA_ENV
     shell:
         "medfuse-bench leaderboard --workdir {params.workdir} --task {params.tasks} --test-set partial paired"
-        " --bootstrap {params.bootstrap} --seed {params.seed} > {log} 2>&1"
+        " --bootstrap {params.bootstrap} --seed {params.seed} --paired-reference {params.reference}"
+        " --calibration-bins {params.bins} > {log} 2>&1"
