@@ -98,6 +98,9 @@ def test_leaderboard_of_a_folder_of_two_receipts_prints_two_tables(groups, tmp_p
     assert tables[receipt_b]["leaky"].all() and not tables[receipt_a]["leaky"].any()
     # the host's own baselines have no receipt: a third table
     assert board_csv.filter(pl.col("receipt_sha256").is_null())["baseline"].all()
+    # paired columns and calibration only where the host holds the probabilities: its own test set's table
+    assert board_csv.filter(pl.col("receipt_sha256").is_null())["ece"].is_not_null().all()
+    assert board_csv.filter(pl.col("receipt_sha256").is_not_null())["ece"].is_null().all()
     md = (fresh.leaderboard / f"{TASK}_partial.md").read_text()
     section_b = md.split(f"### Receipt `{receipt_b[:12]}`")[1].split("###")[0]
     assert "WARNING: leaky task data" in section_b and "Delta (leaky)" in section_b
