@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "timeseries": "medfuse_bench.etl.timeseries",
     "check-splits": "medfuse_bench.etl.check_splits",
     "etl-summary": "medfuse_bench.etl.etl_summary",
+    "receipt": "medfuse_bench.etl.receipt",
     "subgroups": "medfuse_bench.etl.subgroups",
     **dict.fromkeys(("image-cache", "train", "select", "predict", "ensemble", "bench-train"),
                     "medfuse_bench.train.cli"),
