@@ -15,7 +15,8 @@ import sys
 from medfuse_bench import __version__
 from medfuse_bench.errors import MedfuseError
 
-#: The module that registers each subcommand, in the order they appear in --help. A stage runs as its own process
+#: The module that registers and runs each subcommand, in the order they appear in --help (a rule's command is
+#: medfuse_bench/commands/<rule>.py). A stage runs as its own process
 #: (one per Snakemake job), so only the module of the command being run is imported: the others pull in the
 #: generator, torch or matplotlib, which would add up to a second to every stage's start-up.
 COMMANDS: dict[str, str] = {
@@ -24,12 +25,17 @@ COMMANDS: dict[str, str] = {
     **dict.fromkeys(("ingest", "cohort", "variables", "phenotypes", "bench-etl"), "medfuse_bench.etl.cli_raw"),
     **dict.fromkeys(("splits", "cxr-uni", "task-tables", "timeseries", "check-splits", "etl-summary"),
                     "medfuse_bench.etl.cli_tasks"),
-    **dict.fromkeys(("image-cache", "train", "select", "predict", "ensemble", "bench-train"),
-                    "medfuse_bench.train.cli"),
-    "select-optimal": "medfuse_bench.train.optimal",
-    **dict.fromkeys(("evaluate", "bench-metrics"), "medfuse_bench.evaluation.cli"),
+    "image-cache": "medfuse_bench.commands.image_cache",
+    "train": "medfuse_bench.commands.train",
+    "select": "medfuse_bench.commands.select",
+    "select-optimal": "medfuse_bench.commands.select_optimal",
+    "predict": "medfuse_bench.commands.predict",
+    "ensemble": "medfuse_bench.commands.ensemble",
+    "evaluate": "medfuse_bench.commands.evaluate",
     "leakage-audit": "medfuse_bench.leakage_audit.cli",
-    **dict.fromkeys(("report", "score", "leaderboard"), "medfuse_bench.report.cli"),
+    "report": "medfuse_bench.commands.report",
+    "score": "medfuse_bench.commands.score",
+    "leaderboard": "medfuse_bench.commands.leaderboard",
     "drift": "medfuse_bench.drift.cli",
 }
 

@@ -28,7 +28,8 @@ from medfuse_bench.errors import MedfuseError
 from medfuse_bench.evaluation.metrics import METRICS, evaluate
 from medfuse_bench.io import atomic_path, write_json, write_text
 from medfuse_bench.report.experiments import TASK_TITLES, display_name
-from medfuse_bench.report.inputs import Workdir, read_samples, select_test_set
+from medfuse_bench.paths import Workdir
+from medfuse_bench.report.inputs import read_samples, select_test_set
 from medfuse_bench.report.markdown import few_valid_note, format_estimate, markdown_table
 from medfuse_bench.report.submission import check_submission, default_metadata_path, read_metadata, read_submission
 from medfuse_bench.resources import task_labels

@@ -1,0 +1,1 @@
+"""Performance harnesses, run from the repository root as ``python -m benchmarks.<name>`` (benchmarks/README.md)."""
