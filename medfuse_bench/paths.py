@@ -68,6 +68,9 @@ class Workdir:
     def timeseries(self, task: str, split: str, subfolder: str = "") -> Path:
         return self.timeseries_dir(task, subfolder) / f"timeseries_{split}.npy"
 
+    def normalizer(self, task: str, subfolder: str = "") -> Path:
+        return self.timeseries_dir(task, subfolder) / "normalizer.json"
+
     @property
     def summary(self) -> Path:
         return self.tasks_dir / "summary.json"
@@ -104,6 +107,12 @@ class Workdir:
     def run_result(self, task: str, experiment: str, draw: int | str) -> Path:
         return self.run_dir(task, experiment, draw) / "result.json"
 
+    def run_checkpoint(self, task: str, experiment: str, draw: int | str) -> Path:
+        return self.run_dir(task, experiment, draw) / "checkpoint.pt"
+
+    def run_history(self, task: str, experiment: str, draw: int | str) -> Path:
+        return self.run_dir(task, experiment, draw) / "history.csv"
+
     def selected(self, task: str, experiment: str) -> Path:
         return self.model_dir(task, experiment) / "selected.json"
 
@@ -124,6 +133,10 @@ class Workdir:
     @property
     def report_md(self) -> Path:
         return self.report_dir / "report.md"
+
+    @property
+    def drift_md(self) -> Path:
+        return self.root / "drift" / "drift.md"
 
     @property
     def scores(self) -> Path:

@@ -189,3 +189,30 @@ def test_second_run_has_nothing_to_do(smoke_run):
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     again = snakemake(directory, "-n", "--cores", "2", "--config", f"workdir={work}", "profile=smoke")
     assert "Nothing to be done" in again.stdout + again.stderr, (again.stdout + again.stderr)[-3000:]
+
+
+def job_block(output: str, rule: str) -> str:
+    """The lines a (dry) run printed for the job of ``rule``."""
+    match = re.search(rf"^(?:local)?rule {rule}:\n(.*?)(?:\n\n|\Z)", output, flags=re.MULTILINE | re.DOTALL)
+    assert match, f"no job of rule {rule} in:\n{output[-3000:]}"
+    return match.group(1)
+
+
+@pytest.mark.slow
+def test_a_changed_task_table_reruns_report_and_leaderboard(smoke_run):
+    """report and leaderboard declare the files they read under the workdir: a newer samples table reruns both,
+    as their own input (not only through the models retrained from it)."""
+    directory, work, proc = smoke_run
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    samples = work / "tasks" / "phenotyping" / "samples.parquet"
+    before = samples.stat()
+    try:
+        os.utime(samples)
+        dry = snakemake(directory, "-n", "--cores", "2", "--config", f"workdir={work}", "profile=smoke")
+    finally:
+        os.utime(samples, ns=(before.st_atime_ns, before.st_mtime_ns))
+    out = dry.stdout + dry.stderr
+    assert dry.returncode == 0, out[-3000:]
+    for rule in ("report", "leaderboard"):
+        updated = re.search(r"Updated input files: ([^;\n]*)", job_block(out, rule))
+        assert updated and str(samples) in updated.group(1).split(", "), job_block(out, rule)

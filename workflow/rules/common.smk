@@ -7,6 +7,7 @@ from medfuse_bench.config import resolve_config, validate_config
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.etl.layout import detect_layout, locate_cxr_tables
 from medfuse_bench.fidelity import FidelityPolicy
+from medfuse_bench.paths import Workdir
 from medfuse_bench.resources import TASKS
 from medfuse_bench.train.experiments import (
     AVAILABLE_TIMESERIES,
@@ -34,6 +35,8 @@ except MedfuseError as exc:
     raise WorkflowError(str(exc))
 
 W = CFG["workdir"]
+# Every path under the workdir comes from medfuse_bench.paths (the layout the commands use too); str() for Snakemake.
+WD = Workdir.at(W)
 FIDELITY = CFG["fidelity"]
 # The fidelity policy of the run; a rule passes POLICY.stage_args("<stage>"): the preset and its own switches.
 POLICY = FidelityPolicy.from_config(CFG)
@@ -41,10 +44,10 @@ TASK_LIST = CFG["tasks"]
 MIMIC_IV_DIR = CFG["mimic_iv_dir"]
 MIMIC_CXR_DIR = CFG["mimic_cxr_dir"]
 ETL = CFG["etl"]
-RAW = f"{W}/etl/raw"
+RAW = str(WD.raw)
 TRAIN = CFG["train"]
 IMAGES = CFG["images"]
-CACHE = f"{W}/cache"
+CACHE = str(WD.cache)
 DRAWS = list(range(TRAIN["lr_draws"]))
 EVAL = CFG["evaluation"]
 # The uni-modal sweep (Figure A1); under optimal_fraction: sweep_best it also holds the configured fractions, and
@@ -97,11 +100,11 @@ def cxr_metadata_file(wildcards=None):
 
 
 def log_path(name):
-    return f"{W}/logs/{name}.log"
+    return str(WD.log(name))
 
 
 def bench_path(name):
-    return f"{W}/benchmarks/{name}.tsv"
+    return str(WD.benchmark(name))
 
 
 def q(value):
@@ -137,14 +140,13 @@ def predicted_experiments():
 
 
 def selected_path(task, experiment):
-    return f"{W}/models/{task}/{experiment}/selected.json"
+    return str(WD.selected(task, experiment))
 
 
 def task_inputs(task, timeseries=""):
     """A task's samples and the time series in subfolder ``timeseries`` of its folder (Experiment.timeseries)."""
-    folder = f"{W}/tasks/{task}/{timeseries}".rstrip("/")
-    arrays = [f"{folder}/timeseries_{split}.npy" for split in ("train", "val", "test")]
-    return [f"{W}/tasks/{task}/samples.parquet", f"{folder}/timeseries_index.parquet", *arrays]
+    arrays = [str(WD.timeseries(task, split, timeseries)) for split in ("train", "val", "test")]
+    return [str(WD.samples(task)), str(WD.timeseries_index(task, timeseries)), *arrays]
 
 
 def train_inputs(wc):
@@ -153,11 +155,11 @@ def train_inputs(wc):
     spec = get_experiment(wc.experiment, wc.task, POLICY)
     inputs = {}
     if wc.task == RADIOLOGY:
-        inputs["cxr_uni"] = f"{W}/cxr/cxr_uni.parquet"
+        inputs["cxr_uni"] = str(WD.cxr_uni)
     else:
         inputs["task"] = task_inputs(wc.task, spec.timeseries)
     if spec.uses_images:
-        inputs["cache"] = f"{CACHE}/images.npy"
+        inputs["cache"] = str(WD.cache_array)
     inputs["init"] = [selected_path(t, e) for t, e in dependencies(wc.experiment, wc.task, POLICY)]
     if sweep_at_pt_lr(wc.experiment):
         inputs["lr_from"] = selected_path(wc.task, MEDFUSE_PT)
@@ -217,7 +219,7 @@ def sweep_at_pt_lr(experiment):
 def run_results(wc):
     """result.json of every run that `select` compares: one run for a sweep point at MedFuse (PT)'s lr, else every draw."""
     draws = [0] if sweep_at_pt_lr(wc.experiment) else run_draws(wc)
-    return [f"{W}/models/{wc.task}/{wc.experiment}/runs/lr{d}/result.json" for d in draws]
+    return [str(WD.run_result(wc.task, wc.experiment, d)) for d in draws]
 
 
 def run_checkpoints(wc):
