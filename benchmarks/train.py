@@ -25,10 +25,10 @@ from medfuse_bench.errors import MedfuseError
 from medfuse_bench.fidelity import FidelityPolicy, add_policy_arguments, policy_from_args
 from medfuse_bench.io import write_json
 from medfuse_bench.train.augment import ImageTransform
-from medfuse_bench.train.data import BatchLoader, SampleSet, load_task_data
+from medfuse_bench.train.batches import BatchLoader
+from medfuse_bench.train.data import SampleSet, load_task_data
 from medfuse_bench.train.experiments import get_experiment, labels_of, resolve_uni_fraction
 from medfuse_bench.train.loop import model_inputs, resolve_device, seed_everything
-from medfuse_bench.train.steps import training_loss
 from medfuse_bench.train.run import model_options, sets_for
 
 log = logging.getLogger(__name__)
@@ -74,10 +74,10 @@ def time_loader(loader: BatchLoader, transform: ImageTransform | None, device: t
     return {"loader_batches_per_s": steps / seconds, "loader_samples_per_s": samples / seconds}
 
 
-def time_training(model: torch.nn.Module, family: str, loader: BatchLoader, transform: ImageTransform | None,
+def time_training(model: torch.nn.Module, loader: BatchLoader, transform: ImageTransform | None,
                   device: torch.device, steps: int, *, bf16: bool = False, warmup: int = 2) -> dict[str, float]:
     """Seconds per phase over ``steps`` training steps (after ``warmup``), and samples/s."""
-    loss_fn = training_loss(family)
+    loss_fn = model.training_loss
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     generator = torch.Generator().manual_seed(0)
     model.train()
@@ -157,7 +157,7 @@ def bench_training(
         model = build_model(family, len(labels), **model_options(spec, task, policy, None)).to(run_device)
         log.info("timing %s (%s, %d samples)", family, spec.name, len(train_set))
         row = {"experiment": spec.name, **time_loader(loader, transform, run_device, steps),
-               **time_training(model, family, loader, transform, run_device, steps, bf16=bf16)}
+               **time_training(model, loader, transform, run_device, steps, bf16=bf16)}
         row["loader_to_model_ratio"] = row["loader_batches_per_s"] / row["model_steps_per_s"]
         report["families"][family] = row
         del model

@@ -253,7 +253,7 @@ def test_every_family_trains_an_epoch(small, tmp_path, experiment, preset):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     settings = _settings(max_epochs=1, policy=policy)
     settings.meta = {"task": TASK, "experiment": experiment, "family": spec.family}
-    result = fit(model, spec.family, train, val, settings, tmp_path)
+    result = fit(model, train, val, settings, tmp_path)
     assert result["epochs_run"] == 1 and (math.isnan(result["val_auroc"]) or 0 <= result["val_auroc"] <= 1)
     changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
     assert changed
@@ -275,7 +275,7 @@ def test_mmtm_step_three_passes_each_on_the_weights_of_the_previous_step():
 
     seed_everything(0)
     model = build_model("mmtm", 1, ehr_hidden_dim=32, layer_after=4)
-    step = make_step(model, "mmtm", 1e-3, ORIGINAL)
+    step = make_step(model, 1e-3, ORIGINAL)
     assert isinstance(step, MMTMThreePassStep) and len(step.optimizers) == 3
     cxr_ids = {id(p) for p in (*model.cxr_encoder.parameters(), *model.cxr_head.parameters())}
     assert all(id(p) in cxr_ids for o in step.optimizers[:2] for g in o.param_groups for p in g["params"])
@@ -307,7 +307,7 @@ def test_mmtm_step_summed_loss_is_one_pass_training_every_head():
 
     seed_everything(0)
     model = build_model("mmtm", 1, ehr_hidden_dim=32, layer_after=4)
-    step = make_step(model, "mmtm", 1e-3, CORRECTED)
+    step = make_step(model, 1e-3, CORRECTED)
     assert isinstance(step, SingleStep) and len(step.optimizers) == 1
     calls: list[int] = []
     model.register_forward_pre_hook(lambda m, args: calls.append(1))
@@ -317,15 +317,15 @@ def test_mmtm_step_summed_loss_is_one_pass_training_every_head():
     step(batch, targets, torch.autocast("cpu", enabled=False))
     assert len(calls) == 1 and not torch.equal(model.ehr_head.weight, head)
     # Other families take one step under either value.
-    assert isinstance(make_step(build_model("daft", 1, ehr_hidden_dim=32), "daft", 1e-3, ORIGINAL), SingleStep)
+    assert isinstance(make_step(build_model("daft", 1, ehr_hidden_dim=32), 1e-3, ORIGINAL), SingleStep)
 
 
 def test_adam_betas_switch():
     from medfuse_bench.models import build_model
 
     model = build_model("ehr_lstm", 1, ehr_hidden_dim=8)
-    assert make_step(model, "ehr_lstm", 1e-3, ORIGINAL).optimizers[0].param_groups[0]["betas"] == (0.9, 0.9)
-    assert make_step(model, "ehr_lstm", 1e-3, CORRECTED).optimizers[0].param_groups[0]["betas"] == (0.9, 0.999)
+    assert make_step(model, 1e-3, ORIGINAL).optimizers[0].param_groups[0]["betas"] == (0.9, 0.9)
+    assert make_step(model, 1e-3, CORRECTED).optimizers[0].param_groups[0]["betas"] == (0.9, 0.999)
 
 
 def test_padded_time_mean_switch_reaches_the_model_options():
@@ -359,7 +359,7 @@ def _fit_early_paired(small, tmp_path, policy, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(loop, "ImageTransform", spy)
-    fit(model, "early", train, val, _settings(max_epochs=1, policy=policy), tmp_path)
+    fit(model, train, val, _settings(max_epochs=1, policy=policy), tmp_path)
     return before, model.state_dict(), crops
 
 
@@ -391,7 +391,7 @@ def test_mmtm_daft_scheduler_switch(small, tmp_path, value, steps):
     train, val = (sets_for(spec, data, split, training=split == "train", **common) for split in ("train", "val"))
     seed_everything(0)
     model = build_model("daft", 1, ehr_hidden_dim=32, layer_after=0)
-    fit(model, "daft", train, val, _settings(max_epochs=2, policy=policy), tmp_path)
+    fit(model, train, val, _settings(max_epochs=2, policy=policy), tmp_path)
     assert read_torch(tmp_path / "last.pt")["scheduler"]["last_epoch"] == steps
 
 
@@ -406,7 +406,7 @@ def test_no_early_stopping_runs_every_epoch(small, tmp_path, patience, epochs):
     train, val = (sets_for(spec, data, split, training=split == "train", **common) for split in ("train", "val"))
     seed_everything(0)
     model = build_model("ehr_lstm", 1, ehr_hidden_dim=8)
-    result = fit(model, "ehr_lstm", train, val, _settings(lr=0.0, max_epochs=4, patience=patience), tmp_path)
+    result = fit(model, train, val, _settings(lr=0.0, max_epochs=4, patience=patience), tmp_path)
     assert result["epochs_run"] == epochs and result["best_epoch"] == 1
 
 
