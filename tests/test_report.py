@@ -292,3 +292,20 @@ def test_nan_free_csv(full_report: tuple[Workdir, Path]) -> None:
     _, out = full_report
     for value in pl.read_csv(out / "table3.csv")["auroc"].to_list():
         assert value is not None and not math.isnan(value)
+
+
+def test_report_lists_the_etl_exclusions_most_rows_first():
+    from medfuse_bench.report.cohort import exclusions_markdown
+
+    summary = {"exclusions": [
+        {"stage": "cohort", "file": "icustays", "column": "outtime", "reason": "outtime before intime",
+         "action": "dropped", "rows": 2, "example": "stay_id 7"},
+        {"stage": "variables", "file": "chartevents", "column": "value", "reason": "not a number",
+         "action": "dropped", "rows": 1234, "example": "'abc'"},
+    ]}
+    text = exclusions_markdown(summary, "results/tasks/summary.md")
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    assert lines[0].startswith("| Stage | File |")
+    assert "not a number" in lines[1] and "1,234" in lines[1] and "outtime before intime" in lines[2]
+    assert "results/tasks/summary.md" in text
+    assert exclusions_markdown({"exclusions": []}) == "" and exclusions_markdown(None) == ""

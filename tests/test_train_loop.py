@@ -220,6 +220,19 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(work, tmp_path):
         left, right = read_torch(tmp_path / "whole" / name)["model"], read_torch(tmp_path / "killed" / name)["model"]
         for key in left:
             assert torch.equal(left[key], right[key]), (name, key)
+    # Snakemake deletes an incomplete job's outputs before rerunning it: the resumed run still ends with the best
+    # epoch's checkpoint, here killed after its last epoch, so the resumed run trains no epoch that could save one.
+    def kill_last(epoch: int) -> None:
+        if epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_run(TASK, "ehr-paired", inputs, tmp_path / "deleted", _settings(), model_overrides=small,
+                  on_epoch_end=kill_last)
+    (tmp_path / "deleted" / "checkpoint.pt").unlink()
+    train_run(TASK, "ehr-paired", inputs, tmp_path / "deleted", _settings(), model_overrides=small)
+    restored = read_torch(tmp_path / "deleted" / "checkpoint.pt")
+    assert restored["epoch"] == read_torch(tmp_path / "whole" / "checkpoint.pt")["epoch"]
     # A finished run reruns to the same result without training; other settings are refused.
     again = train_run(TASK, "ehr-paired", inputs, tmp_path / "whole", _settings(), model_overrides=small)
     assert drop(again) == drop(whole)

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from medfuse_bench.drift import report_link
 from medfuse_bench.io import atomic_path, write_text
 from medfuse_bench.report import ablations, audit, chance, figures, tables
-from medfuse_bench.report.cohort import cohort_counts, cohort_markdown, cxr_uni_images
+from medfuse_bench.report.cohort import cohort_counts, cohort_markdown, cxr_uni_images, exclusions_markdown
 from medfuse_bench.report.experiments import (
     DROP_CXR_MODELS,
     MULTIMODAL_MODEL,
@@ -281,6 +281,7 @@ def _report_markdown(
     if sizes is not None:
         summary_md = wd.root / "tasks" / "summary.md" if wd.summary.exists() else None
         parts += ["## Data set sizes (Figure 1)", "", cohort_markdown(sizes, images, summary_md and str(summary_md))]
+        parts += [exclusions_markdown(read_json(wd.summary), summary_md and str(summary_md))]
     parts += report_link(wd.root, report.out_dir)  # the version-bump drift report, when one was made
     parts += ["## Results", "", "Values are AUROC / AUPRC (macro over labels for phenotyping) with 95% bootstrap "
               "percentile intervals; bold marks the best value of a column (Tables 2, 3, A3) or an improvement of "

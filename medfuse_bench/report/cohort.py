@@ -76,3 +76,17 @@ def cohort_markdown(frame: pl.DataFrame, images: dict[str, int] | None, summary_
         text += ("\n\nCXR_UNI images (CheXpert pretraining, shared by the tasks): "
                  + ", ".join(f"{s} {images[s]}" for s in SPLITS) + ".")
     return text + "\n"
+
+
+def exclusions_markdown(summary: dict | None, summary_md: str | None = None) -> str:
+    """The ETL's rows dropped or changed (``exclusions`` of tasks/summary.json), most rows first; empty without
+    records."""
+    records = (summary or {}).get("exclusions") or []
+    if not records:
+        return ""
+    rows = [[r.get("stage"), r.get("file"), r.get("column"), r.get("reason"), r.get("action"), f"{r.get('rows') or 0:,}"]
+            for r in sorted(records, key=lambda r: -(r.get("rows") or 0))]
+    where = f" (with an example of each in `{summary_md}`)" if summary_md else ""
+    text = ("### Rows the ETL dropped or changed\n\nEvery row a stage dropped or changed for a reason, counted per "
+            f"file, column and reason{where}.\n\n")
+    return text + markdown_table(["Stage", "File", "Column", "Reason", "Action", "Rows"], rows, numeric_from=5) + "\n"

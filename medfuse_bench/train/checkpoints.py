@@ -4,13 +4,16 @@
 labels, task, experiment, fidelity (the policy's switches), cxr_init, image_size, crop, draw, lr), ``epoch``,
 ``val_auroc`` and ``val_auprc``.
 ``last.pt`` (resume state) adds the optimizer(s), the scheduler, RNG states, the history and the
-early-stopping state. A ``selected.json`` names the checkpoint of the chosen learning-rate draw.
+early-stopping state. ``best.resume.pt`` (:data:`RESUME_BEST`) is the best epoch's file under a name that is no
+rule's output, kept while a run can still be resumed; ``checkpoint.pt`` is a hard link to it (a copy where links
+are not possible). A ``selected.json`` names the checkpoint of the chosen learning-rate draw.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,32 @@ def save_torch(obj: dict[str, Any], path: str | os.PathLike[str]) -> None:
     """``torch.save`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+#: The best epoch's weights beside ``last.pt``: Snakemake deletes an incomplete job's outputs, ``checkpoint.pt``
+#: among them, before it reruns the job, and a resumed run that never improves again would be left without one.
+RESUME_BEST = "best.resume.pt"
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """Make ``target`` a hard link to ``source`` (a copy where the file system has none), replacing it atomically."""
+    tmp = target.with_name(f".{target.name}.link")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+
+
+def restore_best(copy: Path, best: Path, best_epoch: int | None) -> None:
+    """Put back ``best`` (checkpoint.pt) from its resume copy when a run that already has a best epoch lacks it."""
+    if best_epoch is None or best.exists():
+        return
+    if not copy.exists():
+        raise MedfuseError(f"'{best.parent}' holds the resume state of a run whose best checkpoint (epoch "
+                           f"{best_epoch}) is gone; delete '{best.parent}' to start that run over")
+    link_or_copy(copy, best)
 
 
 def read_torch(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -40,8 +40,8 @@ from medfuse_bench.errors import MedfuseError
 from medfuse_bench.fidelity import SWITCHES, FidelityPolicy
 from medfuse_bench.io import atomic_path, write_json
 from medfuse_bench.train.augment import ImageTransform
-from medfuse_bench.train.checkpoints import read_torch, save_torch
 from medfuse_bench.train.batches import BatchLoader
+from medfuse_bench.train.checkpoints import RESUME_BEST, link_or_copy, read_torch, restore_best, save_torch
 from medfuse_bench.train.data import SampleSet
 from medfuse_bench.train.metrics import macro_scores, selection_score
 from medfuse_bench.train.progress import epoch_report
@@ -231,6 +231,9 @@ def fit(
     fingerprint = _fingerprint(settings, train_set, val_set)
 
     last_path, best_path = out_dir / "last.pt", out_dir / "checkpoint.pt"
+    # The best weights also live beside the resume state, outside the rule's outputs: Snakemake deletes an
+    # incomplete job's outputs (checkpoint.pt) before it reruns, and a resumed run may never improve again.
+    best_copy = out_dir / RESUME_BEST
     state: dict[str, Any] = {"epoch": 0, "history": [], "best_epoch": None, "best_auroc": math.nan,
                              "best_auprc": math.nan, "bad_epochs": 0, "stopped": False}
     if last_path.exists():
@@ -245,6 +248,7 @@ def fit(
         scheduler.load_state_dict(saved["scheduler"])
         _set_rng_state(saved["rng"])
         state = saved["loop"]
+        restore_best(best_copy, best_path, state["best_epoch"])
         log.info("resuming %s after epoch %d", out_dir, state["epoch"])
     autocast = _autocast(device, settings.bf16)
     log.info("training on %s: lr %.3g, batch size %d, up to %d epochs (early stop after %d without a validation "
@@ -279,7 +283,8 @@ def fit(
         if improved:
             state.update(best_epoch=epoch, best_auroc=auroc, best_auprc=auprc, bad_epochs=0)
             save_torch({"model": model.state_dict(), "meta": settings.meta, "epoch": epoch,
-                        "val_auroc": auroc, "val_auprc": auprc}, best_path)
+                        "val_auroc": auroc, "val_auprc": auprc}, best_copy)
+            link_or_copy(best_copy, best_path)
         else:
             state["bad_epochs"] += 1
         seconds = time.perf_counter() - started
@@ -310,8 +315,10 @@ def fit(
         "seconds": float(sum(row["seconds"] for row in state["history"])),
     }
     write_json(_json_safe(result), out_dir / "result.json")
+    restore_best(best_copy, best_path, state["best_epoch"])
     if not settings.keep_resume_state:
         last_path.unlink(missing_ok=True)
+        best_copy.unlink(missing_ok=True)
     return result
 
 
