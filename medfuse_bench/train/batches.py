@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from medfuse_bench.train.data import SampleSet
+from medfuse_bench.errors import MedfuseError
+from medfuse_bench.train.data import EHR_FEATURES, SampleSet
 
 # Seed streams of an epoch's random draws (numpy SeedSequence entropy words), one per purpose.
 _STREAM_SHUFFLE = 0x736866
