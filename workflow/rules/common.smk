@@ -2,6 +2,7 @@
 
 import json
 import shlex
+from types import SimpleNamespace
 
 from medfuse_bench.config import resolve_config, validate_config
 from medfuse_bench.errors import MedfuseError
@@ -182,6 +183,13 @@ def init_flags(wc):
     return " ".join(flags)
 
 
+def train_job_inputs(wc):
+    """train_inputs, plus the selected checkpoints that the selection files of its encoders name."""
+    inputs = train_inputs(wc)
+    inputs["init_checkpoints"] = [str(Path(p).with_name("checkpoint.pt")) for p in inputs["init"]]
+    return inputs
+
+
 if TRAIN["cxr_weights"] and POLICY.cxr_pretrain_init != "imagenet":
     raise WorkflowError(
         f"config key 'train.cxr_weights' names '{TRAIN['cxr_weights']}' but the fidelity switch cxr_pretrain_init is "
@@ -233,3 +241,41 @@ def optimal_inputs(wc):
     if POLICY.sweep_lr == "medfuse_pt_best":
         inputs["pt"] = selected_path(wc.task, MEDFUSE_PT)
     return inputs
+
+
+# Evaluation: what report and leaderboard read under the workdir (workflow/rules/report.smk).
+
+
+def prediction_dirs():
+    return expand(str(WD.predictions_dir("{task}", "{experiment}")), task=TASK_LIST, experiment=predicted_experiments())
+
+
+def report_inputs(wildcards=None):
+    """The files `report` reads: config, task tables and their normalizers, ETL summary and provenance, leakage
+    audits, predictions, selections and the runs they chose from, and the drift report when one is made."""
+    experiments = trained_experiments()
+    trained = [(t, e) for t in TASK_LIST for e in experiments
+               if not (e == OPTIMAL and POLICY.optimal_fraction == "sweep_best")]  # chosen by select_optimal
+    folders = {get_experiment(e, t, POLICY).timeseries for t, e in trained if e != CXR_PRETRAIN}
+    return {
+        "config": str(WD.config_resolved),
+        "samples": [str(WD.samples(t)) for t in TASK_LIST],
+        "normalizers": [str(WD.normalizer(t, f)) for t in TASK_LIST for f in sorted(folders | {""})],
+        "summary": [str(WD.summary), str(WD.summary_md)],
+        "provenance": str(WD.provenance),
+        "audits": [str(p) for t in TASK_LIST for p in (WD.audit_summary(t), WD.audit_html(t))],
+        "predictions": prediction_dirs(),
+        "selected": [selected_path(t, e) for t in TASK_LIST for e in experiments],
+        "runs": [r for t, e in trained for r in run_results(SimpleNamespace(task=t, experiment=e))],
+        "drift": drift_report_inputs(),
+        # not read: the report is made only once the split check has passed
+        "split_check": rules.check_splits.output,
+    }
+
+
+def leaderboard_inputs(wildcards=None):
+    """The files `leaderboard` reads: config, task tables, predictions and the scored submissions (found when the
+    DAG is built; a new score file reruns it)."""
+    scores = [str(p) for t in TASK_LIST for s in ("partial", "paired") for p in WD.score_files(t, s)]
+    return {"config": str(WD.config_resolved), "samples": [str(WD.samples(t)) for t in TASK_LIST],
+            "predictions": prediction_dirs(), "scores": scores}

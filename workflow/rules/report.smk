@@ -1,44 +1,6 @@
 # Evaluation: the paper's tables and figures with bootstrap CIs, and the leaderboard of the workdir's models.
-# Both commands find their files under --workdir (medfuse_bench.paths); the input functions below declare exactly
-# the files they read there, so that a changed one reruns them.
-
-from types import SimpleNamespace
-
-
-def prediction_dirs():
-    return expand(str(WD.predictions_dir("{task}", "{experiment}")), task=TASK_LIST, experiment=predicted_experiments())
-
-
-def report_inputs(wildcards=None):
-    """The files `report` reads: config, task tables and their normalizers, ETL summary and provenance, leakage
-    audits, predictions, selections and the runs they chose from, and the drift report when one is made."""
-    experiments = trained_experiments()
-    trained = [(t, e) for t in TASK_LIST for e in experiments
-               if not (e == OPTIMAL and POLICY.optimal_fraction == "sweep_best")]  # chosen by select_optimal
-    folders = {get_experiment(e, t, POLICY).timeseries for t, e in trained if e != CXR_PRETRAIN}
-    return {
-        "config": str(WD.config_resolved),
-        "samples": [str(WD.samples(t)) for t in TASK_LIST],
-        "normalizers": [str(WD.normalizer(t, f)) for t in TASK_LIST for f in sorted(folders | {""})],
-        "summary": [str(WD.summary), str(WD.summary_md)],
-        "provenance": str(WD.provenance),
-        "audits": [str(p) for t in TASK_LIST for p in (WD.audit_summary(t), WD.audit_html(t))],
-        "predictions": prediction_dirs(),
-        "selected": [selected_path(t, e) for t in TASK_LIST for e in experiments],
-        "runs": [r for t, e in trained for r in run_results(SimpleNamespace(task=t, experiment=e))],
-        "drift": drift_report_inputs(),
-        # not read: the report is made only once the split check has passed
-        "split_check": rules.check_splits.output,
-    }
-
-
-def leaderboard_inputs(wildcards=None):
-    """The files `leaderboard` reads: config, task tables, predictions and the scored submissions (found when the
-    DAG is built; a new score file reruns it)."""
-    scores = [str(p) for t in TASK_LIST for s in ("partial", "paired") for p in WD.score_files(t, s)]
-    return {"config": str(WD.config_resolved), "samples": [str(WD.samples(t)) for t in TASK_LIST],
-            "predictions": prediction_dirs(), "scores": scores}
-
+# Both commands find their files under --workdir (medfuse_bench.paths); their input functions (report_inputs,
+# leaderboard_inputs in common.smk) declare exactly the files they read there, so that a changed one reruns them.
 
 # The evaluation settings both commands get as flags (flags win over the workdir's config.resolved.yaml).
 BOOTSTRAP_ARGS = f"--bootstrap {EVAL['bootstrap']} --seed {EVAL['seed']}"
@@ -55,7 +17,7 @@ rule report:
     output:
         str(WD.report_md),
     params:
-        workdir=W,
+        workdir=lambda wc, output: Path(output[0]).parents[1],  # {workdir}/report/report.md
         settings=f"--out-dir {q(WD.report_dir)} {REPORT_ARGS}",
     resources:
         mem_mb=4000,
@@ -76,7 +38,7 @@ rule leaderboard:
     output:
         expand(str(WD.leaderboard_md("{task}", "{test_set}")), task=TASK_LIST, test_set=["partial", "paired"]),
     params:
-        workdir=W,
+        workdir=lambda wc, output: Path(output[0]).parents[1],  # {workdir}/leaderboard/<task>_<test set>.md
         settings=f"--task {' '.join(TASK_LIST)} --test-set partial paired {BOOTSTRAP_ARGS}",
     log:
         log_path("leaderboard"),

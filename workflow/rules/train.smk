@@ -6,13 +6,8 @@
 GPUS_PER_JOB = 1 if TRAIN["device"] == "cuda" else 0
 
 
-def train_job_inputs(wc):
-    """train_inputs, plus the selected checkpoints that the selection files of its encoders name."""
-    inputs = train_inputs(wc)
-    inputs["init_checkpoints"] = [str(Path(p).with_name("checkpoint.pt")) for p in inputs["init"]]
-    return inputs
-
-
+# Over 20 lines: every file it reads is an input (the raw metadata and each task's samples), so that a changed one
+# rebuilds the cache, and its thread count reaches the scheduler.
 rule image_cache:
     """Decode and resize every CXR_UNI image (and linked images without CheXpert labels) once into a uint8 memmap."""
     input:
@@ -43,6 +38,8 @@ rule image_cache:
         " --out-dir {params.out_dir} --workers {threads} {params.skip} > {log} 2>&1"
 
 
+# Over 20 lines: the training budget and settings come from the config as flags (one param each, so a changed
+# value reruns the job), and threads, GPU and runtime reach the scheduler.
 rule train:
     """Train one learning-rate draw of one experiment; a killed job resumes from its last epoch. Its checkpoint is
     temporary: `select` copies the chosen draw's, and the others are deleted then (`snakemake --notemp` keeps them)."""
@@ -116,6 +113,7 @@ rule select:
 # `select` picks medfuse-optimal's own runs at train.uni_modal_fraction.
 if POLICY.optimal_fraction == "sweep_best":
 
+    # Over 20 lines: indented under the fidelity switch, with MedFuse (PT)'s selection as an optional input.
     rule select_optimal:
         """MedFuse (OPTIMAL) = the sweep point with the best validation AUROC (ties: the smaller fraction)."""
         input:
@@ -140,6 +138,8 @@ if POLICY.optimal_fraction == "sweep_best":
     ruleorder: select_optimal > select
 
 
+# Over 20 lines: its inputs are the training job's (data, image cache, encoders) plus the selection, and threads
+# and GPU reach the scheduler.
 rule predict:
     """Predictions of the selected model on the test sets of its experiment (paired, partial, paired_nocxr)."""
     input:
