@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from medfuse_bench.commands._shared import DEVICES
+from medfuse_bench.config import config_default
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", required=True, help="in-hospital-mortality or phenotyping")
     p.add_argument("--experiment", required=True, help="experiment name")
     p.add_argument("--out-dir", required=True, type=Path, help="predictions/T/E")
-    p.add_argument("--device", choices=DEVICES, default="auto", help="auto = CUDA when available")
+    p.add_argument("--device", choices=DEVICES, default=config_default("train", "device"),
+                   help="auto = CUDA when available (train.device, default %(default)s)")
     p.add_argument("--batch-size", type=int, default=64, help="prediction batch size (default 64)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.set_defaults(func=run)
