@@ -15,16 +15,26 @@ import sys
 from medfuse_bench import __version__
 from medfuse_bench.errors import MedfuseError
 
-#: The module that registers and runs each subcommand, in the order they appear in --help (a rule's command is
-#: medfuse_bench/commands/<rule>.py). A stage runs as its own process
-#: (one per Snakemake job), so only the module of the command being run is imported: the others pull in the
+#: The module that registers and runs each subcommand, in the order they appear in --help. A stage runs as its own
+#: process (one per Snakemake job), so only the module of the command being run is imported: the others pull in the
 #: generator, torch or matplotlib, which would add up to a second to every stage's start-up.
+#: A workflow rule ``r`` runs subcommand ``r`` with dashes for underscores, registered and run by a module named
+#: ``r.py`` (rule ``cxr_uni``: ``medfuse-bench cxr-uni``, ``medfuse_bench/etl/cxr_uni.py``; rule ``train``:
+#: ``medfuse_bench/commands/train.py``); docs/architecture.md lists the exceptions.
 COMMANDS: dict[str, str] = {
-    "synth": "medfuse_bench.synth.cli",
+    "synth": "medfuse_bench.synth.synth",
     "config": "medfuse_bench.config.cli",
-    **dict.fromkeys(("ingest", "cohort", "variables", "phenotypes", "bench-etl"), "medfuse_bench.etl.cli_raw"),
-    **dict.fromkeys(("splits", "cxr-uni", "task-tables", "timeseries", "check-splits", "etl-summary"),
-                    "medfuse_bench.etl.cli_tasks"),
+    "ingest": "medfuse_bench.etl.ingest",
+    "cohort": "medfuse_bench.etl.cohort",
+    "variables": "medfuse_bench.etl.variables",
+    "phenotypes": "medfuse_bench.etl.phenotypes",
+    "splits": "medfuse_bench.etl.splits",
+    "cxr-uni": "medfuse_bench.etl.cxr_uni",
+    "task-tables": "medfuse_bench.etl.task_tables",
+    "timeseries": "medfuse_bench.etl.timeseries",
+    "check-splits": "medfuse_bench.etl.check_splits",
+    "etl-summary": "medfuse_bench.etl.etl_summary",
+    "subgroups": "medfuse_bench.etl.subgroups",
     "image-cache": "medfuse_bench.commands.image_cache",
     "train": "medfuse_bench.commands.train",
     "select": "medfuse_bench.commands.select",
@@ -32,11 +42,11 @@ COMMANDS: dict[str, str] = {
     "predict": "medfuse_bench.commands.predict",
     "ensemble": "medfuse_bench.commands.ensemble",
     "evaluate": "medfuse_bench.commands.evaluate",
-    "leakage-audit": "medfuse_bench.leakage_audit.cli",
+    "leakage-audit": "medfuse_bench.leakage_audit.leakage_audit",
     "report": "medfuse_bench.commands.report",
     "score": "medfuse_bench.commands.score",
     "leaderboard": "medfuse_bench.commands.leaderboard",
-    "drift": "medfuse_bench.drift.cli",
+    "drift": "medfuse_bench.drift.drift",
 }
 
 

@@ -71,6 +71,9 @@ class Workdir:
     def normalizer(self, task: str, subfolder: str = "") -> Path:
         return self.timeseries_dir(task, subfolder) / "normalizer.json"
 
+    def subgroups(self, task: str) -> Path:
+        return self.tasks_dir / task / "subgroups.parquet"
+
     @property
     def summary(self) -> Path:
         return self.tasks_dir / "summary.json"

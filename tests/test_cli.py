@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -22,8 +24,65 @@ def test_commands_table_matches_the_modules():
         importlib.import_module(module).register(parser.add_subparsers(dest="command"))
         assert _choices(parser) == [c for c, m in cli.COMMANDS.items() if m == module]
     assert _choices(cli.build_parser()) == list(cli.COMMANDS)
-    assert _choices(cli.build_parser("cohort")) == ["ingest", "cohort", "variables", "phenotypes", "bench-etl"]
+    assert _choices(cli.build_parser("cohort")) == ["cohort"]
     assert _choices(cli.build_parser("no-such-command")) == list(cli.COMMANDS)
+
+
+#: The rule files of the ETL side, whose rules each name their subcommand's module.
+ETL_RULE_FILES = ("etl.smk", "synth.smk", "drift.smk", "leakage_audit.smk")
+#: Rules that run another rule's subcommand, or none (docs/architecture.md says why).
+SHARED_COMMANDS = {"timeseries_available": "timeseries", "resolved_config": None, "etl": None}
+
+
+def test_every_etl_rule_runs_the_subcommand_of_the_module_named_after_it():
+    rules_dir = Path(__file__).resolve().parents[1] / "workflow" / "rules"
+    checked = []
+    for name in ETL_RULE_FILES:
+        text = (rules_dir / name).read_text()
+        for rule, body in re.findall(r"^rule (\w+):\n(.*?)(?=^\S|\Z)", text, re.M | re.S):
+            called = re.findall(r"medfuse-bench ([a-z-]+)", body)
+            if rule in SHARED_COMMANDS:
+                assert called == ([SHARED_COMMANDS[rule].replace("_", "-")] if SHARED_COMMANDS[rule] else []), rule
+                continue
+            command = rule.replace("_", "-")
+            assert called == [command], (rule, called)
+            assert cli.COMMANDS[command].rsplit(".", 1)[1] == rule, (rule, cli.COMMANDS[command])
+            checked.append(rule)
+    assert {"ingest", "cxr_uni", "etl_summary", "check_splits", "synth", "drift", "leakage_audit"} <= set(checked)
+    resolved = (rules_dir / "etl.smk").read_text()
+    assert "from medfuse_bench.config.resolved_config import" in resolved
+
+
+#: The rule files of the training and evaluation side, whose rules each run the command module named after them.
+TRAIN_RULE_FILES = ("train.smk", "report.smk")
+
+
+def test_every_training_and_evaluation_rule_runs_the_command_module_named_after_it():
+    rules_dir = Path(__file__).resolve().parents[1] / "workflow" / "rules"
+    checked = []
+    for name in TRAIN_RULE_FILES:
+        text = (rules_dir / name).read_text()
+        for rule, body in re.findall(r"^ *rule (\w+):\n(.*?)(?=^\S|\Z)", text, re.M | re.S):
+            called = re.findall(r"medfuse-bench ([a-z-]+)", body)
+            if rule == "models":  # a target: every model's selection and predictions
+                assert called == []
+                continue
+            command = rule.replace("_", "-")
+            assert called == [command], (rule, called)
+            assert cli.COMMANDS[command] == f"medfuse_bench.commands.{rule}", (rule, cli.COMMANDS[command])
+            checked.append(rule)
+    assert set(checked) == {"image_cache", "train", "select", "select_optimal", "predict", "ensemble", "report",
+                            "leaderboard"}
+    for command in ("score", "evaluate"):  # outside the workflow, same layout
+        assert cli.COMMANDS[command] == f"medfuse_bench.commands.{command}"
+
+
+def test_benchmarks_are_not_pipeline_commands():
+    assert not {"bench-etl", "bench-train", "bench-metrics"} & set(cli.COMMANDS)
+
+
+def test_bench_etl_is_not_a_pipeline_command():
+    assert "bench-etl" not in cli.COMMANDS
 
 
 def test_a_stage_does_not_import_the_generator_torch_or_matplotlib():

@@ -10,9 +10,11 @@ import polars as pl
 import pytest
 
 from medfuse_bench.errors import MedfuseError
-from medfuse_bench.etl import timeseries as TS
-from medfuse_bench.etl import variables as V
+from medfuse_bench.etl import discretiser as TS
+from medfuse_bench.etl import variable_extraction as VX
+from medfuse_bench.etl import variable_rules as VR
 from medfuse_bench.fidelity import FidelityPolicy
+from medfuse_bench.resources import feature_names
 
 T0 = datetime(2150, 1, 2)
 H = timedelta(hours=1)
@@ -29,12 +31,12 @@ def raw(*rows: tuple) -> pl.DataFrame:
         subject, hadm = (2, 20) if stay == 200 else (1, 10)
         t = T0 + hours * H
         out.append((subject, hadm, stay, t, None if stored is None else t + stored * M, itemid, value))
-    return pl.DataFrame(out, schema=V.RAW_EVENT_SCHEMA, orient="row")
+    return pl.DataFrame(out, schema=VX.RAW_EVENT_SCHEMA, orient="row")
 
 
 def available(frame: pl.DataFrame, fidelity: str = "corrected") -> dict[tuple[int, float, str], float]:
-    out, _ = V.extract_coded_events(frame, STAYS, policy=FidelityPolicy.preset(fidelity))
-    assert out.schema == pl.Schema({**V.FILE_SCHEMA, "variable": V.VARIABLE, "value_text": V.VALUE_TEXT})
+    out, _ = VX.extract_coded_events(frame, STAYS, policy=FidelityPolicy.preset(fidelity))
+    assert out.schema == pl.Schema({**VX.FILE_SCHEMA, "variable": VR.VARIABLE, "value_text": VR.VALUE_TEXT})
     return {(s, h, str(v)): round(a, 6) for s, h, v, a in out.select("stay_id", "hours", "variable",
                                                                       "available_hours").rows()}
 
@@ -58,23 +60,23 @@ def test_available_hours_is_the_latest_storetime_of_the_kept_value(fidelity: str
 
 def test_derived_gcs_total_is_available_with_its_last_component():
     frame = raw(*((100, 6, item, text, stored) for (item, text), stored in zip(GCS.items(), (3, 40, 12))))
-    assert available(frame)[(100, 6.0, V.GCS_TOTAL)] == round(6 + 40 / 60, 6)
+    assert available(frame)[(100, 6.0, VR.GCS_TOTAL)] == round(6 + 40 / 60, 6)
 
 
-def test_packed_and_hashed_collapse_give_the_same_available_hours(monkeypatch: pytest.MonkeyPatch):
+def test_packed_and_four_column_sorts_give_the_same_available_hours(monkeypatch: pytest.MonkeyPatch):
     rng = np.random.default_rng(3)
     items = [220045, 220210, *GCS]
     rows = [(int(rng.choice([100, 200])), int(rng.integers(0, 6)), int(item),
              GCS.get(int(item), str(int(rng.integers(10, 100)))), int(rng.integers(0, 90)))
             for item in rng.choice(items, 300)]
     packed = available(raw(*rows))
-    monkeypatch.setattr(V, "event_packing", lambda *args: None)
+    monkeypatch.setattr(VX, "event_packing", lambda *args: None)
     assert available(raw(*rows)) == packed and len(packed) > 20
 
 
 def test_variables_keeps_extract_events_columns():
-    out, _ = V.extract_events(raw((100, 1, 220045, "80", 10)), STAYS)
-    assert out.schema == pl.Schema(V.EVENTS_SCHEMA)
+    out, _ = VX.extract_events(raw((100, 1, 220045, "80", 10)), STAYS)
+    assert out.schema == pl.Schema(VX.EVENTS_SCHEMA)
 
 
 # --- the window of the time series -------------------------------------------------------------------------------
@@ -90,8 +92,8 @@ SAMPLES = pl.DataFrame({"stay_id": [1], "split": ["train"], "period_length": [4.
 
 
 def test_window_by_storetime_leaves_out_values_stored_after_the_window():
-    hr = TS.feature_names().index("Heart Rate")
-    mask = TS.feature_names().index("mask->Heart Rate")
+    hr = feature_names().index("Heart Rate")
+    mask = feature_names().index("mask->Heart Rate")
     rows = [(1, 1.0, 1.2, "Heart Rate", 70.0, None), (1, 3.5, 4.5, "Heart Rate", 120.0, None)]
     by_chart, _ = TS.discretize(_events(rows), SAMPLES, 1.0)
     by_store, _ = TS.discretize(_events(rows), SAMPLES, 1.0, window_by="storetime")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import doctest
 import json
+import re
 import subprocess
 import sys
 from datetime import date, datetime
@@ -186,6 +187,7 @@ def test_cohort_command(tmp_path: Path):
     out = tmp_path / "etl" / "stays.parquet"
     result = _cli("cohort", "--raw-dir", str(raw), "--out", str(out), "--fidelity", "original")
     assert result.returncode == 0, result.stderr
+    assert re.search(r"cohort: 1 ICU stays in [\d.]+ s \([\d,]+ rows/s\)", result.stderr), result.stderr
     assert pl.read_parquet(out).schema == pl.Schema(STAYS_SCHEMA)
     counts = json.loads((tmp_path / "etl" / "cohort_counts.json").read_text())
     assert counts["stays"] == 1 and counts["fidelity"]["preset"] == "original"

@@ -14,7 +14,7 @@ from medfuse_bench.synth import generate
 from dag_helpers import planned_rules, snakemake
 
 ETL_RULES = {"ingest", "cohort", "variables", "phenotypes", "splits", "cxr_uni", "task_tables", "timeseries",
-             "etl_summary", "check_splits"}
+             "subgroups", "etl_summary", "check_splits"}
 
 
 def _correct(path: Path) -> None:

@@ -16,7 +16,8 @@ from polars.testing import assert_frame_equal
 from etl_raw_tree import base_tables, write_mimic_cxr, write_mimic_iv
 from medfuse_bench import resources
 from medfuse_bench.errors import MedfuseError
-from medfuse_bench.etl.ingest import _connect, convert_events, convert_table, event_itemids, ingest
+from medfuse_bench.etl.ingest import ingest
+from medfuse_bench.etl.table_conversion import _connect, convert_events, convert_table, event_itemids
 from medfuse_bench.etl.layout import LAYOUT_V1, LAYOUT_V2, MIMIC_IV_TABLES, detect_layout
 from medfuse_bench.fidelity import FidelityPolicy
 

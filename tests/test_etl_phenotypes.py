@@ -16,6 +16,7 @@ from polars.testing import assert_frame_equal
 
 from medfuse_bench import resources
 from medfuse_bench.errors import MedfuseError
+from medfuse_bench.etl import phenotype_codes as PC
 from medfuse_bench.etl import phenotypes as P
 from medfuse_bench.fidelity import FidelityPolicy
 
@@ -80,13 +81,13 @@ def test_icd10_combination_codes_keep_groups_reached_in_every_scenario():
         {"icd10": ["X1"] * 4, "icd9": ["0389", "99591", "0389", "4019"], "scenario": [1, 1, 2, 2],
          "choice_list": [1, 2, 1, 2]}
     )
-    out = P.icd10_ccs(pl.DataFrame({"icd_code": ["X1"]}), gem)
+    out = PC.icd10_ccs(pl.DataFrame({"icd_code": ["X1"]}), gem)
     assert out.rows() == [("X1", 2)]  # septicemia in both scenarios; hypertension in one only
 
 
 def test_icd10_alternatives_keep_the_majority_group_or_every_tied_group():
-    gem = P.packaged_gem().filter(pl.col("icd10").is_in(["I10", "N171"]))
-    out = P.icd10_ccs(pl.DataFrame({"icd_code": ["I10", "N171"]}), gem).sort("icd_code", "ccs_id")
+    gem = PC.packaged_gem().filter(pl.col("icd10").is_in(["I10", "N171"]))
+    out = PC.icd10_ccs(pl.DataFrame({"icd_code": ["I10", "N171"]}), gem).sort("icd_code", "ccs_id")
     assert out.rows() == [("I10", 98), ("N171", 156), ("N171", 157)]
 
 
@@ -124,7 +125,7 @@ def _definitions(tmp_path: Path, names: list[str] | None = None, extra: dict | N
 
 
 def test_definitions_mode_matches_codes_alone(tmp_path: Path):
-    definitions = P.load_definitions(_definitions(tmp_path))
+    definitions = PC.load_definitions(_definitions(tmp_path))
     # An ICD-10 diagnosis whose code string equals an ICD-9 code of the YAML still matches: the YAML has no versions.
     diag = diagnoses((10, "4019", 10), (20, "0389", 9), (20, "V1201", 9), (30, "I129", 10))
     labels, stats = P.build_phenotypes(STAYS, diag, policy=ORIGINAL, definitions=definitions)
@@ -137,32 +138,32 @@ def test_definitions_mode_matches_codes_alone(tmp_path: Path):
 def test_definitions_with_unknown_names_are_rejected(tmp_path: Path):
     names = [*LABELS[:-1], "Shock (typo)"]
     with pytest.raises(MedfuseError, match=r"unknown names: \['Shock \(typo\)'\]; missing names: \['Shock'\]"):
-        P.load_definitions(_definitions(tmp_path, names))
+        PC.load_definitions(_definitions(tmp_path, names))
 
 
 def test_definitions_with_a_code_in_two_groups_are_rejected(tmp_path: Path):
     extra = {"Other": {"codes": ["4019"], "id": 999, "type": "unknown", "use_in_benchmark": False}}
     with pytest.raises(MedfuseError, match="code '4019' is listed in more than one group"):
-        P.load_definitions(_definitions(tmp_path, extra=extra))
+        PC.load_definitions(_definitions(tmp_path, extra=extra))
 
 
 def test_definitions_missing_keys_are_rejected(tmp_path: Path):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"Shock": {"codes": ["785"]}}))
     with pytest.raises(MedfuseError, match="group 'Shock' needs the keys"):
-        P.load_definitions(path)
+        PC.load_definitions(path)
 
 
 def test_read_gem_file_skips_no_map_entries(tmp_path: Path):
     path = tmp_path / "2018_I10gem.txt"
     path.write_text("A000     0010      00000\nI10      4010      10000\nI10      4019      10000\n"
                     "R402130  NoDx      11000\nA021     0031      10111\n")
-    gem = P.read_gem_file(path)
+    gem = PC.read_gem_file(path)
     assert gem.rows() == [("A000", "0010", 0, 0), ("A021", "0031", 1, 1), ("I10", "4010", 0, 0),
                           ("I10", "4019", 0, 0)]
     (tmp_path / "empty.txt").write_text("not a gem\n")
     with pytest.raises(MedfuseError, match="empty.txt"):
-        P.read_gem_file(tmp_path / "empty.txt")
+        PC.read_gem_file(tmp_path / "empty.txt")
 
 
 def test_label_matrix_of_stays_without_diagnoses_is_zero():
@@ -176,7 +177,7 @@ def test_label_matrix_of_stays_without_diagnoses_is_zero():
 
 @needs_reference
 def test_original_definitions_file_loads_and_labels_its_own_codes():
-    definitions = P.load_definitions(REFERENCE / "icd_9_10_definitions_2.yaml")
+    definitions = PC.load_definitions(REFERENCE / "icd_9_10_definitions_2.yaml")
     codes = {name: group["codes"][0] for name, group in definitions.items() if group["use_in_benchmark"]}
     assert set(codes) == set(LABELS)
     stays = pl.DataFrame({"stay_id": range(25), "hadm_id": range(25)})
@@ -190,7 +191,7 @@ def test_ccs_of_icd9_agrees_with_the_original_hcup_definitions():
     definitions = yaml.safe_load((REFERENCE / "hcup_ccs_2015_definitions.yaml").read_text())
     pairs = pl.DataFrame([(c, g["id"]) for g in definitions.values() for c in g["codes"]],
                          schema={"icd9": pl.String, "id": pl.Int64}, orient="row").unique()
-    joined = pairs.join(P.ccs_of_icd9(pairs["icd9"].to_list()), on="icd9")
+    joined = pairs.join(PC.ccs_of_icd9(pairs["icd9"].to_list()), on="icd9")
     assert joined.height == pairs.height
     assert (joined["id"] == joined["ccs_id"]).all()
 
@@ -198,13 +199,13 @@ def test_ccs_of_icd9_agrees_with_the_original_hcup_definitions():
 @needs_reference
 def test_gem_mapping_puts_the_original_yamls_icd10_codes_in_their_groups():
     definitions = yaml.safe_load((REFERENCE / "icd_9_10_definitions_2.yaml").read_text())
-    gem = P.packaged_gem()
+    gem = PC.packaged_gem()
     icd10 = set(gem["icd10"].to_list())
     pairs = pl.DataFrame(
         [(c, name) for name, g in definitions.items() if g["use_in_benchmark"] for c in g["codes"] if c in icd10],
         schema={"icd_code": pl.String, "expected": pl.String}, orient="row",
     ).unique()
-    mapped = P.map_codes_with_gem(pairs.select("icd_code").unique().with_columns(icd_version=pl.lit(10)), gem)
+    mapped = PC.map_codes_with_gem(pairs.select("icd_code").unique().with_columns(icd_version=pl.lit(10)), gem)
     agree = pairs.join(mapped, on="icd_code", how="left").group_by("icd_code", "expected").agg(
         ok=(pl.col("phenotype") == pl.col("expected")).any()
     )

@@ -11,7 +11,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from medfuse_bench.errors import MedfuseError
-from medfuse_bench.etl import splits
+from medfuse_bench.etl import check_splits, splits
 
 SALT = "medfuse-bench-v1"
 
@@ -94,7 +94,7 @@ def _frame(rows: list[tuple[int, str]]) -> pl.DataFrame:
 def test_check_splits_counts_and_failures():
     ihm = _frame([(1, "train"), (1, "train"), (2, "val"), (3, "test")])
     uni = _frame([(1, "train"), (2, "val"), (2, "val"), (4, "test")])
-    table = splits.check_splits({"in-hospital-mortality": ihm, "cxr_uni": uni}, cxr_uni="cxr_uni")
+    table = check_splits.check_splits({"in-hospital-mortality": ihm, "cxr_uni": uni}, cxr_uni="cxr_uni")
     assert table.rows() == [
         ("cxr_uni", "train", 1, 1), ("cxr_uni", "val", 2, 1), ("cxr_uni", "test", 1, 1),
         ("in-hospital-mortality", "train", 2, 1), ("in-hospital-mortality", "val", 1, 1),
@@ -102,13 +102,13 @@ def test_check_splits_counts_and_failures():
     ]
     overlap = _frame([(1, "train"), (1, "test"), (2, "val"), (2, "train"), (3, "test")])
     with pytest.raises(MedfuseError, match="dataset 'phenotyping': 2 subject"):
-        splits.check_splits({"phenotyping": overlap})
+        check_splits.check_splits({"phenotyping": overlap})
     leak = _frame([(3, "train")])
     with pytest.raises(MedfuseError, match="dataset 'cxr_uni': 1 subject.* val/test sets of 'in-hospital-mortality'"):
-        splits.check_splits({"in-hospital-mortality": ihm, "cxr_uni": leak}, cxr_uni="cxr_uni")
+        check_splits.check_splits({"in-hospital-mortality": ihm, "cxr_uni": leak}, cxr_uni="cxr_uni")
     reference = _frame([(1, "train"), (2, "train"), (3, "test")])
     with pytest.raises(MedfuseError, match="other than in splits.parquet"):
-        splits.check_splits({"in-hospital-mortality": ihm}, reference=reference)
+        check_splits.check_splits({"in-hospital-mortality": ihm}, reference=reference)
 
 
 def _write_samples(path, rows):
@@ -132,6 +132,19 @@ def test_check_splits_cli_fails_on_a_planted_overlap_and_passes_otherwise(tmp_pa
     assert bad.returncode == 2
     assert "medfuse-bench: error:" in bad.stderr
     assert "dataset 'phenotyping': 2 subject(s) appear in more than one split" in bad.stderr
+
+
+def test_check_splits_cli_checks_the_files_it_is_given(tmp_path):
+    ihm, uni = tmp_path / "a" / "ihm.parquet", tmp_path / "b" / "uni.parquet"
+    _write_samples(ihm, [(1, "train"), (2, "val")])
+    _write_samples(uni, [(1, "train"), (2, "val")])
+    ok = run_cli("check-splits", "--samples", f"in-hospital-mortality={ihm}", "--cxr-uni", str(uni))
+    assert ok.returncode == 0, ok.stderr
+    assert "in-hospital-mortality" in ok.stdout and "cxr_uni" in ok.stdout
+    _write_samples(uni, [(1, "train"), (2, "train")])  # a val patient of the task with an image in train
+    assert run_cli("check-splits", "--samples", f"in-hospital-mortality={ihm}", "--cxr-uni", str(uni)).returncode == 2
+    missing = run_cli("check-splits", "--samples", f"in-hospital-mortality={ihm}", "--splits", str(tmp_path / "no"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
 
 
 def test_splits_cli_writes_every_subject(tmp_path):

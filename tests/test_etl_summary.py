@@ -146,3 +146,24 @@ def test_etl_summary_cli_without_preset_inputs_still_writes(tmp_path):
     result = json.loads((work / "tasks" / "summary.json").read_text())
     assert result["presets"] is None and result["cxr_uni"] is None
     assert result["tasks"]["in-hospital-mortality"]["definition"] is None
+
+
+def test_etl_summary_reads_the_files_it_is_given_and_names_a_missing_one(tmp_path):
+    samples = tmp_path / "somewhere" / "ihm.parquet"
+    samples.parent.mkdir()
+    _ihm_samples().write_parquet(samples)
+    out_json, out_md = tmp_path / "s.json", tmp_path / "s.md"
+    res = subprocess.run([sys.executable, "-c", CLI, "etl-summary", "--samples", f"in-hospital-mortality={samples}",
+                          "--out-json", str(out_json), "--out-md", str(out_md)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert sum(json.loads(out_json.read_text())["tasks"]["in-hospital-mortality"]["samples"].values()) == 7  # its rows
+    assert out_md.exists()
+    # a file named on the command line must exist: no silent fallback to a smaller summary
+    missing = tmp_path / "etl" / "cohort_counts.json"
+    res = subprocess.run([sys.executable, "-c", CLI, "etl-summary", "--samples", f"in-hospital-mortality={samples}",
+                          "--cohort-counts", str(missing), "--out-json", str(out_json), "--out-md", str(out_md)],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and f"'{missing}' does not exist" in res.stderr, res.stderr
+    res = subprocess.run([sys.executable, "-c", CLI, "etl-summary", "--samples", f"in-hospital-mortality={samples}"],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "--out-json and --out-md" in res.stderr

@@ -16,8 +16,11 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from medfuse_bench import resources
+from medfuse_bench.etl import variable_batches
+from medfuse_bench.etl import variable_extraction as VX
+from medfuse_bench.etl import variable_rules as VR
 from medfuse_bench.etl import variables as V
-from medfuse_bench.etl.variables import RAW_EVENT_SCHEMA, extract_events
+from medfuse_bench.etl.variable_extraction import RAW_EVENT_SCHEMA, extract_events
 from medfuse_bench.fidelity import SWITCHES, FidelityPolicy, switch
 
 ORIGINAL, CORRECTED = FidelityPolicy.preset("original"), FidelityPolicy.preset("corrected")
@@ -66,7 +69,7 @@ STAY_SUBJECT = {100: 1, 300: 1, 200: 2}
 
 def expected(*rows: tuple) -> pl.DataFrame:
     """(stay_id, hours, variable, value, value_text) rows in output order; subject_id follows the stay."""
-    return pl.DataFrame([(STAY_SUBJECT[row[0]], *row) for row in rows], schema=V.EVENTS_SCHEMA, orient="row")
+    return pl.DataFrame([(STAY_SUBJECT[row[0]], *row) for row in rows], schema=VX.EVENTS_SCHEMA, orient="row")
 
 
 def run(frame: pl.DataFrame, policy: FidelityPolicy, outliers: str | None = "keep") -> tuple[pl.DataFrame, dict]:
@@ -84,35 +87,35 @@ def values(frame: pl.DataFrame, variable: str) -> list:
 
 def test_fio2_always_divide_divides_every_value_percent_only_only_percentages():
     ev = events((100, 1, 223835, "50"), (100, 2, 223835, "0.5"), (100, 3, 223835, "1"))
-    assert values(run(ev, alone("fio2"))[0], V.FIO2) == [0.5, 0.005, 0.01]
-    assert values(run(ev, ORIGINAL)[0], V.FIO2) == [0.5, 0.005, 0.01]
-    assert values(run(ev, CORRECTED)[0], V.FIO2) == [0.5, 0.5, 1.0]
+    assert values(run(ev, alone("fio2"))[0], VR.FIO2) == [0.5, 0.005, 0.01]
+    assert values(run(ev, ORIGINAL)[0], VR.FIO2) == [0.5, 0.005, 0.01]
+    assert values(run(ev, CORRECTED)[0], VR.FIO2) == [0.5, 0.5, 1.0]
 
 
 def test_temperature_by_value_converts_by_value_by_item_by_item():
     # 223762 is Celsius but 79 >= 79; 223761 is Fahrenheit but 78 < 79.
     ev = events((100, 1, 223762, "79"), (100, 2, 223761, "78"), (100, 3, 223761, "98.6"), (100, 4, 223762, "36.6"))
-    assert values(run(ev, alone("temperature"))[0], V.TEMPERATURE) == [26.1111, 78.0, 37.0, 36.6]
-    assert values(run(ev, ORIGINAL)[0], V.TEMPERATURE) == [26.1111, 78.0, 37.0, 36.6]
-    assert values(run(ev, CORRECTED)[0], V.TEMPERATURE) == [79.0, 25.5556, 37.0, 36.6]
+    assert values(run(ev, alone("temperature"))[0], VR.TEMPERATURE) == [26.1111, 78.0, 37.0, 36.6]
+    assert values(run(ev, ORIGINAL)[0], VR.TEMPERATURE) == [26.1111, 78.0, 37.0, 36.6]
+    assert values(run(ev, CORRECTED)[0], VR.TEMPERATURE) == [79.0, 25.5556, 37.0, 36.6]
 
 
 def test_height_in_inches_converted_only_under_converted_and_pounds_always():
     ev = events((100, 1, 226707, "70"), (100, 1, 226730, "170"), (100, 2, 226531, "200"), (100, 3, 224639, "80"))
     original, corrected = run(ev, ORIGINAL)[0], run(ev, CORRECTED)[0]
     kept = run(ev, alone("height_inches"))[0]
-    assert values(kept, V.HEIGHT) == [120.0]  # inches kept, then the mean of 70 and 170 (same storetime)
-    assert values(corrected, V.WEIGHT) == values(original, V.WEIGHT) == [90.7184, 80.0]
+    assert values(kept, VR.HEIGHT) == [120.0]  # inches kept, then the mean of 70 and 170 (same storetime)
+    assert values(corrected, VR.WEIGHT) == values(original, VR.WEIGHT) == [90.7184, 80.0]
     # 226707 and 226730 at the same time: one value per (stay, time, variable).
-    assert values(original, V.HEIGHT) == [170.0]  # numeric sort: 170 (cm) beats 70 (inches, unconverted)
-    assert values(corrected, V.HEIGHT) == [173.9]  # mean of 177.8 and 170 (same storetime)
+    assert values(original, VR.HEIGHT) == [170.0]  # numeric sort: 170 (cm) beats 70 (inches, unconverted)
+    assert values(corrected, VR.HEIGHT) == [173.9]  # mean of 177.8 and 170 (same storetime)
 
 
 def test_unit_items_match_the_variable_table_labels():
     labels = {item["itemid"]: (item["label"], item["unit"]) for v in resources.variables() for item in v["itemids"]}
-    assert labels[V.FAHRENHEIT_ITEMS[0]][0] == "Temperature Fahrenheit"
-    assert labels[V.POUND_ITEMS[0]][0] == "Admission Weight (lbs.)"
-    assert labels[V.INCH_ITEMS[0]][1] == "Inch"
+    assert labels[VR.FAHRENHEIT_ITEMS[0]][0] == "Temperature Fahrenheit"
+    assert labels[VR.POUND_ITEMS[0]][0] == "Admission Weight (lbs.)"
+    assert labels[VR.INCH_ITEMS[0]][1] == "Inch"
 
 
 def test_blood_pressure_split_o2sat_fraction_and_non_numeric_labs():
@@ -126,12 +129,12 @@ def test_blood_pressure_split_o2sat_fraction_and_non_numeric_labs():
     )
     for policy in (ORIGINAL, CORRECTED):
         out, counts = run(ev, policy)
-        assert values(out, V.SBP) == [120.0]
-        assert values(out, V.DBP) == [80.0]
-        assert values(out, V.O2SAT) == [95.0]
-        assert values(out, V.GLUCOSE) == []
-        assert values(out, V.PH) == [7.4]
-        assert counts["dropped_no_value"] == {V.GLUCOSE: 1, V.PH: 1}
+        assert values(out, VR.SBP) == [120.0]
+        assert values(out, VR.DBP) == [80.0]
+        assert values(out, VR.O2SAT) == [95.0]
+        assert values(out, VR.GLUCOSE) == []
+        assert values(out, VR.PH) == [7.4]
+        assert counts["dropped_no_value"] == {VR.GLUCOSE: 1, VR.PH: 1}
 
 
 def test_every_dropped_or_changed_value_is_counted_per_file_column_and_reason():
@@ -170,11 +173,11 @@ def test_gcs_text_kept_when_a_possible_value_else_dropped_and_counted():
     assert_frame_equal(
         out,
         expected(
-            (200, 1.0, V.GCS_EYE, None, "Spontaneously"),
-            (200, 3.0, V.GCS_VERBAL, None, "No Response-ETT"),
+            (200, 1.0, VR.GCS_EYE, None, "Spontaneously"),
+            (200, 3.0, VR.GCS_VERBAL, None, "No Response-ETT"),
         ),
     )
-    assert counts["dropped_not_a_possible_value"] == {V.GCS_EYE: 1}
+    assert counts["dropped_not_a_possible_value"] == {VR.GCS_EYE: 1}
 
 
 def test_capillary_refill_only_observed_with_mimic_iv():
@@ -184,14 +187,14 @@ def test_capillary_refill_only_observed_with_mimic_iv():
         original, counts = run(ev, policy)
         assert original.height == 0 and counts["rows_unmapped_itemid"] == 3
     corrected, counts = run(ev, CORRECTED)
-    assert_frame_equal(corrected, expected((100, 1.0, V.CRR, None, "0.0"), (100, 2.0, V.CRR, None, "1.0")))
-    assert counts["dropped_no_value"] == {V.CRR: 1}
+    assert_frame_equal(corrected, expected((100, 1.0, VR.CRR, None, "0.0"), (100, 2.0, VR.CRR, None, "1.0")))
+    assert counts["dropped_no_value"] == {VR.CRR: 1}
 
 
 def test_capillary_refill_text_of_the_original():
-    ev = pl.LazyFrame({"itemid": [1, 2, 3, 4], "variable": [V.CRR] * 4,
+    ev = pl.LazyFrame({"itemid": [1, 2, 3, 4], "variable": [VR.CRR] * 4,
                        "value": ["Brisk", "Delayed", "Normal <3 secs", "Normal <3 Seconds"]})
-    texts = {p: V.clean_values(ev, p).collect()["value_text"].to_list() for p in (alone("capillary_refill"), CORRECTED)}
+    texts = {p: VR.clean_values(ev, p).collect()["value_text"].to_list() for p in (alone("capillary_refill"), CORRECTED)}
     assert list(texts.values()) == [["0.0", "1.0", "0.0", None], ["0.0", "1.0", "0.0", "0.0"]]
 
 
@@ -207,12 +210,12 @@ def test_gcs_total_derived_from_three_components_only_under_derived():
     )
     for policy in (ORIGINAL, alone("gcs_total")):
         original, counts = run(ev, policy)
-        assert V.GCS_TOTAL not in original["variable"].to_list() and "gcs_total_derived" not in counts
+        assert VR.GCS_TOTAL not in original["variable"].to_list() and "gcs_total_derived" not in counts
     corrected, counts = run(ev, CORRECTED)
-    totals = corrected.filter(pl.col("variable") == V.GCS_TOTAL)
-    assert_frame_equal(totals, expected((200, 1.0, V.GCS_TOTAL, None, "8"), (200, 3.0, V.GCS_TOTAL, None, "15")))
+    totals = corrected.filter(pl.col("variable") == VR.GCS_TOTAL)
+    assert_frame_equal(totals, expected((200, 1.0, VR.GCS_TOTAL, None, "8"), (200, 3.0, VR.GCS_TOTAL, None, "15")))
     assert counts["gcs_total_derived"] == 2
-    assert set(totals["value_text"]) <= set(resources.variable(V.GCS_TOTAL)["possible_values"])
+    assert set(totals["value_text"]) <= set(resources.variable(VR.GCS_TOTAL)["possible_values"])
 
 
 # --- outliers ---------------------------------------------------------------------------------------------------
@@ -238,8 +241,8 @@ def test_outliers_switch_follows_the_preset_and_can_be_set_alone():
 
 
 def test_range_table_is_the_resource_table():
-    table = V.range_table().filter(pl.col("variable") == V.FIO2)
-    assert table.row(0) == (V.FIO2, 0.2, 0.21, 1.0, 1.1)
+    table = VR.range_table().filter(pl.col("variable") == VR.FIO2)
+    assert table.row(0) == (VR.FIO2, 0.2, 0.21, 1.0, 1.1)
 
 
 # --- one value per time -----------------------------------------------------------------------------------------
@@ -252,7 +255,7 @@ def test_last_by_value_keeps_text_greatest_for_uncleaned_and_number_greatest_for
     )
     for policy in (ORIGINAL, alone("same_time_values")):
         out, counts = run(ev, policy)
-        assert_frame_equal(out, expected((100, 1.0, "Heart Rate", 8.0, None), (100, 1.0, V.SBP, 120.0, None)))
+        assert_frame_equal(out, expected((100, 1.0, "Heart Rate", 8.0, None), (100, 1.0, VR.SBP, 120.0, None)))
         assert counts["duplicates_collapsed"] == 2
 
 
@@ -265,7 +268,7 @@ def test_latest_storetime_keeps_latest_storetime_and_averages_ties():
     out, _ = run(ev, CORRECTED)
     assert_frame_equal(
         out,
-        expected((100, 1.0, "Heart Rate", 12.0, None), (100, 1.0, V.SBP, 107.5, None),
+        expected((100, 1.0, "Heart Rate", 12.0, None), (100, 1.0, VR.SBP, 107.5, None),
                  (100, 2.0, "Heart Rate", 70.0, None)),
     )
 
@@ -288,10 +291,10 @@ def test_labs_join_by_admission_under_hadm_id_and_by_time_window_under_stay_wind
     )
     for policy in (ORIGINAL, alone("lab_link")):
         original, _ = run(ev, policy)
-        assert_frame_equal(original, expected((100, -15.0, V.GLUCOSE, 105.0, None),
-                                              (100, 60.0, V.GLUCOSE, 120.0, None)))
+        assert_frame_equal(original, expected((100, -15.0, VR.GLUCOSE, 105.0, None),
+                                              (100, 60.0, VR.GLUCOSE, 120.0, None)))
     corrected, _ = run(ev, CORRECTED)
-    assert_frame_equal(corrected, expected((100, 5.0, V.GLUCOSE, 110.0, None)))
+    assert_frame_equal(corrected, expected((100, 5.0, VR.GLUCOSE, 110.0, None)))
 
 
 def test_time_window_also_takes_chart_events_in_another_stays_window():
@@ -321,16 +324,16 @@ def test_both_chart_links_drop_chart_events_of_a_stay_outside_the_cohort():
 #: One raw row (or group) per switch of the stage, and the output key it alone must change (corrected preset, so
 #: outliers are handled: each value is chosen so that both of its switch's rules survive or differ under the ranges).
 PER_SWITCH = {
-    "fio2": ([(100, 1, 223835, "0.5")], (100, 1.0, V.FIO2)),  # 0.005 under always_divide: an outlier
+    "fio2": ([(100, 1, 223835, "0.5")], (100, 1.0, VR.FIO2)),  # 0.005 under always_divide: an outlier
     # 78.9 °F: 26.06 °C by item, inside the valid range; kept as 78.9 by value, an outlier
-    "temperature": ([(100, 2, 223761, "78.9")], (100, 2.0, V.TEMPERATURE)),
-    "height_inches": ([(100, 3, 226707, "70")], (100, 3.0, V.HEIGHT)),
+    "temperature": ([(100, 2, 223761, "78.9")], (100, 2.0, VR.TEMPERATURE)),
+    "height_inches": ([(100, 3, 226707, "70")], (100, 3.0, VR.HEIGHT)),
     "outliers": ([(100, 4, 220045, "400")], (100, 4.0, "Heart Rate")),
-    "capillary_refill": ([(100, 5, 223951, "Normal <3 Seconds")], (100, 5.0, V.CRR)),
+    "capillary_refill": ([(100, 5, 223951, "Normal <3 Seconds")], (100, 5.0, VR.CRR)),
     "same_time_values": ([(100, 6, 220045, "12", 9), (100, 6, 220045, "8", 0)], (100, 6.0, "Heart Rate")),
     "gcs_total": ([(200, 1, 220739, "Spontaneously"), (200, 1, 223901, "Obeys Commands"),
-                   (200, 1, 223900, "Oriented")], (200, 1.0, V.GCS_TOTAL)),
-    "lab_link": ([(None, -15, 50931, "105", 0, 10)], (100, -15.0, V.GLUCOSE)),
+                   (200, 1, 223900, "Oriented")], (200, 1.0, VR.GCS_TOTAL)),
+    "lab_link": ([(None, -15, 50931, "105", 0, 10)], (100, -15.0, VR.GLUCOSE)),
     "chart_link": ([(300, 10, 220045, "90")], (100, 10.0, "Heart Rate")),
 }
 
@@ -358,7 +361,7 @@ def test_one_switch_alone_changes_only_its_own_rows(name: str):
 def test_output_schema_and_order():
     ev = events((200, 2, 220045, "80"), (100, 3, 220045, "70"), (100, 1, 220739, "Spontaneously"))
     out, _ = run(ev, CORRECTED)
-    assert out.schema == pl.Schema(V.EVENTS_SCHEMA)
+    assert out.schema == pl.Schema(VX.EVENTS_SCHEMA)
     assert out.select("stay_id", "hours").rows() == [(100, 1.0), (100, 3.0), (200, 2.0)]
 
 
@@ -384,7 +387,7 @@ def test_variables_command_writes_events_and_stats(tmp_path: Path):
                       str(out), *args, "--stats", str(tmp_path / f"{name}.json"), "--rows-per-batch", "1")
         assert result.returncode == 0, result.stderr
         frame = pl.read_parquet(out)
-        assert frame.height == n and frame.schema == pl.Schema(V.FILE_SCHEMA)
+        assert frame.height == n and frame.schema == pl.Schema(VX.FILE_SCHEMA)
         keys = frame.select("subject_id", "stay_id", "hours").rows()
         assert keys == sorted(keys)
         stats = json.loads((tmp_path / f"{name}.json").read_text())
@@ -411,7 +414,7 @@ def test_docstring_examples():
 def test_distinct_values_index_every_row_including_nulls():
     frame = pl.DataFrame({"itemid": [220045, None, 220045, 220210, 220045, None],
                           "value": ["80", "80", None, "80", "80", "80"]}, schema={"itemid": pl.Int64, "value": pl.String})
-    pairs, index = V.distinct_values(frame)
+    pairs, index = VX.distinct_values(frame)
     assert pairs.height == 4
     assert_frame_equal(pairs[index.tolist()], frame)
 
@@ -448,23 +451,23 @@ def test_sort_events_equals_a_sort_on_four_columns(offset, with_stays):
     frame = pl.DataFrame({"subject_id": [1, 1, 1, 1, 1, 2], "stay_id": [300, 100, 100, 100, 300, 200],
                           "charttime": times,
                           "variable": ["pH", "Glucose", "Weight", "Capillary refill rate", "Heart Rate", "pH"],
-                          "value": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}, schema_overrides={"variable": V.VARIABLE})
+                          "value": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}, schema_overrides={"variable": VR.VARIABLE})
     stays = pl.DataFrame({"subject_id": [2, 1, 1, 3], "stay_id": [200, 300, 100, 400]}) if with_stays else None
-    assert_frame_equal(V.sort_events(frame, stays), frame.sort(["subject_id", "stay_id", "charttime", "variable"]))
+    assert_frame_equal(VX.sort_events(frame, stays), frame.sort(["subject_id", "stay_id", "charttime", "variable"]))
 
 
 def test_subject_batches_cover_every_subject_once_in_subject_order():
     stays = pl.DataFrame({"subject_id": [5, 1, 5, 2, 3], "stay_id": [50, 10, 40, 20, 30]})
-    batches = V.subject_batches(stays, 3)
+    batches = variable_batches.subject_batches(stays, 3)
     assert batches["subject_id"].to_list() == [1, 2, 3, 5]
     assert batches["batch"].to_list() == [0, 0, 1, 2] and batches["batch"].is_sorted()
 
 
 @pytest.mark.parametrize("policy", [ORIGINAL, CORRECTED], ids=["original", "corrected"])
-def test_the_packed_collapse_equals_the_hash_collapse(monkeypatch: pytest.MonkeyPatch, policy: FidelityPolicy):
+def test_the_packed_sort_equals_the_four_column_sort(monkeypatch: pytest.MonkeyPatch, policy: FidelityPolicy):
     # many repeated (stay, time, variable) keys with differing storetimes and values, GCS components to total, a
-    # lab in a stay's window: collapsing on the sorted packed key must give the events and counts of the
-    # hash-based collapse, which the engine takes when the key does not pack
+    # lab in a stay's window: sorting on the packed key must give the events and counts of the sort on four
+    # columns, which the stage takes when the key does not pack
     import random
 
     rng = random.Random(7)
@@ -480,7 +483,7 @@ def test_the_packed_collapse_equals_the_hash_collapse(monkeypatch: pytest.Monkey
     rows += [(None, 2, 50931, "105", 0, 10), (None, 2, 50931, "110", 5, 10)]
     frame = events(*rows)
     packed, packed_counts = extract_events(frame, STAYS, policy=policy)
-    monkeypatch.setattr(V, "event_packing", lambda *args: None)
+    monkeypatch.setattr(VX, "event_packing", lambda *args: None)
     hashed, hashed_counts = extract_events(frame, STAYS, policy=policy)
     assert packed_counts == hashed_counts and packed_counts["duplicates_collapsed"] > 100
     if policy.gcs_total == "derived":

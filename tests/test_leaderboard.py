@@ -350,3 +350,29 @@ def test_help_describes_the_command(command: str, capsys: pytest.CaptureFixture[
 def test_doctests() -> None:
     for module in (leaderboard, submission):
         assert doctest.testmod(module).failed == 0, module.__name__
+
+
+def test_leaderboard_shows_paired_differences_rank_groups_and_calibration(wd: Workdir, tmp_path: Path) -> None:
+    task = "in-hospital-mortality"
+    twin = write(pl.read_parquet(wd.predictions(task, "ehr-partial", "partial")).select(
+        "stay_id", *task_labels(task)), tmp_path / "twin.parquet", META | {"name": "Twin"})
+    assert main(["score", str(twin), "--task", task, "--workdir", str(wd.root), *BOOT]) == 0
+    try:
+        assert leaderboard.probabilities_path(leaderboard.score_path(wd, task, "partial", "twin")).exists()
+        assert main(["leaderboard", "--workdir", str(wd.root), "--task", task, "--test-set", "partial", *BOOT,
+                     "--paired-reference", "ehr-partial", "--calibration-bins", "5"]) == 0
+        board = pl.read_csv(wd.leaderboard / f"{task}_partial.csv")
+        rows = {r["name"]: r for r in board.iter_rows(named=True)}
+        # the same probabilities as the reference: no difference, same group
+        assert rows["twin"]["auroc_diff"] == 0.0 and rows["twin"]["auroc_diff_p"] == 1.0
+        assert rows["twin"]["rank_group"] == rows["ehr-partial"]["rank_group"]
+        assert rows["twin"]["ece"] == pytest.approx(rows["ehr-partial"]["ece"])
+        better = rows["medfuse-optimal"]  # planted with a stronger signal on 96 stays
+        assert better["auroc_diff"] > 0 and better["auroc_diff_ci_low"] <= better["auroc_diff"]
+        assert board["rank_group"].to_list() == sorted(board["rank_group"].to_list())
+        md = (wd.leaderboard / f"{task}_partial.md").read_text()
+        assert "Δ AUROC vs ehr-partial" in md and "| Group | ECE |" in md
+    finally:
+        score = leaderboard.score_path(wd, task, "partial", "twin")
+        score.unlink()
+        leaderboard.probabilities_path(score).unlink()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from medfuse_bench import leakage_audit as LA  # noqa: E402
 from medfuse_bench.etl.task_tables import read_task_definition  # noqa: E402
 from medfuse_bench.fidelity import FidelityPolicy  # noqa: E402
 from medfuse_bench.leakage_audit.run import _per_label  # noqa: E402
+from medfuse_bench.leakage_audit import verdict  # noqa: E402
 
 TASK = "in-hospital-mortality"
 
@@ -175,3 +177,23 @@ def test_label_checks_run_once_per_label_and_name_it():
     assert [f.message.split(":")[0] for f in dominance if f.is_problem] == ["b"]
     missing = [f for f in findings if f.check_id == "missingness_proxy"]
     assert len(missing) == 1 and not missing[0].is_problem and "2 labels" in missing[0].message
+
+
+def _synthetic_finding(continuous: list[str], fractional: float) -> SimpleNamespace:
+    by_split = {s: {"minority_rows": 17, "minority_fractional_in_integer_columns": fractional,
+                    "majority_fractional_in_integer_columns": 0.0, "minority_on_segment_between_neighbours": 0.06}
+                for s in ("train", "test")}
+    return SimpleNamespace(is_problem=True, check_id="synthetic_samples", leakage_type="SYNTHETIC_IN_EVALUATION",
+                           severity=SimpleNamespace(name="CRITICAL"), evidence={
+                               "continuous_columns_used": continuous, "by_split": by_split})
+
+
+def test_synthetic_samples_blocks_unless_only_the_low_dimensional_segment_test_fired():
+    """Whole-number vitals in two dimensions put a stay between two others by chance: to review, not blocking; a
+    fractional value in a whole-number column, or the segment test in three or more dimensions, still blocks."""
+    policy = FidelityPolicy.preset("corrected")
+    reading, reason = verdict.classify(_synthetic_finding(["Glucose", "Heart Rate"], 0.0), policy, None)
+    assert reading == verdict.REVIEW and "Glucose, Heart Rate" in reason
+    assert verdict.classify(_synthetic_finding(["Glucose", "Heart Rate"], 0.2), policy, None)[0] == verdict.BLOCKING
+    assert verdict.classify(_synthetic_finding(["Glucose", "Heart Rate", "pH"], 0.0), policy, None)[0] == \
+        verdict.BLOCKING

@@ -162,7 +162,7 @@ def test_another_seed_gives_other_data(tmp_path: Path) -> None:
 
 
 def test_unrelated_chart_share_fills_chartevents_with_other_items(tmp_path: Path) -> None:
-    from medfuse_bench.etl.ingest import event_itemids
+    from medfuse_bench.etl.table_conversion import event_itemids
 
     generate(tmp_path / "plain", 30, 4, image_size=16, progress=False)
     generate(tmp_path / "mimic", 30, 4, image_size=16, progress=False, unrelated_chart_share=0.8)

@@ -19,7 +19,8 @@ import polars as pl
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LIGHT_RULES = ("resolved_config", "check_splits", "etl_summary", "select", "ensemble", "report", "leaderboard")
+LIGHT_RULES = ("resolved_config", "check_splits", "etl_summary", "subgroups", "select", "ensemble", "report",
+               "leaderboard")
 
 
 def snakemake(directory: Path, *args: str, configfiles: tuple[Path, ...] = ()) -> subprocess.CompletedProcess[str]:
@@ -52,7 +53,8 @@ def test_dry_run_lists_every_stage(tmp_path):
     assert proc.returncode == 0, proc.stderr + proc.stdout
     rules = jobs_of(proc.stdout + proc.stderr)
     for rule in ("synth", "ingest", "cohort", "variables", "phenotypes", "splits", "cxr_uni", "task_tables",
-                 "timeseries", "image_cache", "train", "select", "predict", "ensemble", "report", "leaderboard"):
+                 "timeseries", "subgroups", "image_cache", "train", "select", "predict", "ensemble", "report",
+                 "leaderboard"):
         assert rule in rules, f"rule {rule} missing from the DAG"
     assert not (tmp_path / "w").exists()  # a dry run writes nothing
     assert (tmp_path / ".snakemake").is_dir()  # Snakemake's state lives in the directory it was given
@@ -181,6 +183,18 @@ def test_training_reports_progress(smoke_run):
     summary = "in-hospital-mortality/ehr-partial draw 0 (lr "
     assert log.rstrip().splitlines()[-1].startswith(summary)
     assert summary in proc.stderr
+
+
+def test_etl_stages_log_their_rate(smoke_run):
+    """Every ETL stage ends its log with the rows it handled, its seconds and its rows/s."""
+    _, work, proc = smoke_run
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    stages = ["ingest", "cohort", "variables", "phenotypes", "splits", "cxr_uni",
+              *(f"{rule}_{task}" for rule in ("task_tables", "timeseries") for task in ("in-hospital-mortality",
+                                                                                      "phenotyping"))]
+    for stage in stages:
+        text = (work / "logs" / f"{stage}.log").read_text()
+        assert re.search(r": [\d,]+ [a-zA-Z -]+ in [\d.]+ s \([\d,]+ rows/s\)$", text.rstrip()), (stage, text[-500:])
 
 
 @pytest.mark.slow

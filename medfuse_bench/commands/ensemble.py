@@ -14,10 +14,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tasks-dir", required=True, type=Path, help="{workdir}/tasks")
     p.add_argument("--task", required=True, help="in-hospital-mortality or phenotyping")
     p.add_argument("--out-dir", required=True, type=Path, help="predictions/T/ensemble")
-    p.set_defaults(func=run)
+    p.set_defaults(func=main)
 
 
-def run(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     from medfuse_bench.train.predict import ensemble_predictions
 
     ensemble_predictions(args.fusion_dir, args.ehr_dir, args.tasks_dir, args.task, args.out_dir)

@@ -29,10 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="bootstrap resamples for the 95%% CIs (default: %(default)s)")
     p.add_argument("--seed", type=int, default=evaluation_default("seed"),
                    help="seed of the bootstrap resamples (default: %(default)s)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=main)
 
 
-def run(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     preds = read_predictions(args.predictions, task_labels(args.task) if args.task else None)
     ev = evaluate(preds.y_true, preds.y_score, preds.labels, n_resamples=args.bootstrap, seed=args.seed)
     write_json({"predictions": str(args.predictions), "task": args.task, **ev.to_dict()}, args.out)

@@ -24,10 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-unreadable", action="store_true", default=bool(config_default("images", "skip_unreadable")),
                    help="skip missing or undecodable images (zero rows, 'readable' false in the index, counted in the "
                         "log; training treats them as no image) instead of stopping (images.skip_unreadable)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=main)
 
 
-def run(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     from medfuse_bench.train.image_cache import build_image_cache
 
     build_image_cache(args.cxr_uni, args.mimic_cxr, args.size, args.out_dir, workers=max(1, args.workers),

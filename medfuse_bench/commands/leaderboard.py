@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from medfuse_bench.report.leaderboard import LEADERBOARD_TEST_SETS, warn_old_score_files, write_leaderboard
-from medfuse_bench.report.settings import add_common_arguments, resolve
+from medfuse_bench.report.settings import add_common_arguments, add_paired_arguments, resolve
 from medfuse_bench.resources import TASKS
 
 logger = logging.getLogger(__name__)
@@ -27,10 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="task(s) (default: every task with tasks/{task}/samples.parquet)")
     b.add_argument("--test-set", nargs="+", choices=LEADERBOARD_TEST_SETS, default=None,
                    help="test set(s) (default: partial and paired)")
-    b.set_defaults(func=run)
+    add_paired_arguments(b)
+    b.set_defaults(func=main)
 
 
-def run(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     workdir, s = resolve(args)
     warn_old_score_files(workdir)
     tasks = args.task or workdir.tasks_present()
@@ -38,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
         logger.warning("no tasks/{task}/samples.parquet under %s: no leaderboard to render", workdir.root)
     for task in tasks:
         for test_set in args.test_set or LEADERBOARD_TEST_SETS:
-            frame, paths = write_leaderboard(workdir, task, test_set, s["bootstrap"], s["seed"])
+            frame, paths = write_leaderboard(workdir, task, test_set, s["bootstrap"], s["seed"],
+                                             reference=s["paired_reference"], n_bins=s["calibration_bins"])
             print(paths[0].read_text())
             print(f"({frame.height} entries; written to {paths[0]} and {paths[1]})\n")
     return 0

@@ -23,10 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="auto = CUDA when available (train.device, default %(default)s)")
     p.add_argument("--batch-size", type=int, default=64, help="prediction batch size (default 64)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.set_defaults(func=run)
+    p.set_defaults(func=main)
 
 
-def run(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     from medfuse_bench.train.predict import predict_experiment
 
     predict_experiment(args.selected, args.tasks_dir, args.task, args.experiment, args.out_dir,

@@ -31,10 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="entry name, also the score file's name: letters, digits, spaces, '.', '+', '-', '_' "
                         "(default: the submission's file stem)")
     add_common_arguments(s)
-    s.set_defaults(func=run)
+    s.set_defaults(func=main)
 
 
-def run(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     workdir, s = resolve(args)
     result, path = score_submission(args.submission, args.task, args.test_set, workdir, metadata=args.metadata,
                                     name=args.name, n_resamples=s["bootstrap"], seed=s["seed"])

@@ -15,10 +15,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="selected.json to write")
     p.add_argument("--checkpoint-out", type=Path, default=None,
                    help="where the selected checkpoint is copied (default: checkpoint.pt beside --out)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=main)
 
 
-def run(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     from medfuse_bench.train.select import select_runs
 
     selected = select_runs(args.runs, args.out, args.checkpoint_out)

@@ -23,10 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="models/T/medfuse-pt/selected.json; with --sweep-lr medfuse_pt_best every point must use its lr")
     p.add_argument("--checkpoint-out", type=Path, default=None,
                    help="copy the chosen point's checkpoint here and name the copy in --out")
-    p.set_defaults(func=run)
+    p.set_defaults(func=main)
 
 
-def run(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     if args.sweep_lr == "medfuse_pt_best" and args.pt_selected is None:
         raise MedfuseError("--sweep-lr medfuse_pt_best needs --pt-selected (models/T/medfuse-pt/selected.json)")
     selected = select_optimal(args.points, args.out, sweep_lr=args.sweep_lr,

@@ -66,10 +66,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-resume-state", action="store_true",
                    help="keep last.pt (optimizer and RNG state) after the run finishes; by default it is deleted then, "
                         "as it only serves to resume a killed run")
-    p.set_defaults(func=run)
+    p.set_defaults(func=main)
 
 
-def run(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     from medfuse_bench.train.loop import FitSettings
     from medfuse_bench.train.progress import format_duration
     from medfuse_bench.train.run import RunInputs, train_run

@@ -7,6 +7,7 @@ import argparse
 import yaml
 
 from medfuse_bench.config import load_config
+from medfuse_bench.config.resolved_config import write_resolved_config
 from medfuse_bench.io import write_text
 
 
@@ -29,9 +30,8 @@ def run(args: argparse.Namespace) -> int:
             print(text, end="")
         return 0
     resolved = load_config(args.config)
-    text = yaml.safe_dump(resolved, sort_keys=False)
     if args.out:
-        write_text(text, args.out)
+        write_resolved_config(resolved, args.out)
     else:
-        print(text, end="")
+        print(yaml.safe_dump(resolved, sort_keys=False), end="")
     return 0

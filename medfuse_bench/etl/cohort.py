@@ -1,4 +1,5 @@
-"""Cohort: the ICU stays of the benchmark, with age and in-hospital mortality (original notes §1.3).
+"""``medfuse-bench cohort`` (rule ``cohort``): the ICU stays of the benchmark, with age and in-hospital mortality
+(original notes §1.3).
 
 Filters, in the original's order: stays whose first and last care unit differ are dropped; stays are joined to their
 admission and patient; admissions left with two or more ICU stays are dropped whole; adults (age >= 18) are kept.
@@ -17,15 +18,18 @@ whose length is impossible (outtime before intime) is dropped here, and counted,
 
 from __future__ import annotations
 
+import argparse
+import time
 import logging
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from medfuse_bench.errors import MedfuseError
 from medfuse_bench.etl import DEFAULT_POLICY, exclusions, policy_record
-from medfuse_bench.fidelity import FidelityPolicy
+from medfuse_bench.etl.stage_io import log_rate, raw_table
+from medfuse_bench.fidelity import FidelityPolicy, add_policy_arguments, policy_from_args
+from medfuse_bench.io import write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -160,16 +164,32 @@ def build_cohort(
     return stays, counts
 
 
-def run_cohort(raw_dir: str | Path, *,
+def run_cohort(raw_dir: str | Path, out: str | Path | None = None, counts_path: str | Path | None = None, *,
                policy: FidelityPolicy = DEFAULT_POLICY) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Read icustays, admissions and patients from the ingest folder and build the cohort."""
-    raw_dir = Path(raw_dir)
-    frames = {}
-    for name in ("icustays", "admissions", "patients"):
-        path = raw_dir / f"{name}.parquet"
-        if not path.exists():
-            raise MedfuseError(f"'{path}' does not exist; run `medfuse-bench ingest` with --out-dir {raw_dir} first")
-        frames[name] = pl.read_parquet(path)
+    """The stage: read icustays, admissions and patients from the ingest folder, build the cohort, write the stays
+    to ``out`` and the counts to ``counts_path`` (default: cohort_counts.json beside ``out``); return both."""
+    frames = {name: pl.read_parquet(raw_table(raw_dir, name)) for name in ("icustays", "admissions", "patients")}
     stays, counts = build_cohort(frames["icustays"], frames["admissions"], frames["patients"], policy=policy)
     log.info("cohort (%s): %d stays of %d ICU stays", policy.summary_line(), counts["stays"], counts["icu_stays"])
+    if out is not None:
+        write_parquet(stays, out)
+        write_json(counts, counts_path or Path(out).with_name("cohort_counts.json"))
     return stays, counts
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("cohort", help="ICU stays of the benchmark cohort with age and in-hospital mortality")
+    p.add_argument("--raw-dir", required=True,
+                   help="folder of raw Parquet tables written by `ingest` ({workdir}/etl/raw)")
+    p.add_argument("--out", required=True, help="output stays table ({workdir}/etl/stays.parquet)")
+    p.add_argument("--counts", default=None,
+                   help="output JSON of the stays left after each filter (default: cohort_counts.json beside --out)")
+    add_policy_arguments(p)
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    _, counts = run_cohort(args.raw_dir, args.out, args.counts, policy=policy_from_args(args))
+    log_rate(log, "cohort", counts["icu_stays"], "ICU stays", started)
+    return 0

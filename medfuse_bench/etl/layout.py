@@ -94,6 +94,7 @@ MIMIC_IV_TABLES: tuple[TableSpec, ...] = (
             ("deathtime", TIMESTAMP),
             ("race", "VARCHAR", ("race", "ethnicity")),
             ("hospital_expire_flag", "INTEGER"),
+            ("insurance", "VARCHAR", (), False),
         ),
     ),
     TableSpec(

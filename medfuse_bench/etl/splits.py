@@ -1,4 +1,5 @@
-"""Patient-level train/val/test split that stays put as the data grows, and the check that no patient straddles splits.
+"""``medfuse-bench splits`` (rule ``splits``): patient-level train/val/test split that stays put as the data grows
+(the check that no patient straddles splits is :mod:`.check_splits`).
 
 A patient's split is a pure function of (salt, subject_id): the id is mixed with a 64-bit seed derived from the
 salt by SplitMix64, the top 53 bits give a uniform number u in [0, 1), and u < train -> train,
@@ -13,16 +14,19 @@ every unlisted subject in train, unlisted subjects fall back to the hash.
 
 from __future__ import annotations
 
+import argparse
+import time
 import hashlib
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import numpy as np
 import polars as pl
 
 from medfuse_bench.errors import MedfuseError
-from medfuse_bench.resources import SPLITS
+from medfuse_bench.etl.stage_io import log_rate, plain, read_parquet
+from medfuse_bench.io import write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -144,74 +148,41 @@ def build_splits(ehr_subjects: pl.Series, other_subjects: Iterable[pl.Series], s
 # --- the check ------------------------------------------------------------------------------------------------------
 
 
-def split_conflicts(frame: pl.DataFrame) -> pl.DataFrame:
-    """Subjects that appear in more than one split of one dataset: subject_id, n_splits, splits."""
-    return (
-        frame.group_by("subject_id")
-        .agg(
-            pl.col("split").n_unique().alias("n_splits"),
-            pl.col("split").unique().sort().str.join(",").alias("splits"),
-        )
-        .filter(pl.col("n_splits") > 1)
-        .sort("subject_id")
-    )
+#: The ingest's X-ray tables whose subjects get a split too.
+CXR_TABLES = ("cxr_metadata", "cxr_chexpert", "cxr_split")
 
 
-def split_count_table(datasets: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
-    """Rows and distinct subjects per dataset and split."""
-    parts = [
-        frame.group_by("split").agg(pl.len().alias("rows"), pl.col("subject_id").n_unique().alias("subjects"))
-        .with_columns(pl.lit(name).alias("dataset"))
-        for name, frame in datasets.items()
-    ]
-    if not parts:
-        return pl.DataFrame(schema={"dataset": pl.String, "split": pl.String, "rows": pl.UInt32, "subjects": pl.UInt32})
-    rank = {s: i for i, s in enumerate(SPLITS)}
-    table = pl.concat(parts, how="vertical_relaxed").select("dataset", "split", "rows", "subjects")
-    return table.sort(["dataset", pl.col("split").replace_strict(rank, default=len(rank))])
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("splits", help="patient-level train/val/test split from a salted hash of subject_id",
+                       description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--stays", required=True, help="stays.parquet of the cohort (its subjects are the EHR patients)")
+    p.add_argument("--raw-dir", required=True, help="ingest folder holding cxr_metadata/cxr_chexpert/cxr_split.parquet")
+    p.add_argument("--out", required=True, help="output splits.parquet (subject_id, split, ehr)")
+    p.add_argument("--salt", default=DEFAULT_SALT, help="salt of the hash (etl.split.salt; keep it fixed)")
+    p.add_argument("--train", type=float, default=0.7, help="fraction of patients in train (etl.split.train)")
+    p.add_argument("--val", type=float, default=0.1, help="fraction of patients in val (etl.split.val)")
+    p.add_argument("--test-list", default=None,
+                   help="optional headerless 'subject_id,flag' list, flag 1 = test (e.g. testset_iv.csv)")
+    p.add_argument("--val-list", default=None,
+                   help="optional headerless 'subject_id,flag' list, flag 1 = val (e.g. valset_iv.csv)")
+    p.set_defaults(func=main)
 
 
-def check_splits(datasets: Mapping[str, pl.DataFrame], cxr_uni: str | None = None,
-                 reference: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Raise MedfuseError if a subject is in two splits of any dataset, if a task's samples disagree with
-    the reference (splits.parquet), or if CXR_UNI's train set holds a patient of a task's val/test set.
-    Return the count table otherwise.
-
-    datasets maps a dataset name to a frame with subject_id and split; cxr_uni names the CXR_UNI entry.
-    """
-    problems = []
-    for name, frame in datasets.items():
-        conflicts = split_conflicts(frame)
-        if conflicts.height:
-            first = conflicts.row(0, named=True)
-            problems.append(
-                f"dataset '{name}': {conflicts.height} subject(s) appear in more than one split "
-                f"(e.g. subject_id {first['subject_id']} in {first['splits']})"
-            )
-    if reference is not None:
-        ref = reference.select(pl.col("subject_id").cast(pl.Int64), pl.col("split").alias("_expected"))
-        for name, frame in datasets.items():
-            if name == cxr_uni:
-                continue
-            joined = frame.select(pl.col("subject_id").cast(pl.Int64), "split").join(ref, on="subject_id", how="left")
-            bad = joined.filter(pl.col("_expected").is_null() | (pl.col("split") != pl.col("_expected")))
-            if bad.height:
-                problems.append(
-                    f"dataset '{name}': {bad['subject_id'].n_unique()} subject(s) have a split other than in "
-                    f"splits.parquet (e.g. subject_id {bad['subject_id'][0]})"
-                )
-    if cxr_uni is not None and cxr_uni in datasets:
-        cxr_train = datasets[cxr_uni].filter(pl.col("split") == "train").select(pl.col("subject_id").cast(pl.Int64))
-        for name, frame in datasets.items():
-            if name == cxr_uni:
-                continue
-            held_out = frame.filter(pl.col("split") != "train").select(pl.col("subject_id").cast(pl.Int64)).unique()
-            leaked = held_out.join(cxr_train.unique(), on="subject_id", how="semi")
-            if leaked.height:
-                problems.append(
-                    f"dataset '{cxr_uni}': {leaked.height} subject(s) of the val/test sets of '{name}' have images "
-                    f"in its train split (e.g. subject_id {leaked['subject_id'][0]}); rebuild it with cxr-uni"
-                )
-    if problems:
-        raise MedfuseError("split check failed: " + "; ".join(problems))
-    return split_count_table(datasets)
+def main(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    stays = read_parquet(args.stays, "run `medfuse-bench cohort` first", columns=["subject_id"])
+    others = []
+    for table in CXR_TABLES:
+        path = os.path.join(args.raw_dir, f"{table}.parquet")
+        if os.path.exists(path):
+            others.append(read_parquet(path, "rerun ingest", columns=["subject_id"])["subject_id"])
+        else:
+            log.warning("'%s' is missing: its subjects get no split row", path)
+    test_list = read_split_list(args.test_list, "--test-list") if args.test_list else None
+    val_list = read_split_list(args.val_list, "--val-list") if args.val_list else None
+    out = build_splits(stays["subject_id"], others, args.salt, args.train, args.val, test_list, val_list)
+    counts = dict(out.group_by("split").len().iter_rows())
+    log.info("splits of %d subjects (%d in the EHR cohort): %s", out.height, int(out["ehr"].sum()), counts)
+    write_parquet(out, args.out)
+    log_rate(log, "splits", out.height, "subjects", started)
+    return 0

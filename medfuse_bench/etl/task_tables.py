@@ -1,4 +1,5 @@
-"""One table per task: which stays are samples, their split, linked X-ray, time-series length and labels.
+"""``medfuse-bench task-tables`` (rule ``task_tables``): one table per task: which stays are samples, their split,
+linked X-ray, time-series length and labels.
 
 A stay is a sample of a task when its ICU stay lasts at least the task's minimum (eps 1e-6, as the original) and it
 has at least one event with ``-eps < hours < period_length + eps``, where period_length is the length of its time
@@ -13,6 +14,8 @@ Parquet key-value metadata under :data:`METADATA_KEY`.
 
 from __future__ import annotations
 
+import argparse
+import time
 import json
 import logging
 import os
@@ -21,11 +24,12 @@ from typing import Any
 import polars as pl
 
 from medfuse_bench.errors import MedfuseError
-from medfuse_bench.etl import exclusions
+from medfuse_bench.etl import exclusions, presets
 from medfuse_bench.etl.cxr import link_cxr, require_columns
 from medfuse_bench.etl.presets import TaskDefinition
+from medfuse_bench.etl.stage_io import log_rate, plain, read_parquet, scan_events
 from medfuse_bench.io import atomic_path
-from medfuse_bench.resources import SPLITS, phenotype_labels, task_labels
+from medfuse_bench.resources import SPLITS, TASKS, phenotype_labels, task_labels
 
 log = logging.getLogger(__name__)
 
@@ -221,3 +225,45 @@ def sample_counts(samples: pl.DataFrame) -> dict[str, dict[str, int]]:
         total[split] = int(n)
         paired[split] = int(p)
     return {"total": total, "paired": paired}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("task-tables", help="one row per sample of a task: split, linked X-ray, labels",
+                       description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--stays", required=True, help="stays.parquet of the cohort")
+    p.add_argument("--events", required=True, help="events.parquet (long cleaned events)")
+    p.add_argument("--phenotypes", default=None, help="phenotypes.parquet (needed for phenotyping)")
+    p.add_argument("--splits", required=True, help="splits.parquet")
+    p.add_argument("--cxr-metadata", required=True, help="raw cxr_metadata.parquet of the ingest folder")
+    p.add_argument("--task", required=True, choices=TASKS, help="the task to build")
+    p.add_argument("--preset", default="medfuse", choices=presets.PRESET_NAMES,
+                   help="task definitions (etl.cohort_preset); medfuse-2022 is leaky, only for reproducing "
+                        "published numbers")
+    p.add_argument("--overrides", default=None,
+                   help="JSON object of etl.task_overrides for this task (ts_window_hours, cxr_window_hours, "
+                        "min_stay_hours, views), or the whole etl.task_overrides mapping keyed by task")
+    p.add_argument("--out", required=True, help="output tasks/<task>/samples.parquet")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    definition = presets.task_definition(args.task, args.preset, presets.parse_overrides(args.overrides))
+    presets.warn_if_leaky(definition)
+    stays = read_parquet(args.stays, "run `medfuse-bench cohort` first")
+    patient_splits = read_parquet(args.splits, "run `medfuse-bench splits` first")
+    metadata = read_parquet(args.cxr_metadata, "run `medfuse-bench ingest` with the MIMIC-CXR-JPG tables")
+    phenotypes = None
+    if args.task == "phenotyping":
+        if not args.phenotypes:
+            raise MedfuseError("task phenotyping needs --phenotypes etl/phenotypes.parquet")
+        phenotypes = read_parquet(args.phenotypes, "run `medfuse-bench phenotypes` first")
+    samples, excluded = build_task_table(stays, scan_events(args.events), patient_splits, metadata, definition,
+                                         phenotypes=phenotypes)
+    counts = sample_counts(samples)
+    log.info("%s (%s): samples %s, paired %s", args.task, args.preset, counts["total"], counts["paired"])
+    for r in excluded:
+        log.info("%s: %d stay(s) left out: %s", args.task, r["rows"], r["reason"])
+    write_samples(samples, definition, args.out, excluded)
+    log_rate(log, f"task-tables {args.task}", stays.height, "cohort stays", started)
+    return 0

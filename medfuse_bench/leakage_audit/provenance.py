@@ -26,7 +26,7 @@ import polars as pl
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.etl.cxr import require_columns, with_study_datetime
 from medfuse_bench.etl.task_tables import EPS, observed_events
-from medfuse_bench.etl.timeseries import channel_layout, window_columns
+from medfuse_bench.etl.discretiser import channel_layout, window_columns
 from medfuse_bench.resources import SPLITS, feature_names, itemid_map, task_labels
 
 #: The feature and event variable of the linked X-ray.

@@ -17,7 +17,7 @@ import pandas as pd
 import polars as pl
 
 from medfuse_bench.etl.presets import TaskDefinition
-from medfuse_bench.etl.timeseries import channel_layout, discretize
+from medfuse_bench.etl.discretiser import channel_layout, discretize
 from medfuse_bench.fidelity import FidelityPolicy
 from medfuse_bench.leakage_audit import provenance as P
 from medfuse_bench.resources import task_labels

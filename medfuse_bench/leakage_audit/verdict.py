@@ -5,6 +5,8 @@
   after the prediction time under a cohort preset that declares it (``leaky``: ``medfuse-2022``); cohort rules
   decided at the admission's end (one ICU stay per admission, one care unit per stay, as the benchmark's cohort);
   the original's fixed MIMIC-III normaliser, which matches no split of this data.
+- **review**, not blocking: a ``synthetic_samples`` failure from the auditor's segment test alone in fewer than
+  three dimensions (:func:`chance_collinearity`).
 - **blocking**: any other CRITICAL finding, and any identifier shared between splits (the benchmark declares a
   patient-level split). One blocking finding fails the run with one line naming it.
 - **review**: the other warnings and failures, shown in the report.
@@ -60,9 +62,28 @@ def classify(finding, policy: FidelityPolicy, definition: TaskDefinition | None)
                           "unit they began in, both known only when the admission ends")
     if check == "preprocessing_fit" and policy.normalizer == "original_mimic3":
         return EXPECTED, "normalizer: original_mimic3 uses the original's fixed MIMIC-III statistics"
+    if check == "synthetic_samples" and chance_collinearity(finding.evidence):
+        used = finding.evidence.get("continuous_columns_used") or []
+        return REVIEW, (f"only the auditor's segment test fired, in {len(used)} dimension(s) ({', '.join(used)}): "
+                        "charted values are whole numbers, so a stay can lie exactly between two others by chance; "
+                        "no minority row has a fractional value in a whole-number column, and no stage of the pipeline "
+                        "makes a sample from others")
     if finding.severity.name == "CRITICAL" or check == "entity_overlap":
         return BLOCKING, "a CRITICAL finding, or an identifier in two splits of a patient-level split"
     return REVIEW, "not explained by the protocol of this run"
+
+
+def chance_collinearity(evidence: dict[str, Any]) -> bool:
+    """Whether a ``synthetic_samples`` failure rests on its segment test alone, in fewer than three dimensions.
+
+    The check flags oversampled rows two ways: fractional values in whole-number columns, and minority rows lying
+    exactly on the segment between two other minority rows of the complete continuous columns. With two such columns
+    of whole-number vitals (heart rate, glucose), the second happens by chance; an interpolating oversampler would
+    also leave fractional values, which the first test sees.
+    """
+    splits = (evidence.get("by_split") or {}).values()
+    fractional = any((s.get("minority_fractional_in_integer_columns") or 0) > 0 for s in splits)
+    return not fractional and len(evidence.get("continuous_columns_used") or []) < 3
 
 
 def _sources(finding) -> list[str]:

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from medfuse_bench.evaluation.bootstrap import iter_resample_counts, percentile_interval
-from medfuse_bench.evaluation.metrics import METRICS, Estimate, SortedScores
+from medfuse_bench.evaluation.metrics import METRICS, Estimate
+from medfuse_bench.evaluation.paired import Difference, format_difference, paired_evaluation
 from medfuse_bench.evaluation.predictions import Predictions
 from medfuse_bench.report.experiments import TASK_TITLES
 from medfuse_bench.paths import Workdir
@@ -28,7 +28,6 @@ from medfuse_bench.report.markdown import MISSING, format_estimate, markdown_tab
 #: The experiments compared: the LSTM on the run's window, and on the window of values stored by its end.
 WINDOW_PAIR: tuple[str, str] = ("ehr-partial", "ehr-partial-available")
 WINDOW_TEST_SETS: tuple[str, ...] = ("paired", "partial")
-_CHUNK_ELEMENTS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -38,48 +37,31 @@ class PairedDifference:
     n: int
     a: dict[str, Estimate]
     b: dict[str, Estimate]
-    difference: dict[str, Estimate]
+    difference: dict[str, Difference]
 
 
-def paired_difference(a: Predictions, b: Predictions, n_resamples: int, seed: int) -> PairedDifference:
-    """Score ``b`` against ``a`` on the stays both predict; labels single-class on those stays are left out of the
-    macro, and a resample where a kept label is single-class is left out of the intervals."""
+def aligned(a: Predictions, b: Predictions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Truth and both models' scores on the stays both predict, in ``a``'s order."""
     order = {int(s): i for i, s in enumerate(b.stay_id)}
     common = np.array([i for i, s in enumerate(a.stay_id) if int(s) in order], dtype=np.int64)
     rows_b = np.array([order[int(a.stay_id[i])] for i in common], dtype=np.int64)
     y = a.y_true[common]
     if not np.array_equal(y, b.y_true[rows_b]):
         raise ValueError("the two prediction files disagree on the truth of a stay")
-    score_a, score_b = a.y_score[common], b.y_score[rows_b]
-    n, labels = y.shape
-    kept = [j for j in range(labels) if 0 < y[:, j].sum() < n]
-    models = {"a": [SortedScores(y[:, j], score_a[:, j]) for j in kept],
-              "b": [SortedScores(y[:, j], score_b[:, j]) for j in kept]}
-    point = {k: {m: float("nan") for m in METRICS} for k in models}
-    boot = {k: {m: np.full(n_resamples, np.nan) for m in METRICS} for k in models}
-    if kept and n:
-        for key, prepared in models.items():
-            values = np.array([p.point() for p in prepared])  # [labels, 2]
-            point[key] = dict(zip(METRICS, values.mean(axis=0), strict=True))
-        start = 0
-        for counts in iter_resample_counts(n, n_resamples, seed, max(1, _CHUNK_ELEMENTS // n)):
-            stop = start + counts.shape[0]
-            for key, prepared in models.items():
-                per_label = np.array([p.weighted(counts) for p in prepared])  # [labels, 2, rows]
-                for k, m in enumerate(METRICS):
-                    boot[key][m][start:stop] = per_label[:, k].mean(axis=0)
-            start = stop
+    return y, a.y_score[common], b.y_score[rows_b]
 
-    def estimate(value: float, samples: np.ndarray) -> Estimate:
-        if math.isnan(value):
-            return Estimate(float("nan"), float("nan"), float("nan"), 0)
-        return Estimate(value, *percentile_interval(samples))
 
+def paired_difference(a: Predictions, b: Predictions, n_resamples: int, seed: int) -> PairedDifference:
+    """Score ``b`` against ``a`` on the stays both predict (:mod:`medfuse_bench.evaluation.paired`); labels
+    single-class on those stays are left out of the macro."""
+    y, score_a, score_b = aligned(a, b)
+    paired = paired_evaluation(y, {"a": score_a, "b": score_b}, a.labels, n_resamples=n_resamples, seed=seed)
+    ev = paired.evaluations
     return PairedDifference(
-        n=n,
-        a={m: estimate(point["a"][m], boot["a"][m]) for m in METRICS},
-        b={m: estimate(point["b"][m], boot["b"][m]) for m in METRICS},
-        difference={m: estimate(point["b"][m] - point["a"][m], boot["b"][m] - boot["a"][m]) for m in METRICS},
+        n=paired.n,
+        a={m: ev["a"].macro(m) for m in METRICS},
+        b={m: ev["b"].macro(m) for m in METRICS},
+        difference={m: paired.difference("b", "a", m) for m in METRICS},
     )
 
 
@@ -99,6 +81,7 @@ def window_table(wd: Workdir, tasks: list[str], predictions, n_resamples: int, s
                     "window_a": windows[0], "window_b": windows[1],
                     **{f"{k}_{f}": _none(getattr(getattr(result, k)[m], f))
                        for k in ("a", "b", "difference") for f in ("value", "ci_low", "ci_high")},
+                    "difference_p_value": _none(result.difference[m].p_value),
                 })
     return pl.DataFrame(rows, infer_schema_length=None)
 
@@ -114,14 +97,14 @@ def _window_of(folder: Path) -> str:
     return json.loads(path.read_text()).get("window_by", "charttime")
 
 
-def window_markdown(frame: pl.DataFrame) -> str:
-    def cell(r: dict, key: str, signed: bool = False) -> str:
-        text = format_estimate(r[f"{key}_value"], r[f"{key}_ci_low"], r[f"{key}_ci_high"])
-        return f"+{text}" if signed and text != MISSING and r[f"{key}_value"] > 0 else text
+def window_markdown(frame: pl.DataFrame, resamples: int = 1000) -> str:
+    def cell(r: dict, key: str) -> str:
+        return format_estimate(r[f"{key}_value"], r[f"{key}_ci_low"], r[f"{key}_ci_high"])
 
     rows = [[TASK_TITLES.get(r["task"], r["task"]), r["test_set"], r["metric"].upper(), str(r["n"]),
              f"{cell(r, 'a')} ({r['window_a']})", f"{cell(r, 'b')} ({r['window_b']})",
-             cell(r, "difference", signed=True)] for r in frame.iter_rows(named=True)]
+             format_difference({f: r[f"difference_{f}"] for f in ("value", "ci_low", "ci_high", "p_value")}
+                               | {"resamples": resamples})] for r in frame.iter_rows(named=True)]
     return "\n".join([
         "### Observation window: by charttime or by availability",
         "",
@@ -129,7 +112,7 @@ def window_markdown(frame: pl.DataFrame) -> str:
         "it (`ehr-partial`, the paper's window under `window_by: charttime`) and on time series whose window holds "
         "only the values stored by its end (`ehr-partial-available`, `window_by: storetime`), scored on the same "
         "test stays. Difference = storetime - charttime; its 95% interval comes from the same bootstrap resamples "
-        "for both models (paired). Macro over labels for phenotyping.",
+        "for both models (paired), with its two-sided bootstrap p-value. Macro over labels for phenotyping.",
         "",
         markdown_table(["Task", "Test set", "Metric", "n", "LSTM, window A", "LSTM, window B", "Difference (B - A)"],
                        rows, numeric_from=3),
@@ -211,7 +194,7 @@ def add_sections(report, wd: Workdir, tasks: list[str], store) -> None:
         report.notes.append("Leakage audit: skipped, no audit/{task}/summary.json.")
     frame = window_table(wd, tasks, store.predictions, store.n_resamples, store.seed)
     if frame.height:
-        report.table("window_by_availability", frame, window_markdown(frame))
+        report.table("window_by_availability", frame, window_markdown(frame, store.n_resamples))
     else:
         report.notes.append("Observation window table: skipped, no predictions of both "
                             + " and ".join(WINDOW_PAIR) + ".")

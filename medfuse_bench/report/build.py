@@ -21,6 +21,9 @@ from tqdm import tqdm
 from medfuse_bench.drift import report_link
 from medfuse_bench.io import atomic_path, write_text
 from medfuse_bench.report import ablations, audit, chance, figures, tables
+from medfuse_bench.report import calibration as calibration_section
+from medfuse_bench.report import paired as paired_section
+from medfuse_bench.report import subgroups as subgroup_section
 from medfuse_bench.report.cohort import cohort_counts, cohort_markdown, cxr_uni_images, exclusions_markdown
 from medfuse_bench.report.experiments import (
     DROP_CXR_MODELS,
@@ -62,6 +65,10 @@ class ReportSettings:
     drop_fractions: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
     unimodal_test_fractions: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
     tasks: tuple[str, ...] | None = None
+    paired_reference: str = "ehr-partial"
+    calibration_bins: int = 10
+    subgroup_min_positives: int = 10
+    subgroup_age_bands: tuple[int, ...] = (18, 40, 60, 80)
 
 
 @dataclass
@@ -135,6 +142,10 @@ def build_report(workdir: str | Path, out_dir: str | Path, settings: ReportSetti
     _unimodal_test_figure(report, store, samples, settings)
     _metric_table(report, TABLE_A3, tasks, store, notes)
     audit.add_sections(report, wd, tasks, store)
+    paired_section.add_sections(report, wd, tasks, store, settings.paired_reference)
+    calibration_section.add_sections(report, wd, tasks, store, settings.calibration_bins)
+    subgroup_section.add_sections(report, wd, tasks, store, settings.subgroup_age_bands,
+                                  settings.subgroup_min_positives, settings.paired_reference)
 
     provenance = read_json(wd.provenance)
     summary = read_json(wd.summary)

@@ -178,3 +178,31 @@ def plot_groups(frame: pl.DataFrame, path: str | os.PathLike[str]) -> None:
     fig.legend(handles, names, loc="lower center", ncol=ncol, frameon=False)
     fig.suptitle("Figure 4: phenotyping on the (EHR + CXR)_PAIRED test set")
     _save(fig, path, bottom=(0.28 * legend_rows + 0.1) / height)
+
+
+def plot_reliability(frame: pl.DataFrame, path: str | os.PathLike[str], title: str) -> None:
+    """Reliability diagrams, one panel per model: observed rate against mean predicted probability per equal-mass
+    bin; the macro over labels (column ``label`` = ``macro``) in colour, each label in thin grey, the diagonal of
+    perfect calibration dotted."""
+    experiments = frame["experiment"].unique(maintain_order=True).to_list()
+    ncol = min(4, max(len(experiments), 1))
+    nrow = -(-len(experiments) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol, 3.3 * nrow + 0.4), squeeze=False)
+    for ax, experiment in zip(axes.ravel(), experiments, strict=False):
+        sub = frame.filter(pl.col("experiment") == experiment)
+        ax.plot([0, 1], [0, 1], color="0.35", linestyle=":", linewidth=1.0)
+        for label in sub.filter(pl.col("label") != "macro")["label"].unique(maintain_order=True).to_list():
+            line = sub.filter(pl.col("label") == label).sort("bin")
+            ax.plot(line["mean_predicted"], line["observed"], color="0.6", linewidth=0.6, alpha=0.6)
+        macro = sub.filter(pl.col("label") == "macro").sort("bin")
+        ax.plot(macro["mean_predicted"], macro["observed"], marker="o", markersize=3, color="tab:blue", linewidth=1.6)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_title(display_name(experiment), fontsize=10)
+        ax.set_xlabel("Mean predicted probability")
+        ax.set_ylabel("Observed rate")
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[len(experiments):]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    _save(fig, path, top=0.95)

@@ -30,7 +30,15 @@ from medfuse_bench.io import atomic_path, write_json, write_text
 from medfuse_bench.report.experiments import TASK_TITLES, display_name
 from medfuse_bench.paths import Workdir
 from medfuse_bench.report.inputs import read_samples, select_test_set
-from medfuse_bench.report.markdown import few_valid_note, format_estimate, markdown_table
+from medfuse_bench.report.leaderboard_stats import (
+    add_paired_columns,
+    collect_probabilities,
+    difference_cell,
+    paired_intro,
+    probabilities_path,  # noqa: F401 - where score keeps a submission's probabilities
+    write_probabilities,
+)
+from medfuse_bench.report.markdown import MISSING, few_valid_note, format_estimate, markdown_table
 from medfuse_bench.report.submission import check_submission, default_metadata_path, read_metadata, read_submission
 from medfuse_bench.resources import task_labels
 
@@ -121,6 +129,7 @@ def score_submission(
     result |= score_probabilities(probabilities, truth, labels, n_resamples, seed)
     result |= {"metadata": meta, "submission_sha256": hashlib.sha256(submission.read_bytes()).hexdigest()}
     path = score_path(workdir, task, test_set, name)
+    write_probabilities(probabilities, truth, path)  # for the leaderboard's paired columns
     write_json(result, path)
     return result, path
 
@@ -230,7 +239,10 @@ def rank_entries(entries: list[dict[str, Any]]) -> pl.DataFrame:
     return frame.with_columns(pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias("rank"))
 
 
-def leaderboard_markdown(frame: pl.DataFrame, task: str, test_set: str) -> str:
+def leaderboard_markdown(frame: pl.DataFrame, task: str, test_set: str, reference: str | None = None) -> str:
+    """The ranked table; with ``reference`` (and the columns of :func:`add_paired_columns`) also the paired
+    difference from it, the rank group and the ECE."""
+    paired = reference is not None and "rank_group" in frame.columns
     rows = [
         [
             str(r["rank"]),
@@ -238,6 +250,9 @@ def leaderboard_markdown(frame: pl.DataFrame, task: str, test_set: str) -> str:
             r["authors"],
             *(format_estimate(r[m], r[f"{m}_ci_low"], r[f"{m}_ci_high"], valid=r[f"{m}_valid_resamples"],
                               resamples=r["bootstrap"]) for m in METRICS),
+            *([difference_cell(r, "auroc", r["bootstrap"]),
+               MISSING if r["rank_group"] is None else str(r["rank_group"]),
+               format_estimate(r["ece"], r["ece_ci_low"], r["ece_ci_high"])] if paired else []),
             "" if r["n"] is None else str(r["n"]),
             r["code_url"],
         ]
@@ -245,14 +260,21 @@ def leaderboard_markdown(frame: pl.DataFrame, task: str, test_set: str) -> str:
     ]
     title = f"## Leaderboard: {TASK_TITLES.get(task, task)}, {test_set} test set\n\n"
     intro = ("Ranked by AUROC (macro over labels for phenotyping), then AUPRC; 95% bootstrap percentile intervals.\n\n")
-    table = markdown_table(["Rank", "Model", "Authors", "AUROC", "AUPRC", "n", "Code"], rows)
+    headers = ["Rank", "Model", "Authors", "AUROC", "AUPRC"]
+    if paired:
+        has_reference = frame.filter(pl.col("name") == reference, pl.col("baseline")).height > 0
+        intro += paired_intro(reference, has_reference) + "\n\n"
+        headers += [f"Δ AUROC vs {reference}", "Group", "ECE"]
+    table = markdown_table([*headers, "n", "Code"], rows)
     return title + intro + table + few_valid_note(rows) + "\n"
 
 
 def write_leaderboard(
-    workdir: Workdir, task: str, test_set: str, n_resamples: int, seed: int
+    workdir: Workdir, task: str, test_set: str, n_resamples: int, seed: int, *, reference: str = "ehr-partial",
+    n_bins: int = 10,
 ) -> tuple[pl.DataFrame, list[Path]]:
-    """Rank submissions and baselines; write ``{workdir}/leaderboard/{task}_{test_set}.md`` and ``.csv``."""
+    """Rank submissions and baselines; write ``{workdir}/leaderboard/{task}_{test_set}.md`` and ``.csv`` with the
+    paired columns of :mod:`.leaderboard_stats` (differences from ``reference``, rank groups, calibration)."""
     entries = submitted_scores(workdir, task, test_set) + baseline_scores(workdir, task, test_set, n_resamples, seed)
     single = single_class_labels(held_out_truth(workdir, task, test_set), task_labels(task))
     if single and entries:  # the same labels for every entry: one warning, not one per entry
@@ -262,9 +284,14 @@ def write_leaderboard(
             task, test_set, len(single), ", ".join(single[:5]) + (" ..." if len(single) > 5 else ""), len(entries),
         )
     frame = rank_entries(entries)
+    truth = held_out_truth(workdir, task, test_set)
+    labels = task_labels(task)
+    probabilities = collect_probabilities(workdir, task, test_set, truth, labels, frame)
+    frame = add_paired_columns(frame, probabilities, truth.select(labels).to_numpy().astype(np.int8), labels,
+                               reference=reference, n_resamples=n_resamples, seed=seed, n_bins=n_bins)
     md = workdir.leaderboard / f"{task}_{test_set}.md"
     csv = workdir.leaderboard / f"{task}_{test_set}.csv"
-    write_text(leaderboard_markdown(frame, task, test_set), md)
+    write_text(leaderboard_markdown(frame, task, test_set, reference), md)
     with atomic_path(csv) as tmp:
         frame.write_csv(tmp)
     return frame, [md, csv]

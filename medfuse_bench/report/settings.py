@@ -30,6 +30,16 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
                         f"{evaluation_default('seed')})")
 
 
+def add_paired_arguments(p: argparse.ArgumentParser) -> None:
+    """--paired-reference, --calibration-bins (report and leaderboard)."""
+    p.add_argument("--paired-reference", default=None,
+                   help="experiment the paired differences are taken against (default: evaluation.paired_reference, "
+                        f"{evaluation_default('paired_reference')})")
+    p.add_argument("--calibration-bins", type=int, default=None,
+                   help="equal-mass bins of the ECE and reliability diagrams (default: evaluation.calibration_bins, "
+                        f"{evaluation_default('calibration_bins')})")
+
+
 def resolve(args: argparse.Namespace) -> tuple[Workdir, dict[str, Any]]:
     """The workdir and the evaluation settings (flag > config > workdir's resolved config > schema default)."""
     if args.workdir is None:
@@ -40,7 +50,8 @@ def resolve(args: argparse.Namespace) -> tuple[Workdir, dict[str, Any]]:
         config = read_yaml(workdir.config_resolved) or {}
     evaluation = config.get("evaluation") or {}
     settings = {}
-    for key in ("bootstrap", "seed", "drop_fractions", "unimodal_test_fractions"):
+    for key in ("bootstrap", "seed", "drop_fractions", "unimodal_test_fractions", "paired_reference",
+                "calibration_bins", "subgroup_min_positives", "subgroup_age_bands"):
         flag = getattr(args, key, None)
         settings[key] = flag if flag is not None else evaluation.get(key, evaluation_default(key))
     return workdir, settings

@@ -14,10 +14,11 @@ Modules, in the order the generator uses them:
 * :mod:`~medfuse_bench.synth.hosp`, :mod:`~medfuse_bench.synth.icd`: patients, admissions, transfers, icustays,
   diagnoses with real ICD codes;
 * :mod:`~medfuse_bench.synth.cxr`, :mod:`~medfuse_bench.synth.images`: studies, metadata, CheXpert, split, JPEGs;
-* :mod:`~medfuse_bench.synth.events`: chartevents, outputevents, labevents, chunk by chunk;
+* :mod:`~medfuse_bench.synth.events` (shared schedules, outputevents), :mod:`~medfuse_bench.synth.chart_events`,
+  :mod:`~medfuse_bench.synth.lab_events`: chartevents, outputevents, labevents, chunk by chunk;
 * :mod:`~medfuse_bench.synth.versions`: the layout and columns of MIMIC-IV 1.0, 2.2 and 3.1;
 * :mod:`~medfuse_bench.synth.release`: a later release of the same world (patients added and removed);
-* :mod:`~medfuse_bench.synth.dataset`: orchestration, atomic output; :mod:`~medfuse_bench.synth.cli`: the command.
+* :mod:`~medfuse_bench.synth.dataset`: orchestration, atomic output; :mod:`~medfuse_bench.synth.synth`: the command.
 """
 
 from medfuse_bench.synth.dataset import generate

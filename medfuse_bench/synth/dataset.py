@@ -21,7 +21,9 @@ from medfuse_bench.errors import MedfuseError
 from medfuse_bench.io import remove_leftovers, temporary_name
 from medfuse_bench.synth.arrays import DAY, HOUR
 from medfuse_bench.synth.cxr import build_studies
-from medfuse_bench.synth.events import AdmissionChunk, StayChunk, chart_events, lab_events, output_events
+from medfuse_bench.synth.chart_events import chart_events
+from medfuse_bench.synth.events import StayChunk, output_events
+from medfuse_bench.synth.lab_events import AdmissionChunk, lab_events
 from medfuse_bench.synth.hosp import (
     admissions_table,
     diagnoses_table,

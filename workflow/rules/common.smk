@@ -251,7 +251,7 @@ def prediction_dirs():
 
 
 def report_inputs(wildcards=None):
-    """The files `report` reads: config, task tables and their normalizers, ETL summary and provenance, leakage
+    """The files `report` reads: config, task tables, subgroups and normalizers, ETL summary and provenance, leakage
     audits, predictions, selections and the runs they chose from, and the drift report when one is made."""
     experiments = trained_experiments()
     trained = [(t, e) for t in TASK_LIST for e in experiments
@@ -260,6 +260,7 @@ def report_inputs(wildcards=None):
     return {
         "config": str(WD.config_resolved),
         "samples": [str(WD.samples(t)) for t in TASK_LIST],
+        "subgroups": [str(WD.subgroups(t)) for t in TASK_LIST],
         "normalizers": [str(WD.normalizer(t, f)) for t in TASK_LIST for f in sorted(folders | {""})],
         "summary": [str(WD.summary), str(WD.summary_md)],
         "provenance": str(WD.provenance),
@@ -274,8 +275,9 @@ def report_inputs(wildcards=None):
 
 
 def leaderboard_inputs(wildcards=None):
-    """The files `leaderboard` reads: config, task tables, predictions and the scored submissions (found when the
-    DAG is built; a new score file reruns it)."""
-    scores = [str(p) for t in TASK_LIST for s in ("partial", "paired") for p in WD.score_files(t, s)]
+    """The files `leaderboard` reads: config, task tables, predictions and the scored submissions with the
+    probabilities kept beside them (found when the DAG is built; a new score file reruns it)."""
+    found = [f for t in TASK_LIST for s in ("partial", "paired") for f in WD.score_files(t, s)]
+    scores = [str(p) for f in found for p in (f, f.with_suffix(".parquet")) if p.exists()]
     return {"config": str(WD.config_resolved), "samples": [str(WD.samples(t)) for t in TASK_LIST],
             "predictions": prediction_dirs(), "scores": scores}

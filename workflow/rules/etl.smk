@@ -1,6 +1,16 @@
 # ETL: raw tables -> Parquet -> cohort -> variables / phenotypes -> splits -> CXR -> task tables -> time series.
 
-import yaml
+
+def task_arguments(samples):
+    """TASK=PATH arguments of the task samples tables, in TASK_LIST order (as expand() lists them)."""
+    return " ".join(f"{task}={path}" for task, path in zip(TASK_LIST, samples))
+
+
+def split_arguments():
+    """The splits rule's --salt, --train and --val, and --test-list / --val-list for the lists configured."""
+    split = ETL["split"]
+    lists = (opt("--test-list", split["test_list"]), opt("--val-list", split["val_list"]))
+    return " ".join([f"--salt {split['salt']} --train {split['train']} --val {split['val']}", *filter(None, lists)])
 
 
 rule resolved_config:
@@ -13,14 +23,18 @@ rule resolved_config:
         log_path("resolved_config"),
     benchmark:
         bench_path("resolved_config")
+    # No subcommand: the configuration with this run's --config overrides exists only in Snakemake's process
+    # (medfuse_bench/config/resolved_config.py).
     run:
-        from medfuse_bench.io import write_text
+        from medfuse_bench.config.resolved_config import write_resolved_config
 
-        write_text(yaml.safe_dump(params.resolved, sort_keys=False), output[0])
+        write_resolved_config(params.resolved, output[0])
 
 
 rule ingest:
     """Detect the MIMIC-IV layout and convert the needed tables to Parquet, filtering events to the 17 variables."""
+    # Over 20 lines: the command takes the raw folders besides the files Snakemake watches, DuckDB's memory limit and
+    # the threads of DuckDB and Polars.
     input:
         iv=mimic_iv_files,
         cxr=mimic_cxr_tables,
@@ -79,7 +93,8 @@ rule variables:
         counts=f"{W}/etl/variables_counts.json",
     params:
         policy=POLICY.stage_args("variables"),
-    # Polars works on every core it is given; declared, so that no job is scheduled beside it on those cores.
+    # Polars works on every core it is given; declared (and passed as POLARS_MAX_THREADS, over 20 lines), so that no
+    # job is scheduled beside it on those cores.
     threads: 2
     log:
         log_path("variables"),
@@ -96,6 +111,7 @@ rule variables:
 
 rule phenotypes:
     """The 25 benchmark phenotype labels of each stay from its admission's ICD codes."""
+    # Over 20 lines: two optional mapping files (phenotype_definitions, etl.icd10_gem_file).
     input:
         raw=RAW,
         stays=rules.cohort.output.stays,
@@ -125,14 +141,7 @@ rule splits:
     output:
         f"{W}/etl/splits.parquet",
     params:
-        salt=ETL["split"]["salt"],
-        train=ETL["split"]["train"],
-        val=ETL["split"]["val"],
-        lists=" ".join(
-            x
-            for x in (opt("--test-list", ETL["split"]["test_list"]), opt("--val-list", ETL["split"]["val_list"]))
-            if x
-        ),
+        split=split_arguments(),
     log:
         log_path("splits"),
     benchmark:
@@ -140,8 +149,7 @@ rule splits:
     conda:
         CONDA_ENV
     shell:
-        "medfuse-bench splits --stays {input.stays} --raw-dir {input.raw} --out {output} --salt {params.salt}"
-        " --train {params.train} --val {params.val} {params.lists} > {log} 2>&1"
+        "medfuse-bench splits --stays {input.stays} --raw-dir {input.raw} --out {output} {params.split} > {log} 2>&1"
 
 
 rule cxr_uni:
@@ -166,6 +174,7 @@ rule cxr_uni:
 
 rule task_tables:
     """One row per sample of a task: split, linked X-ray, labels."""
+    # Over 20 lines: five inputs, and the task's preset and overrides.
     input:
         raw=RAW,
         stays=rules.cohort.output.stays,
@@ -189,8 +198,29 @@ rule task_tables:
         " --preset {params.preset} --overrides {params.overrides} --out {output} > {log} 2>&1"
 
 
+rule subgroups:
+    """Per-sample attributes of a task (sex, age, race group, insurance, linked X-ray and its age) for the report's
+    subgroup table."""
+    input:
+        raw=RAW,
+        stays=rules.cohort.output.stays,
+        samples=rules.task_tables.output,
+    output:
+        f"{W}/tasks/{{task}}/subgroups.parquet",
+    log:
+        log_path("subgroups_{task}"),
+    benchmark:
+        bench_path("subgroups_{task}")
+    conda:
+        CONDA_ENV
+    shell:
+        "medfuse-bench subgroups --samples {input.samples} --stays {input.stays} --raw-dir {input.raw}"
+        " --out {output} > {log} 2>&1"
+
+
 rule timeseries:
     """Discretised, imputed, normalised 76-feature time series of a task, one float32 array per split."""
+    # Over 20 lines: five outputs, and the two threads its Polars queries use (POLARS_MAX_THREADS).
     input:
         events=rules.variables.output.events,
         samples=rules.task_tables.output,
@@ -216,12 +246,9 @@ rule timeseries:
         " --timestep {params.timestep} {params.policy} > {log} 2>&1"
 
 
-rule timeseries_available:
-    """The task's time series built from the values stored by the end of the window (window_by: storetime), for
-    experiment ehr-partial-available: what the paper's charttime window is worth."""
-    input:
-        events=rules.variables.output.events,
-        samples=rules.task_tables.output,
+# The task's time series built from the values stored by the end of the window (window_by: storetime), for
+# experiment ehr-partial-available: what the paper's charttime window is worth. The timeseries rule's command.
+use rule timeseries as timeseries_available with:
     output:
         arrays=expand(f"{W}/tasks/{{{{task}}}}/{AVAILABLE_TIMESERIES}/timeseries_{{split}}.npy",
                       split=["train", "val", "test"]),
@@ -231,25 +258,22 @@ rule timeseries_available:
         out_dir=lambda wc, output: Path(output.index).parent,
         timestep=ETL["timestep_hours"],
         policy=POLICY.replace(window_by="storetime").stage_args("timeseries"),
-    threads: 2
-    resources:
-        mem_mb=8000,
     log:
         log_path("timeseries_available_{task}"),
     benchmark:
         bench_path("timeseries_available_{task}")
-    conda:
-        CONDA_ENV
-    shell:
-        "POLARS_MAX_THREADS={threads} medfuse-bench timeseries --events {input.events} --samples {input.samples}"
-        " --out-dir {params.out_dir} --timestep {params.timestep} {params.policy} > {log} 2>&1"
 
 
 rule etl_summary:
     """Samples per split, paired vs partial, label prevalence, cohort and ICD-mapping counts, preset counts."""
+    # Longer than a rule should be: every file the summary reads is declared, so that a change to one reruns it.
     input:
         samples=expand(f"{W}/tasks/{{task}}/samples.parquet", task=TASK_LIST),
-        cxr=rules.cxr_uni.output,
+        cxr=rules.cxr_uni.output[0],
+        raw=RAW,
+        stays=rules.cohort.output.stays,
+        events=rules.variables.output.events,
+        splits=rules.splits.output[0],
         counts=rules.cohort.output.counts,
         variables=rules.variables.output.counts,
         mapping=rules.phenotypes.output.stats,
@@ -257,7 +281,7 @@ rule etl_summary:
         json=f"{W}/tasks/summary.json",
         md=f"{W}/tasks/summary.md",
     params:
-        workdir=lambda wc, output: Path(output.json).parents[1],  # {workdir}/tasks/summary.json
+        samples=lambda wc, input: task_arguments(input.samples),
     log:
         log_path("etl_summary"),
     benchmark:
@@ -265,19 +289,22 @@ rule etl_summary:
     conda:
         CONDA_ENV
     shell:
-        "medfuse-bench etl-summary --workdir {params.workdir} --out-json {output.json} --out-md {output.md}"
-        " > {log} 2>&1"
+        "medfuse-bench etl-summary --samples {params.samples} --cxr-uni {input.cxr} --stays {input.stays}"
+        " --events {input.events} --splits {input.splits} --cxr-metadata {input.raw}/cxr_metadata.parquet"
+        " --cohort-counts {input.counts} --variables-counts {input.variables} --phenotype-mapping {input.mapping}"
+        " --out-json {output.json} --out-md {output.md} > {log} 2>&1"
 
 
 rule check_splits:
     """Fail the DAG if any subject appears in two splits of any dataset."""
     input:
         samples=expand(f"{W}/tasks/{{task}}/samples.parquet", task=TASK_LIST),
-        cxr=rules.cxr_uni.output,
+        cxr=rules.cxr_uni.output[0],
+        splits=rules.splits.output[0],
     output:
         f"{W}/etl/split_check.txt",
     params:
-        workdir=lambda wc, output: Path(output[0]).parents[1],  # {workdir}/etl/split_check.txt
+        samples=lambda wc, input: task_arguments(input.samples),
     log:
         log_path("check_splits"),
     benchmark:
@@ -285,7 +312,8 @@ rule check_splits:
     conda:
         CONDA_ENV
     shell:
-        "medfuse-bench check-splits --workdir {params.workdir} --out {output} > {log} 2>&1"
+        "medfuse-bench check-splits --samples {params.samples} --cxr-uni {input.cxr} --splits {input.splits}"
+        " --out {output} > {log} 2>&1"
 
 
 rule etl:
@@ -293,6 +321,7 @@ rule etl:
     input:
         rules.resolved_config.output,
         expand(rules.timeseries.output.index, task=TASK_LIST),
+        expand(rules.subgroups.output, task=TASK_LIST),
         rules.etl_summary.output,
         rules.check_splits.output,
         # the leakage audit of each task (workflow/rules/leakage_audit.smk); a blocking finding stops the run here

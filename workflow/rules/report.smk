@@ -3,10 +3,15 @@
 # leaderboard_inputs in common.smk) declare exactly the files they read there, so that a changed one reruns them.
 
 # The evaluation settings both commands get as flags (flags win over the workdir's config.resolved.yaml).
-BOOTSTRAP_ARGS = f"--bootstrap {EVAL['bootstrap']} --seed {EVAL['seed']}"
+BOOTSTRAP_ARGS = (
+    f"--bootstrap {EVAL['bootstrap']} --seed {EVAL['seed']} --paired-reference {EVAL['paired_reference']}"
+    f" --calibration-bins {EVAL['calibration_bins']}"
+)
 REPORT_ARGS = (
     f"{BOOTSTRAP_ARGS} --tasks {' '.join(TASK_LIST)} --drop-fractions {' '.join(map(str, EVAL['drop_fractions']))}"
     f" --unimodal-test-fractions {' '.join(map(str, EVAL['unimodal_test_fractions']))}"
+    f" --subgroup-min-positives {EVAL['subgroup_min_positives']}"
+    f" --subgroup-age-bands {' '.join(map(str, EVAL['subgroup_age_bands']))}"
 )
 
 

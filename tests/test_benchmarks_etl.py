@@ -1,4 +1,4 @@
-"""bench-etl: every stage runs and is timed, and the original extraction's approach, timed on the same input,
+"""python -m benchmarks.etl: every stage runs and is timed, and the original extraction's approach, timed on the same input,
 finds the same samples and labels as the pipeline under the ``original`` preset (with the normaliser fitted on the
 train split, as the baseline builds it)."""
 
@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from medfuse_bench.etl.bench import _median, _median_stages, bench_etl, format_table
+from benchmarks.etl import _median, _median_stages, bench_etl, format_table
 from medfuse_bench.fidelity import FidelityPolicy
 from medfuse_bench.resources import phenotype_labels
 
@@ -92,7 +92,7 @@ def test_the_original_approach_finds_the_same_samples_and_labels(report: tuple[d
 def test_the_original_approach_computes_the_same_time_series(report: tuple[dict, Path], tmp_path: Path) -> None:
     """The baseline's discretiser and normaliser (ports of the original's) give the arrays the time-series stage
     stores under the original preset with ``normalizer: train_split``: the benchmark compares the same work."""
-    from medfuse_bench.etl import baseline
+    from benchmarks import etl_baseline as baseline
 
     _, workdir = report
     scratch = tmp_path / "baseline"
@@ -109,7 +109,7 @@ def test_the_original_approach_computes_the_same_time_series(report: tuple[dict,
 
 def test_the_fidelity_report_counts_every_etl_switch(report: tuple[dict, Path]) -> None:
     """The measurement behind docs/fidelity.md runs on a bench workdir and covers every switch of the ETL."""
-    from medfuse_bench.etl.fidelity_report import fidelity_counts
+    from benchmarks.fidelity_report import fidelity_counts
     from medfuse_bench.fidelity import SWITCHES
 
     _, workdir = report

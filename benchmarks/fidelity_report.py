@@ -3,15 +3,15 @@ presets and for each switch on its own.
 
 Used to fill the tables of docs/fidelity.md::
 
-    python -m medfuse_bench.etl.fidelity_report --raw-dir results/etl/raw [--workdir results] [--definitions YAML] \
+    python -m benchmarks.fidelity_report --raw-dir results/etl/raw [--workdir results] [--definitions YAML] \
         [--out counts.json]
 
 Both presets run on the same raw tables; each count is the number of rows (events, diagnoses) or stays that one
 defect changes, measured on its own where the defect can be isolated. ``switch_alone`` counts, per switch of the
 cohort and variables stages, what changes when only that switch is set to the original's value over the corrected
-preset. With ``--workdir`` (a pipeline or ``bench-etl`` workdir that ran the corrected preset) it also counts the
-CXR_UNI split sizes under both ``cxr_uni_split`` values and the effect of ``normalizer: original_mimic3`` on the
-train split's standardised values.
+preset. With ``--workdir`` (a pipeline or ``python -m benchmarks.etl`` workdir that ran the corrected preset) it
+also counts the CXR_UNI split sizes under both ``cxr_uni_split`` values and the effect of ``normalizer:
+original_mimic3`` on the train split's standardised values.
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ from typing import Any
 import polars as pl
 
 from medfuse_bench.etl import phenotypes as P
-from medfuse_bench.etl import variables as V
+from medfuse_bench.etl import variable_extraction as VX
+from medfuse_bench.etl import variable_linking as VL
+from medfuse_bench.etl import variable_rules as VR
 from medfuse_bench.etl.cohort import build_cohort
 from medfuse_bench.etl.cxr import build_cxr_uni
-from medfuse_bench.etl.timeseries import original_state
+from medfuse_bench.etl.normaliser import original_state
 from medfuse_bench.fidelity import SWITCHES, FidelityPolicy
 
 ORIGINAL, CORRECTED = FidelityPolicy.preset("original"), FidelityPolicy.preset("corrected")
@@ -73,7 +75,7 @@ def cohort_differences(icu: pl.DataFrame, adm: pl.DataFrame, pat: pl.DataFrame) 
 
 def cleaning_differences(events: pl.DataFrame) -> dict[str, int]:
     """Raw rows whose cleaned value differs between the modes, per rule."""
-    x = V._number(pl.col("value"))
+    x = VR._number(pl.col("value"))
     item = pl.col("itemid")
     temperature = item.is_in([223761, 223762])
     return events.select(
@@ -92,12 +94,12 @@ def cleaning_differences(events: pl.DataFrame) -> dict[str, int]:
 def assignment_differences(events: pl.DataFrame, stays: pl.DataFrame) -> dict[str, int]:
     """Lab rows placed in a stay by one mode's rule and not the other's (on the corrected cohort), and chart rows
     the original's time-window rule copies into a second stay."""
-    mapped = V.clean_values(V.map_items(events.lazy(), CORRECTED.capillary_refill), CORRECTED).collect()
+    mapped = VR.clean_values(VR.map_items(events.lazy(), CORRECTED.capillary_refill), CORRECTED).collect()
     out = {}
     for table in ("labevents", "chartevents"):
         part = mapped.filter(pl.col("table") == table).with_row_index("row").lazy()
-        orig = V.assign_stays(part, stays.lazy(), ORIGINAL).select("row", "stay_id").collect()
-        corr = V.assign_stays(part, stays.lazy(), CORRECTED).select("row", "stay_id").collect()
+        orig = VL.assign_stays(part, stays.lazy(), ORIGINAL).select("row", "stay_id").collect()
+        corr = VL.assign_stays(part, stays.lazy(), CORRECTED).select("row", "stay_id").collect()
         out[f"{table}_rows_original"] = orig.height
         out[f"{table}_rows_corrected"] = corr.height
         out[f"{table}_only_original"] = orig.join(corr, on=["row", "stay_id"], how="anti").height
@@ -107,17 +109,17 @@ def assignment_differences(events: pl.DataFrame, stays: pl.DataFrame) -> dict[st
 
 def dedup_differences(events: pl.DataFrame, stays: pl.DataFrame) -> dict[str, int]:
     """(stay, charttime, variable) groups with several rows, and those whose kept value differs between the rules."""
-    lf = V.assign_stays(
-        V.clean_values(V.map_items(events.lazy(), CORRECTED.capillary_refill), CORRECTED, sort_keys=True).filter(
+    lf = VL.assign_stays(
+        VR.clean_values(VR.map_items(events.lazy(), CORRECTED.capillary_refill), CORRECTED, sort_keys=True).filter(
             pl.col("value").is_not_null() | pl.col("value_text").is_not_null()
         ),
         stays.lazy(),
         CORRECTED,
     )
-    groups = lf.group_by(V.EVENT_KEYS).len().filter(pl.col("len") > 1).collect()
-    orig = V.keep_one_per_time(lf, ORIGINAL.same_time_values).collect()
-    corr = V.keep_one_per_time(lf, CORRECTED.same_time_values).collect()
-    both = orig.join(corr, on=V.EVENT_KEYS, suffix="_c")
+    groups = lf.group_by(VL.EVENT_KEYS).len().filter(pl.col("len") > 1).collect()
+    orig = VL.keep_one_per_time(lf, ORIGINAL.same_time_values).collect()
+    corr = VL.keep_one_per_time(lf, CORRECTED.same_time_values).collect()
+    both = orig.join(corr, on=VL.EVENT_KEYS, suffix="_c")
     differs = both.filter(
         pl.col("value").ne_missing(pl.col("value_c")) | pl.col("value_text").ne_missing(pl.col("value_text_c"))
     )
@@ -128,12 +130,12 @@ def event_stage_counts(events: pl.DataFrame, stays: pl.DataFrame) -> dict[str, A
     """The variables stage's own counts under each preset (outliers keep for original, range for corrected), per
     variable the output rows only one preset has or whose value differs (both with outliers kept), and per switch
     the output rows that change when only that switch takes the original's value."""
-    orig_out, orig = V.extract_events(events, stays, policy=ORIGINAL)
-    corr_out, corr = V.extract_events(events, stays, policy=CORRECTED)
-    kept_out, _ = V.extract_events(events, stays, policy=CORRECTED.replace(outliers="keep"))
+    orig_out, orig = VX.extract_events(events, stays, policy=ORIGINAL)
+    corr_out, corr = VX.extract_events(events, stays, policy=CORRECTED)
+    kept_out, _ = VX.extract_events(events, stays, policy=CORRECTED.replace(outliers="keep"))
     alone_counts = {}
     for switch in (s.name for s in SWITCHES if s.stage == "variables"):
-        one, _ = V.extract_events(events, stays, policy=alone(switch))
+        one, _ = VX.extract_events(events, stays, policy=alone(switch))
         alone_counts[switch] = {variable: n for variable, n in _output_differences(one, corr_out).items()
                                 if any(n.values())}
     return {"original": orig, "corrected": corr,
@@ -227,7 +229,7 @@ def fidelity_counts(raw_dir: str | Path, definitions_path: str | None = None,
     read = lambda name: pl.read_parquet(raw / f"{name}.parquet")  # noqa: E731
     cohort, stays = cohort_differences(read("icustays"), read("admissions"), read("patients"))
     events = pl.concat([read("chartevents"), read("labevents")], how="vertical_relaxed").select(
-        list(V.RAW_EVENT_SCHEMA)
+        list(VX.RAW_EVENT_SCHEMA)
     )
     events = events.join(stays.select("subject_id"), on="subject_id", how="semi")
     out = {
@@ -247,7 +249,8 @@ def fidelity_counts(raw_dir: str | Path, definitions_path: str | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.fidelity_report",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--raw-dir", required=True, help="folder of raw Parquet tables written by `ingest`")
     parser.add_argument("--definitions", default=None, help="phenotype definitions YAML to compare with GEM mode")
     parser.add_argument("--workdir", default=None,

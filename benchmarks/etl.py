@@ -1,4 +1,5 @@
-"""``bench-etl``: time every ETL stage on a synthetic dataset and report rows/s and peak memory per stage.
+"""Time every ETL stage on a synthetic dataset and report rows/s and peak memory per stage:
+``python -m benchmarks.etl --workdir DIR [--stays N] [--repeat N] [--baseline]`` (benchmarks/README.md).
 
 Each stage runs as its own ``medfuse-bench`` process, as the workflow runs it, so its wall time includes start-up
 and its peak resident memory is its own. The ingest
@@ -8,6 +9,7 @@ largest table.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -24,8 +26,10 @@ import duckdb
 
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.etl import DEFAULT_POLICY
-from medfuse_bench.fidelity import FidelityPolicy
+from medfuse_bench.fidelity import FidelityPolicy, add_policy_arguments, policy_from_args
 from medfuse_bench.io import write_json
+
+from benchmarks.machine import machine_check, machine_check_all_cores, spread_runs
 
 log = logging.getLogger(__name__)
 
@@ -97,53 +101,6 @@ def _median_stages(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         row["rows_per_s"] = round(row["rows"] / row["seconds"]) if row["seconds"] else None
         out.append(row)
     return out
-
-
-def machine_check() -> float:
-    """Seconds of a fixed single-core workload (a Python loop and a NumPy sort), timed beside each ETL run: on a
-    shared machine whose speed drifts, it tells a slow run from a slow moment."""
-    import numpy as np
-
-    values = np.random.default_rng(0).random(2_000_000)
-    start = time.perf_counter()
-    total = 0
-    for i in range(2_000_000):
-        total += i
-    np.sort(values, kind="stable")
-    return round(time.perf_counter() - start, 3)
-
-
-def machine_check_all_cores(workers: int | None = None) -> float:
-    """The slowest of :func:`machine_check` run in ``workers`` processes at once (default: one per CPU): the
-    stages use every core, and a neighbour holding one core slows them while a single-core check barely moves."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    workers = workers or os.cpu_count() or 1
-    # spawn, not fork: this process may hold DuckDB's and Polars' threads.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        list(pool.map(_noop, range(workers)))  # start every worker before the timed round
-        return max(pool.map(_timed_check, range(workers)))
-
-
-def _noop(_: int) -> None:
-    return None
-
-
-def _timed_check(_: int) -> float:
-    return machine_check()
-
-
-def spread_runs(repeat: int, points: int) -> list[int]:
-    """The point (0 .. points - 1) of each of ``repeat`` runs spread evenly over ``points`` points, first and last
-    included.
-
-    >>> spread_runs(2, 6), spread_runs(4, 6), spread_runs(6, 6), spread_runs(1, 6)
-    ([0, 5], [0, 2, 3, 5], [0, 1, 2, 3, 4, 5], [0])
-    """
-    if repeat == 1:
-        return [0]
-    return [int(r * (points - 1) / (repeat - 1) + 0.5) for r in range(repeat)]
 
 
 def _run_stages(mimic_iv: Path, mimic_cxr: Path | None, workdir: Path, logs: Path, policy: FidelityPolicy,
@@ -227,7 +184,7 @@ def bench_etl(
     median seconds and the median of the runs' totals, and ``runs`` every run's own figures, since the wall time of
     one run on a shared machine can be far from another's.
 
-    ``baseline`` also times :mod:`medfuse_bench.etl.baseline`, the original extraction's approach, on the same input
+    ``baseline`` also times :mod:`benchmarks.etl_baseline`, the original extraction's approach, on the same input
     (slow: about 15k chartevents rows/s) and reports the whole ETL's speed-up against it; the ETL runs are then
     spread evenly over six points, before the baseline and after each of its five stages (:func:`spread_runs`),
     each run marked with its ``position``. Before each run, :func:`machine_check` and
@@ -276,7 +233,7 @@ def bench_etl(
             if not run_etl(None):
                 break
     else:
-        from medfuse_bench.etl.baseline import BASELINE_STAGES, run_baseline
+        from benchmarks.etl_baseline import BASELINE_STAGES, run_baseline
 
         # The baseline takes many minutes while the machine's speed drifts, so the ETL runs are spread over it:
         # before it and after its stages, each run at one of these points; the median run then meets the same
@@ -367,7 +324,7 @@ def format_table(report: dict[str, Any]) -> str:
     base = report.get("baseline")
     if base:
         parts = ", ".join(f"{k} {v:.1f} s" for k, v in base["seconds"].items())
-        lines.append(f"original approach (medfuse_bench.etl.baseline) on the same input: {base['total_seconds']:.1f} s "
+        lines.append(f"original approach (benchmarks.etl_baseline) on the same input: {base['total_seconds']:.1f} s "
                      f"({parts}) = {base['chartevents_rows_per_s']:,} chartevents rows/s; the whole ETL is "
                      f"{base['speedup_of_etl']}x faster")
         each = [base["total_seconds"] / r["total_seconds"] for r in report.get("runs", []) if r["total_seconds"]]
@@ -378,3 +335,52 @@ def format_table(report: dict[str, Any]) -> str:
 
 def _list(values: list[float], form: str = "{:.2f}") -> str:
     return ", ".join(form.format(v) for v in values)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.etl",
+                                description="Time the ETL stages on a synthetic dataset (rows/s, peak memory).")
+    p.add_argument("--stays", type=int, default=2000, help="synthetic ICU stays to generate (default: 2000)")
+    p.add_argument("--workdir", required=True, help="scratch folder for the synthetic data and the ETL outputs")
+    p.add_argument("--seed", type=int, default=1002, help="seed of the synthetic dataset (default: 1002)")
+    add_policy_arguments(p)
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads of ingest: its --threads and POLARS_MAX_THREADS (default: all cores)")
+    p.add_argument("--mimic-iv", default=None,
+                   help="time an existing MIMIC-IV folder instead of generating one (needs --mimic-cxr)")
+    p.add_argument("--mimic-cxr", default=None, help="the MIMIC-CXR-JPG folder that goes with --mimic-iv")
+    p.add_argument("--unrelated-chart-share", type=float, default=None, metavar="SHARE",
+                   help="make SHARE of the synthetic chartevents rows items outside the 17 variables, as in MIMIC "
+                   "(about 0.82); default: the generator's own, about 0.05")
+    p.add_argument("--baseline", action="store_true",
+                   help="also time the original extraction's approach (row-by-row CSV reading, per-subject files, "
+                   "pandas per subject and stay; benchmarks/etl_baseline.py) on the same input: slow, about 15k "
+                   "chartevents rows/s")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run the ETL stages this many times and report each stage's median and the median total "
+                   "(the baseline runs once; with --baseline the ETL runs are spread evenly from before it to "
+                   "after its last stage, so that they meet the machine as the baseline does: 6 puts one before "
+                   "it and one after each of its five stages) (default: 1)")
+    p.add_argument("--out", default=None, help="output JSON of the timings (default: {workdir}/bench_etl.json)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if (args.mimic_iv is None) != (args.mimic_cxr is None):
+            raise MedfuseError("--mimic-iv and --mimic-cxr go together; pass both or neither")
+        report = bench_etl(args.stays, args.workdir, seed=args.seed, policy=policy_from_args(args),
+                           threads=args.threads, mimic_iv=args.mimic_iv, mimic_cxr=args.mimic_cxr, out=args.out,
+                           unrelated_chart_share=args.unrelated_chart_share, baseline=args.baseline,
+                           repeat=args.repeat)
+    except MedfuseError as exc:
+        print(f"python -m benchmarks.etl: error: {exc}", file=sys.stderr)
+        return 2
+    print(format_table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

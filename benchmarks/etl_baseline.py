@@ -1,4 +1,5 @@
-"""The original extraction's approach, re-implemented to time it on the same input: ``bench-etl --baseline``.
+"""The original extraction's approach, re-implemented to time it on the same input: ``python -m benchmarks.etl
+--baseline``.
 
 The original MedFuse extraction (a port of the MIMIC-III benchmark scripts) reads the event tables with Python's
 ``csv`` module one row at a time, writes one folder per subject, and then reads every subject's files back with
@@ -13,12 +14,13 @@ per-stay work, in the layouts this package reads (the original itself only reads
    to one row per time, one ``episode{N}_timeseries.csv`` per stay;
 4. tasks: per stay, the episode read back and cut to the in-hospital-mortality window (48 h) and the phenotyping
    window (the stay), each written to the task's folder with its listfile, phenotype labels from the diagnoses;
-5. discretise: what the ETL's time-series stage stores, the original computes when training reads a sample: per
-   task, every sample's file read with ``str.split``, binned, imputed and one-hot encoded by a line-for-line port of
-   its ``Discretizer`` (1 h bins, previous-value imputation, masks), the train samples' sums fed to a ``Normalizer``
-   (the original's ``create_normalizer_state``) and every sample normalised. The arrays equal those the time-series
-   stage stores under the ``original`` preset with ``normalizer: train_split`` (the original's training loads a fixed
-   MIMIC-III state instead; a test checks every value), so both sides do the same work.
+5. discretise: what the ETL's time-series stage stores, the original computes when training reads a sample: per task,
+   every sample's file read with ``str.split``, binned, imputed and one-hot encoded by a line-for-line port of its
+   ``Discretizer`` (``tests/original_discretiser.py``; 1 h bins, previous-value imputation, masks), the train
+   samples' sums fed to a ``Normalizer`` (the original's ``create_normalizer_state``) and every sample normalised.
+   The arrays equal those the time-series stage stores under the ``original`` preset with ``normalizer: train_split``
+   (the original's training loads a fixed MIMIC-III state instead; a test checks every value), so both sides do the
+   same work.
 
 Per-subject files are read back as pandas 0.23 (the original's environment) read them: "None", a GCS eye value,
 is text there and a missing value in pandas 2 and later. Only the timing matters: the files go to a scratch folder
@@ -46,7 +48,11 @@ from tqdm import tqdm
 from medfuse_bench import resources
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.etl.layout import detect_layout
-from medfuse_bench.etl.variables import NUMERIC_AFTER_CLEANING
+from medfuse_bench.etl.variable_rules import NUMERIC_AFTER_CLEANING
+
+# The port of the original's discretiser and normaliser is the tests' oracle for the time-series stage; the
+# baseline times that same code.
+from tests.original_discretiser import Discretizer, Normalizer
 
 EVENT_HEADER = ["subject_id", "hadm_id", "stay_id", "charttime", "itemid", "value", "valuenum"]
 EPS = 1e-6
@@ -251,117 +257,6 @@ def create_tasks(root: Path, out: Path, code_groups: dict[str, str], progress: b
     }
 
 
-class Discretizer:
-    """The original's ``Discretizer`` (timestep 1 h, masks, 'previous' imputation, start time zero), loop for loop.
-
-    Channels, one-hot categories and normal values come from the package's variable table, which holds the original's
-    discretizer configuration.
-    """
-
-    def __init__(self, timestep: float = 1.0) -> None:
-        variables = resources.variables()
-        self._id_to_channel = [v["name"] for v in variables]
-        self._channel_to_id = {c: i for i, c in enumerate(self._id_to_channel)}
-        self._is_categorical_channel = {v["name"]: v["categorical"] for v in variables}
-        self._possible_values = {v["name"]: [str(x) for x in v.get("possible_values", [])] for v in variables}
-        self._normal_values = {v["name"]: str(v["normal_value"]) for v in variables}
-        self._timestep = timestep
-
-    def transform(self, X: np.ndarray, header: list[str], end: float) -> np.ndarray:
-        eps = 1e-6
-        n_channels = len(self._id_to_channel)
-        first_time = 0
-        max_hours = end - first_time
-        n_bins = int(max_hours / self._timestep + 1.0 - eps)
-        cur_len = 0
-        begin_pos = [0 for _ in range(n_channels)]
-        end_pos = [0 for _ in range(n_channels)]
-        for i in range(n_channels):
-            channel = self._id_to_channel[i]
-            begin_pos[i] = cur_len
-            if self._is_categorical_channel[channel]:
-                end_pos[i] = begin_pos[i] + len(self._possible_values[channel])
-            else:
-                end_pos[i] = begin_pos[i] + 1
-            cur_len = end_pos[i]
-        data = np.zeros(shape=(n_bins, cur_len), dtype=float)
-        mask = np.zeros(shape=(n_bins, n_channels), dtype=int)
-        original_value = [["" for _ in range(n_channels)] for _ in range(n_bins)]
-
-        def write(data: np.ndarray, bin_id: int, channel: str, value: str, begin_pos: list[int]) -> None:
-            channel_id = self._channel_to_id[channel]
-            if self._is_categorical_channel[channel]:
-                category_id = self._possible_values[channel].index(value)
-                n_values = len(self._possible_values[channel])
-                one_hot = np.zeros((n_values,))
-                one_hot[category_id] = 1
-                for pos in range(n_values):
-                    data[bin_id, begin_pos[channel_id] + pos] = one_hot[pos]
-            else:
-                data[bin_id, begin_pos[channel_id]] = float(value)
-
-        for row in X:
-            t = float(row[0]) - first_time
-            if t > max_hours + eps:
-                continue
-            bin_id = int(t / self._timestep - eps)
-            for j in range(1, len(row)):
-                if row[j] == "":
-                    continue
-                channel = header[j]
-                channel_id = self._channel_to_id[channel]
-                mask[bin_id][channel_id] = 1
-                write(data, bin_id, channel, row[j], begin_pos)
-                original_value[bin_id][channel_id] = row[j]
-
-        prev_values: list[list[str]] = [[] for _ in range(n_channels)]
-        for bin_id in range(n_bins):
-            for channel in self._id_to_channel:
-                channel_id = self._channel_to_id[channel]
-                if mask[bin_id][channel_id] == 1:
-                    prev_values[channel_id].append(original_value[bin_id][channel_id])
-                    continue
-                if len(prev_values[channel_id]) == 0:
-                    imputed_value = self._normal_values[channel]
-                else:
-                    imputed_value = prev_values[channel_id][-1]
-                write(data, bin_id, channel, imputed_value, begin_pos)
-        return np.hstack([data, mask.astype(np.float32)])
-
-
-class Normalizer:
-    """The original's ``Normalizer``: sums over every bin of the train samples; mean / std of the chosen columns."""
-
-    def __init__(self, fields: list[int]) -> None:
-        self._fields = fields
-        self._sum_x: np.ndarray | None = None
-        self._sum_sq_x: np.ndarray | None = None
-        self._count = 0
-
-    def feed(self, x: np.ndarray) -> None:
-        x = np.array(x)
-        self._count += x.shape[0]
-        if self._sum_x is None:
-            self._sum_x = np.sum(x, axis=0)
-            self._sum_sq_x = np.sum(x**2, axis=0)
-        else:
-            self._sum_x += np.sum(x, axis=0)
-            self._sum_sq_x += np.sum(x**2, axis=0)
-
-    def fit(self) -> None:
-        eps = 1e-7
-        n = self._count
-        self._means = 1.0 / n * self._sum_x
-        self._stds = np.sqrt(1.0 / (n - 1) * (self._sum_sq_x - 2.0 * self._sum_x * self._means + n * self._means**2))
-        self._stds[self._stds < eps] = eps
-
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        ret = 1.0 * x
-        for col in self._fields:
-            ret[:, col] = (x[:, col] - self._means[col]) / self._stds[col]
-        return ret
-
-
 def _read_timeseries(path: Path) -> tuple[np.ndarray, list[str]]:
     """The original reader's ``_read_timeseries``: the header, then every line split on commas."""
     ret = []
@@ -413,7 +308,7 @@ def _code_groups(files: dict[str, Path]) -> dict[str, str]:
     """ICD code -> benchmark phenotype for the codes of the diagnoses table (the original reads these from YAML)."""
     import polars as pl
 
-    from medfuse_bench.etl.phenotypes import map_codes_with_gem, normalize_code, packaged_gem
+    from medfuse_bench.etl.phenotype_codes import map_codes_with_gem, normalize_code, packaged_gem
 
     codes = (pl.read_csv(files["diagnoses_icd"], columns=["icd_code", "icd_version"], infer_schema=False)
              .select(icd_code=normalize_code(pl.col("icd_code")), icd_version=pl.col("icd_version").cast(pl.Int64))
