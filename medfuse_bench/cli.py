@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "timeseries": "medfuse_bench.etl.timeseries",
     "check-splits": "medfuse_bench.etl.check_splits",
     "etl-summary": "medfuse_bench.etl.etl_summary",
+    "receipt": "medfuse_bench.etl.receipt",
     "subgroups": "medfuse_bench.etl.subgroups",
     "image-cache": "medfuse_bench.commands.image_cache",
     "train": "medfuse_bench.commands.train",

@@ -156,6 +156,10 @@ class Workdir:
     def leaderboard_md(self, task: str, test_set: str) -> Path:
         return self.leaderboard / f"{task}_{test_set}.md"
 
+    @property
+    def leaderboard_page(self) -> Path:
+        return self.leaderboard / "index.html"
+
     def leaderboard_csv(self, task: str, test_set: str) -> Path:
         return self.leaderboard / f"{task}_{test_set}.csv"
 

@@ -29,7 +29,7 @@ def test_commands_table_matches_the_modules():
 
 
 #: The rule files of the ETL side, whose rules each name their subcommand's module.
-ETL_RULE_FILES = ("etl.smk", "synth.smk", "drift.smk", "leakage_audit.smk")
+ETL_RULE_FILES = ("etl.smk", "synth.smk", "drift.smk", "leakage_audit.smk", "receipt.smk")
 #: Rules that run another rule's subcommand, or none (docs/architecture.md says why).
 SHARED_COMMANDS = {"timeseries_available": "timeseries", "resolved_config": None, "etl": None}
 

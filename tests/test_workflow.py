@@ -19,8 +19,8 @@ import polars as pl
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LIGHT_RULES = ("resolved_config", "check_splits", "etl_summary", "subgroups", "select", "ensemble", "report",
-               "leaderboard")
+LIGHT_RULES = ("resolved_config", "check_splits", "etl_summary", "receipt", "subgroups", "select", "ensemble",
+               "report", "leaderboard")
 
 
 def snakemake(directory: Path, *args: str, configfiles: tuple[Path, ...] = ()) -> subprocess.CompletedProcess[str]:
@@ -53,7 +53,8 @@ def test_dry_run_lists_every_stage(tmp_path):
     assert proc.returncode == 0, proc.stderr + proc.stdout
     rules = jobs_of(proc.stdout + proc.stderr)
     for rule in ("synth", "ingest", "cohort", "variables", "phenotypes", "splits", "cxr_uni", "task_tables",
-                 "timeseries", "subgroups", "image_cache", "train", "select", "predict", "ensemble", "report",
+                 "timeseries", "receipt", "subgroups", "image_cache", "train", "select", "predict", "ensemble",
+                 "report",
                  "leaderboard"):
         assert rule in rules, f"rule {rule} missing from the DAG"
     assert not (tmp_path / "w").exists()  # a dry run writes nothing
@@ -146,6 +147,7 @@ def test_whole_dag_on_smoke_profile(smoke_run):
         assert index.height == samples.height
     summary = json.loads((work / "tasks" / "summary.json").read_text())
     assert summary
+    assert set(json.loads((work / "receipt.json").read_text())["tasks"]) == {"in-hospital-mortality", "phenotyping"}
 
     # every paper model has test predictions, and the report has every table and figure
     preds = work / "predictions" / "phenotyping" / "medfuse-optimal"

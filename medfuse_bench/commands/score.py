@@ -17,8 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Check SUBMISSION (Parquet or CSV: stay_id and one probability column per label, named as in "
                     "tasks/{task}/samples.parquet, one row per stay of the test set) and its metadata file against "
                     "the workdir's held-out test labels; print AUROC and AUPRC with 95% bootstrap intervals and "
-                    "write {workdir}/scores/{task}/{test_set}/<name>.json. A bad file gives one error line and exit "
-                    "code 2.",
+                    "write {workdir}/scores/{task}/{test_set}/<name>.json, which also records what the score was "
+                    "measured on: the sha256 of {workdir}/receipt.json (the cohort receipt), of the resolved config "
+                    "and of the submission, and the package version. A bad file gives one error line and exit code 2.",
     )
     s.add_argument("submission", metavar="SUBMISSION", help="the prediction file (.parquet or .csv)")
     s.add_argument("--task", required=True, choices=TASKS, help="task the predictions are for")

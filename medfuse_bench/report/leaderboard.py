@@ -3,12 +3,14 @@
 A score file ``{workdir}/scores/{task}/{test_set}/<name>.json`` (one per entry, task and test set) holds ``name``,
 ``task``, ``test_set``, ``n``, ``auroc`` and ``auprc`` (each ``{"value", "ci_low", "ci_high", "valid_resamples"}``;
 macro over labels for phenotyping), ``micro``,
-``per_label`` (phenotyping), ``bootstrap``, ``seed``, ``metadata`` and the submission's sha256. It has no
-timestamp, so scoring the same file twice gives the same bytes.
+``per_label`` (phenotyping), ``bootstrap``, ``seed``, ``metadata``, the submission's sha256 and what it was
+measured on (:mod:`medfuse_bench.report.manifest`: the cohort receipt's sha256, the config's sha256, the package
+version and the data's preset). It has no timestamp, so scoring the same file twice gives the same bytes.
 
 The leaderboard of a task and test set ranks those score files by AUROC (then AUPRC) together with the
 pipeline's own models, scored the same way from ``predictions/{task}/*/{test_set}.parquet`` and marked as
-baselines.
+baselines, and with the score files of other groups (``--scores``): one ranking per cohort receipt
+(:mod:`medfuse_bench.report.board`), never two receipts in one.
 """
 
 from __future__ import annotations
@@ -25,8 +27,18 @@ import numpy as np
 import polars as pl
 
 from medfuse_bench.errors import MedfuseError
+from medfuse_bench.etl.receipt import receipt_id
 from medfuse_bench.evaluation.metrics import METRICS, evaluate
 from medfuse_bench.io import atomic_path, write_json, write_text
+from medfuse_bench.report.board import (
+    NO_RECEIPT,
+    duplicate_names,
+    folder_scores,
+    group_by_receipt,
+    load_score_file,
+    receipt_title,
+    stack_boards,
+)
 from medfuse_bench.report.experiments import TASK_TITLES, display_name
 from medfuse_bench.paths import Workdir
 from medfuse_bench.report.inputs import read_samples, select_test_set
@@ -38,6 +50,7 @@ from medfuse_bench.report.leaderboard_stats import (
     probabilities_path,  # noqa: F401 - where score keeps a submission's probabilities
     write_probabilities,
 )
+from medfuse_bench.report.manifest import data_description, is_leaky, manifest, receipt_path
 from medfuse_bench.report.markdown import MISSING, few_valid_note, format_estimate, markdown_table
 from medfuse_bench.report.submission import check_submission, default_metadata_path, read_metadata, read_submission
 from medfuse_bench.resources import task_labels
@@ -128,6 +141,7 @@ def score_submission(
     result = {"name": name, "task": task, "test_set": test_set, "baseline": False}
     result |= score_probabilities(probabilities, truth, labels, n_resamples, seed)
     result |= {"metadata": meta, "submission_sha256": hashlib.sha256(submission.read_bytes()).hexdigest()}
+    result |= manifest(workdir, task)
     path = score_path(workdir, task, test_set, name)
     write_probabilities(probabilities, truth, path)  # for the leaderboard's paired columns
     write_json(result, path)
@@ -140,6 +154,7 @@ def baseline_scores(workdir: Workdir, task: str, test_set: str, n_resamples: int
     labels = task_labels(task)
     truth = held_out_truth(workdir, task, test_set)
     entries = []
+    measured_on = manifest(workdir, task) if workdir.prediction_experiments(task, test_set) else {}
     for experiment in workdir.prediction_experiments(task, test_set):
         path = workdir.predictions(task, experiment, test_set)
         try:
@@ -151,6 +166,7 @@ def baseline_scores(workdir: Workdir, task: str, test_set: str, n_resamples: int
         entry |= score_probabilities(probabilities, truth, labels, n_resamples, seed, warn=False)
         entry["metadata"] = {"name": display_name(experiment), "authors": "medfuse-bench baseline",
                              "description": f"experiment '{experiment}' of this workdir", "code_url": ""}
+        entry |= measured_on
         entries.append(entry)
     return entries
 
@@ -162,6 +178,12 @@ def single_class_labels(truth: pl.DataFrame, labels: list[str]) -> list[str]:
     ['b']
     """
     return [lab for lab in labels if truth[lab].n_unique() < 2]
+
+
+def local_receipt(workdir: Workdir) -> str | None:
+    """The sha256 of the workdir's receipt.json, None without one."""
+    path = receipt_path(workdir)
+    return receipt_id(path) if path.exists() else None
 
 
 def warn_old_score_files(workdir: Workdir) -> list[Path]:
@@ -181,12 +203,7 @@ def submitted_scores(workdir: Workdir, task: str, test_set: str) -> list[dict[st
     """Score files ``{workdir}/scores/{task}/{test_set}/*.json``."""
     entries = []
     for path in sorted((workdir.scores / task / test_set).glob("*.json")):
-        try:
-            entry = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise MedfuseError(f"score file '{path}' is not valid JSON; delete it and re-run score") from exc
-        if not isinstance(entry, dict) or any(k not in entry for k in ("name", "task", "test_set", "auroc", "auprc")):
-            raise MedfuseError(f"score file '{path}' lacks name, task, test_set, auroc or auprc; re-run score")
+        entry = load_score_file(path)
         if (entry["task"], entry["test_set"]) != (task, test_set):
             raise MedfuseError(f"score file '{path}' is for task '{entry['task']}' and test set '{entry['test_set']}', "
                                f"not for the folder it is in ({task}/{test_set}); delete it and re-run score")
@@ -200,6 +217,8 @@ _LEADERBOARD_SCHEMA = {
     "model": pl.String(),
     "authors": pl.String(),
     "baseline": pl.Boolean(),
+    "leaky": pl.Boolean(),
+    "data": pl.String(),
     "n": pl.Int64(),
     "bootstrap": pl.Int64(),
     **{f"{m}{s}": pl.Int64() if s == "_valid_resamples" else pl.Float64()
@@ -225,6 +244,8 @@ def rank_entries(entries: list[dict[str, Any]]) -> pl.DataFrame:
             "model": str(meta.get("name", entry["name"])),
             "authors": ", ".join(map(str, authors)) if isinstance(authors, list) else str(authors),
             "baseline": bool(entry.get("baseline", False)),
+            "leaky": is_leaky(entry),
+            "data": data_description(entry),
             "n": entry.get("n"),
             "bootstrap": entry.get("bootstrap"),
             "code_url": str(meta.get("code_url", "")),
@@ -239,14 +260,26 @@ def rank_entries(entries: list[dict[str, Any]]) -> pl.DataFrame:
     return frame.with_columns(pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias("rank"))
 
 
-def leaderboard_markdown(frame: pl.DataFrame, task: str, test_set: str, reference: str | None = None) -> str:
-    """The ranked table; with ``reference`` (and the columns of :func:`add_paired_columns`) also the paired
-    difference from it, the rank group and the ECE."""
+#: Marks a leaderboard table of entries scored on a leaky task definition, as the report's banner does.
+LEAKY_NOTE = ("> **WARNING: leaky task data.** Marked entries were scored on a leaky task definition (cohort preset "
+              "`medfuse-2022`: in-hospital-mortality X-rays may be taken after the 48-hour prediction time); do not "
+              "compare them with leak-free results.")
+
+
+def _data_line(frame: pl.DataFrame) -> str:
+    described = frame["data"].drop_nulls().unique(maintain_order=True).to_list() if frame.height else []
+    return f"Data: {'; '.join(described)}.\n\n" if described else ""
+
+
+def leaderboard_table(frame: pl.DataFrame, reference: str | None = None) -> str:
+    """The Markdown table of one receipt's ranked entries (with the note on few valid resamples, and the leak
+    warning when an entry was scored on a leaky task definition); with ``reference`` (and the columns of
+    :func:`add_paired_columns`) also the paired difference from it, the rank group and the ECE."""
     paired = reference is not None and "rank_group" in frame.columns
     rows = [
         [
             str(r["rank"]),
-            r["model"] + (" (baseline)" if r["baseline"] else ""),
+            r["model"] + (" (baseline)" if r["baseline"] else "") + (" (leaky)" if r["leaky"] else ""),
             r["authors"],
             *(format_estimate(r[m], r[f"{m}_ci_low"], r[f"{m}_ci_high"], valid=r[f"{m}_valid_resamples"],
                               resamples=r["bootstrap"]) for m in METRICS),
@@ -258,24 +291,44 @@ def leaderboard_markdown(frame: pl.DataFrame, task: str, test_set: str, referenc
         ]
         for r in frame.iter_rows(named=True)
     ]
-    title = f"## Leaderboard: {TASK_TITLES.get(task, task)}, {test_set} test set\n\n"
-    intro = ("Ranked by AUROC (macro over labels for phenotyping), then AUPRC; 95% bootstrap percentile intervals.\n\n")
     headers = ["Rank", "Model", "Authors", "AUROC", "AUPRC"]
+    intro = ""
     if paired:
         has_reference = frame.filter(pl.col("name") == reference, pl.col("baseline")).height > 0
-        intro += paired_intro(reference, has_reference) + "\n\n"
+        intro = paired_intro(reference, has_reference) + "\n\n"
         headers += [f"Δ AUROC vs {reference}", "Group", "ECE"]
     table = markdown_table([*headers, "n", "Code"], rows)
-    return title + intro + table + few_valid_note(rows) + "\n"
+    leaky = LEAKY_NOTE + "\n\n" if frame.height and frame["leaky"].any() else ""
+    return intro + leaky + table + few_valid_note(rows) + "\n"
+
+
+def leaderboard_markdown(boards: list[tuple[str, pl.DataFrame]], task: str, test_set: str, local: str | None,
+                         reference: str | None = None) -> str:
+    """The leaderboard of a task and test set: one ranked table per cohort receipt (``local``: the workdir's,
+    whose table alone has the paired columns against ``reference``)."""
+    title = f"## Leaderboard: {TASK_TITLES.get(task, task)}, {test_set} test set\n\n"
+    intro = ("Ranked by AUROC (macro over labels for phenotyping), then AUPRC; 95% bootstrap percentile intervals. "
+             "Entries scored against different cohort receipts were measured on different test data: each receipt "
+             "has a ranking of its own.\n")
+    sections = [f"\n### {receipt_title(key, local)}\n\n" + _data_line(frame)
+                + leaderboard_table(frame, reference if key == (local or NO_RECEIPT) else None)
+                for key, frame in boards]
+    return title + intro + "".join(sections)
 
 
 def write_leaderboard(
-    workdir: Workdir, task: str, test_set: str, n_resamples: int, seed: int, *, reference: str = "ehr-partial",
-    n_bins: int = 10,
+    workdir: Workdir, task: str, test_set: str, n_resamples: int, seed: int, score_folders: tuple[Path, ...] = (),
+    *, reference: str = "ehr-partial", n_bins: int = 10,
 ) -> tuple[pl.DataFrame, list[Path]]:
-    """Rank submissions and baselines; write ``{workdir}/leaderboard/{task}_{test_set}.md`` and ``.csv`` with the
-    paired columns of :mod:`.leaderboard_stats` (differences from ``reference``, rank groups, calibration)."""
-    entries = submitted_scores(workdir, task, test_set) + baseline_scores(workdir, task, test_set, n_resamples, seed)
+    """Rank submissions, baselines and the score files under ``score_folders``, one ranking per receipt; write
+    ``{workdir}/leaderboard/{task}_{test_set}.md`` and ``.csv`` (column ``receipt_sha256``, ranks per receipt). The
+    table of the workdir's receipt also has the paired columns of :mod:`.leaderboard_stats` (differences from
+    ``reference``, rank groups, calibration) for the entries whose probabilities this workdir holds; those of
+    other receipts were measured on other test data, so they have none."""
+    own = submitted_scores(workdir, task, test_set) + baseline_scores(workdir, task, test_set, n_resamples, seed)
+    entries = list(own)
+    known = {json.dumps(e, sort_keys=True) for e in entries}
+    entries += [e for e in folder_scores(score_folders, task, test_set) if json.dumps(e, sort_keys=True) not in known]
     single = single_class_labels(held_out_truth(workdir, task, test_set), task_labels(task))
     if single and entries:  # the same labels for every entry: one warning, not one per entry
         logger.warning(
@@ -283,15 +336,30 @@ def write_leaderboard(
             "of all %d entries",
             task, test_set, len(single), ", ".join(single[:5]) + (" ..." if len(single) > 5 else ""), len(entries),
         )
-    frame = rank_entries(entries)
+    local = local_receipt(workdir)
+    groups = group_by_receipt(entries, local)
+    for name in duplicate_names(groups):
+        logger.warning("%s, %s test set: entry name '%s' appears more than once in one receipt's table", task,
+                       test_set, name)
     truth = held_out_truth(workdir, task, test_set)
     labels = task_labels(task)
-    probabilities = collect_probabilities(workdir, task, test_set, truth, labels, frame)
-    frame = add_paired_columns(frame, probabilities, truth.select(labels).to_numpy().astype(np.int8), labels,
-                               reference=reference, n_resamples=n_resamples, seed=seed, n_bins=n_bins)
+    y_true = truth.select(labels).to_numpy().astype(np.int8)
+    ours = {(e["name"], bool(e.get("baseline"))) for e in own}
+    boards = []
+    for key, group in groups or [(local or NO_RECEIPT, [])]:
+        frame = rank_entries(group)
+        probabilities = {}
+        if key == (local or NO_RECEIPT):  # this workdir's test set: its own entries' probabilities are here
+            mine = frame.join(pl.DataFrame(sorted(ours), schema={"name": pl.String, "baseline": pl.Boolean},
+                                           orient="row"), on=["name", "baseline"], how="semi")
+            probabilities = collect_probabilities(workdir, task, test_set, truth, labels, mine)
+        frame = add_paired_columns(frame, probabilities, y_true, labels, reference=reference,
+                                   n_resamples=n_resamples, seed=seed, n_bins=n_bins)
+        boards.append((key, frame))
+    frame = stack_boards(boards)
     md = workdir.leaderboard / f"{task}_{test_set}.md"
     csv = workdir.leaderboard / f"{task}_{test_set}.csv"
-    write_text(leaderboard_markdown(frame, task, test_set, reference), md)
+    write_text(leaderboard_markdown(boards, task, test_set, local, reference), md)
     with atomic_path(csv) as tmp:
         frame.write_csv(tmp)
     return frame, [md, csv]

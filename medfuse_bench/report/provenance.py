@@ -154,6 +154,9 @@ def provenance_rows(
     rows = [
         ("medfuse-bench version", __version__),
         ("config sha256", sha256_file(config_path) or f"n/a (no {config_path.name} in the workdir)"),
+        # the data every number was measured on (docs/leaderboard.md); receipt.json sits beside the resolved config
+        ("cohort receipt sha256",
+         sha256_file(config_path.parent / "receipt.json") or "n/a (no receipt.json in the workdir)"),
         ("data", "synthetic" if flags.synthetic else "MIMIC-IV + MIMIC-CXR-JPG"),
         ("cohort preset", ", ".join(flags.presets) or "n/a"),
         ("leaky task definition", "yes" if flags.leaky else "no"),

@@ -252,7 +252,8 @@ def prediction_dirs():
 
 def report_inputs(wildcards=None):
     """The files `report` reads: config, task tables, subgroups and normalizers, ETL summary and provenance, leakage
-    audits, predictions, selections and the runs they chose from, and the drift report when one is made."""
+    audits, predictions, selections and the runs they chose from, the cohort receipt, and the drift report when one
+    is made."""
     experiments = trained_experiments()
     trained = [(t, e) for t in TASK_LIST for e in experiments
                if not (e == OPTIMAL and POLICY.optimal_fraction == "sweep_best")]  # chosen by select_optimal
@@ -269,6 +270,7 @@ def report_inputs(wildcards=None):
         "selected": [selected_path(t, e) for t in TASK_LIST for e in experiments],
         "runs": [r for t, e in trained for r in run_results(SimpleNamespace(task=t, experiment=e))],
         "drift": drift_report_inputs(),
+        "receipt": rules.receipt.output,  # its sha256 goes into the provenance table
         # not read: the report is made only once the split check has passed
         "split_check": rules.check_splits.output,
     }
@@ -280,4 +282,6 @@ def leaderboard_inputs(wildcards=None):
     found = [f for t in TASK_LIST for s in ("partial", "paired") for f in WD.score_files(t, s)]
     scores = [str(p) for f in found for p in (f, f.with_suffix(".parquet")) if p.exists()]
     return {"config": str(WD.config_resolved), "samples": [str(WD.samples(t)) for t in TASK_LIST],
-            "predictions": prediction_dirs(), "scores": scores}
+            "predictions": prediction_dirs(), "scores": scores,
+            # every entry records the receipt it was measured on
+            "receipt": rules.receipt.output}

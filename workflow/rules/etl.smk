@@ -317,12 +317,14 @@ rule check_splits:
 
 
 rule etl:
-    """Everything the models need: task tables, time series, CXR_UNI, summary, split check."""
+    """Everything the models need: task tables, time series, CXR_UNI, summary, split check, receipt."""
     input:
         rules.resolved_config.output,
         expand(rules.timeseries.output.index, task=TASK_LIST),
         expand(rules.subgroups.output, task=TASK_LIST),
         rules.etl_summary.output,
         rules.check_splits.output,
+        # counts and content hashes of every task and split (workflow/rules/receipt.smk)
+        f"{W}/receipt.json",
         # the leakage audit of each task (workflow/rules/leakage_audit.smk); a blocking finding stops the run here
         expand(f"{W}/audit/{{task}}/summary.json", task=TASK_LIST),

@@ -15,14 +15,28 @@ REPORT_ARGS = (
 )
 
 
+def report_subcategory(wildcards):
+    """Where a file of the report folder appears in Snakemake's HTML report."""
+    return "Figures" if wildcards.name.startswith("figure") else "Tables"
+
+
+# Over 20 lines: its output folder is flagged for `snakemake --report` (the report() block).
 rule report:
     """Tables 1-5, A2, A3 and Figures 4, A1-A3 as CSV/Markdown/PNG, gathered in report.md with provenance."""
     input:
         unpack(report_inputs),
     output:
-        str(WD.report_md),
+        # the folder, report.md inside: its tables and figures are flagged for `snakemake --report report.html`
+        report(
+            directory(str(WD.report_dir)),
+            patterns=["{name}.png", "{name}.csv"],
+            category="Tables and figures",
+            subcategory=report_subcategory,
+            labels={"file": "{name}"},
+            caption="../report/tables_figures.rst",
+        ),
     params:
-        workdir=lambda wc, output: Path(output[0]).parents[1],  # {workdir}/report/report.md
+        workdir=lambda wc, output: Path(output[0]).parent,  # {workdir}/report
         settings=f"--out-dir {q(WD.report_dir)} {REPORT_ARGS}",
     resources:
         mem_mb=4000,
@@ -42,6 +56,7 @@ rule leaderboard:
         unpack(leaderboard_inputs),
     output:
         expand(str(WD.leaderboard_md("{task}", "{test_set}")), task=TASK_LIST, test_set=["partial", "paired"]),
+        page=report(str(WD.leaderboard_page), category="Leaderboard", caption="../report/leaderboard.rst"),
     params:
         workdir=lambda wc, output: Path(output[0]).parents[1],  # {workdir}/leaderboard/<task>_<test set>.md
         settings=f"--task {' '.join(TASK_LIST)} --test-set partial paired {BOOTSTRAP_ARGS}",
