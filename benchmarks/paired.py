@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from medfuse_bench.evaluation.benchmark import synthetic_scores
+from benchmarks.metrics import synthetic_scores
 from medfuse_bench.evaluation.bootstrap import resample_indices
 from medfuse_bench.evaluation.paired import paired_evaluation
 

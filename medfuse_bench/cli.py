@@ -15,12 +15,12 @@ import sys
 from medfuse_bench import __version__
 from medfuse_bench.errors import MedfuseError
 
-#: The module that registers each subcommand, in the order they appear in --help. A stage runs as its own process
-#: (one per Snakemake job), so only the module of the command being run is imported: the others pull in the
+#: The module that registers and runs each subcommand, in the order they appear in --help. A stage runs as its own
+#: process (one per Snakemake job), so only the module of the command being run is imported: the others pull in the
 #: generator, torch or matplotlib, which would add up to a second to every stage's start-up.
 #: A workflow rule ``r`` runs subcommand ``r`` with dashes for underscores, registered and run by a module named
-#: ``r.py`` (rule ``cxr_uni``: ``medfuse-bench cxr-uni``, ``medfuse_bench/etl/cxr_uni.py``); docs/architecture.md
-#: lists the exceptions.
+#: ``r.py`` (rule ``cxr_uni``: ``medfuse-bench cxr-uni``, ``medfuse_bench/etl/cxr_uni.py``; rule ``train``:
+#: ``medfuse_bench/commands/train.py``); docs/architecture.md lists the exceptions.
 COMMANDS: dict[str, str] = {
     "synth": "medfuse_bench.synth.synth",
     "config": "medfuse_bench.config.cli",
@@ -36,12 +36,17 @@ COMMANDS: dict[str, str] = {
     "etl-summary": "medfuse_bench.etl.etl_summary",
     "receipt": "medfuse_bench.etl.receipt",
     "subgroups": "medfuse_bench.etl.subgroups",
-    **dict.fromkeys(("image-cache", "train", "select", "predict", "ensemble", "bench-train"),
-                    "medfuse_bench.train.cli"),
-    "select-optimal": "medfuse_bench.train.optimal",
-    **dict.fromkeys(("evaluate", "bench-metrics"), "medfuse_bench.evaluation.cli"),
+    "image-cache": "medfuse_bench.commands.image_cache",
+    "train": "medfuse_bench.commands.train",
+    "select": "medfuse_bench.commands.select",
+    "select-optimal": "medfuse_bench.commands.select_optimal",
+    "predict": "medfuse_bench.commands.predict",
+    "ensemble": "medfuse_bench.commands.ensemble",
+    "evaluate": "medfuse_bench.commands.evaluate",
     "leakage-audit": "medfuse_bench.leakage_audit.leakage_audit",
-    **dict.fromkeys(("report", "score", "leaderboard"), "medfuse_bench.report.cli"),
+    "report": "medfuse_bench.commands.report",
+    "score": "medfuse_bench.commands.score",
+    "leaderboard": "medfuse_bench.commands.leaderboard",
     "drift": "medfuse_bench.drift.drift",
 }
 

@@ -53,6 +53,34 @@ def test_every_etl_rule_runs_the_subcommand_of_the_module_named_after_it():
     assert "from medfuse_bench.config.resolved_config import" in resolved
 
 
+#: The rule files of the training and evaluation side, whose rules each run the command module named after them.
+TRAIN_RULE_FILES = ("train.smk", "report.smk")
+
+
+def test_every_training_and_evaluation_rule_runs_the_command_module_named_after_it():
+    rules_dir = Path(__file__).resolve().parents[1] / "workflow" / "rules"
+    checked = []
+    for name in TRAIN_RULE_FILES:
+        text = (rules_dir / name).read_text()
+        for rule, body in re.findall(r"^ *rule (\w+):\n(.*?)(?=^\S|\Z)", text, re.M | re.S):
+            called = re.findall(r"medfuse-bench ([a-z-]+)", body)
+            if rule == "models":  # a target: every model's selection and predictions
+                assert called == []
+                continue
+            command = rule.replace("_", "-")
+            assert called == [command], (rule, called)
+            assert cli.COMMANDS[command] == f"medfuse_bench.commands.{rule}", (rule, cli.COMMANDS[command])
+            checked.append(rule)
+    assert set(checked) == {"image_cache", "train", "select", "select_optimal", "predict", "ensemble", "report",
+                            "leaderboard"}
+    for command in ("score", "evaluate"):  # outside the workflow, same layout
+        assert cli.COMMANDS[command] == f"medfuse_bench.commands.{command}"
+
+
+def test_benchmarks_are_not_pipeline_commands():
+    assert not {"bench-etl", "bench-train", "bench-metrics"} & set(cli.COMMANDS)
+
+
 def test_bench_etl_is_not_a_pipeline_command():
     assert "bench-etl" not in cli.COMMANDS
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -84,25 +82,21 @@ def test_unknown_key_names_the_closest_valid_key(config, message):
     assert str(info.value) == message
 
 
-def test_config_cli_unknown_key_is_one_line_with_the_closest_key(tmp_path):
+def test_config_cli_unknown_key_is_one_line_with_the_closest_key(tmp_path, cli_process):
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["train"]["max_epoch"] = config["train"].pop("max_epochs")
     bad = tmp_path / "config.yaml"
     bad.write_text(yaml.safe_dump(config))
-    proc = subprocess.run(
-        [sys.executable, "-m", "medfuse_bench.cli", "config", "--config", str(bad)], capture_output=True, text=True
-    )
+    proc = cli_process("config", "--config", bad)
     assert proc.returncode == 2
     assert proc.stderr == (f"medfuse-bench: error: {bad}: unknown key 'train.max_epoch'; "
                            "did you mean 'train.max_epochs'?\n")
 
 
-def test_config_cli_names_bad_key_and_exits_2(tmp_path):
+def test_config_cli_names_bad_key_and_exits_2(tmp_path, cli_process):
     bad = tmp_path / "config.yaml"
     bad.write_text(yaml.safe_dump({"train": {"max_epochs": "many"}}))
-    proc = subprocess.run(
-        [sys.executable, "-m", "medfuse_bench.cli", "config", "--config", str(bad)], capture_output=True, text=True
-    )
+    proc = cli_process("config", "--config", bad)
     assert proc.returncode == 2
     assert "train.max_epochs" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

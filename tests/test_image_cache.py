@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -43,12 +41,9 @@ def test_corrupt_jpeg_stops_the_cache_naming_it_and_the_skip_option(images):
     assert not (images / "cache" / "images.npy").exists()
 
 
-def test_corrupt_jpeg_from_the_command_line_is_one_line(images):
-    proc = subprocess.run(
-        [sys.executable, "-m", "medfuse_bench.cli", "image-cache", "--cxr-uni", str(images / "cxr_uni.parquet"),
-         "--mimic-cxr", str(images), "--size", "16", "--out-dir", str(images / "cache"), "--workers", "2"],
-        capture_output=True, text=True,
-    )
+def test_corrupt_jpeg_from_the_command_line_is_one_line(images, cli_process):
+    proc = cli_process("image-cache", "--cxr-uni", images / "cxr_uni.parquet", "--mimic-cxr", images, "--size", 16,
+                       "--out-dir", images / "cache", "--workers", 2)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     message = proc.stderr.strip().splitlines()[-1]

@@ -209,13 +209,10 @@ def test_stay_id_of_any_integer_width_or_digit_strings(variant: str, wd: Workdir
     assert scores[0] == scores[1]
 
 
-def test_valid_submission_is_scored(wd: Workdir, tmp_path: Path) -> None:
+def test_valid_submission_is_scored(wd: Workdir, tmp_path: Path, cli_process) -> None:
     frame = good_submission(wd, "phenotyping", "paired", seed=5)
     path = write(frame, tmp_path / "good-pheno.csv")
-    proc = subprocess.run(
-        [sys.executable, "-m", "medfuse_bench.cli", "score", str(path), "--task", "phenotyping", "--test-set", "paired",
-         "--workdir", str(wd.root), *BOOT], capture_output=True, text=True,
-    )
+    proc = cli_process("score", path, "--task", "phenotyping", "--test-set", "paired", "--workdir", wd.root, *BOOT)
     assert proc.returncode == 0, proc.stderr
     assert "AUROC" in proc.stdout and "AUPRC" in proc.stdout
     score_path = wd.scores / "phenotyping" / "paired" / "good-pheno.json"

@@ -20,12 +20,10 @@ from medfuse_bench.errors import MedfuseError
 from medfuse_bench.fidelity import FidelityPolicy
 from medfuse_bench.train import experiments as ex
 from medfuse_bench.train.augment import IMAGENET_MEAN, IMAGENET_STD, ImageTransform, sampling_matrices
+from medfuse_bench.train.batches import BatchLoader, collate, pad_gather
 from medfuse_bench.train.data import (
-    BatchLoader,
-    collate,
     cxr_uni_set,
     load_task_data,
-    pad_gather,
     partial_set,
     split_set,
     unpaired_draws,

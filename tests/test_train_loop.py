@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,6 @@ from sklearn.metrics import roc_auc_score
 sys.path.insert(0, str(Path(__file__).parent))
 from train_fixtures import TASK, make_workdir  # noqa: E402
 
-import medfuse_bench.cli as cli
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.fidelity import FidelityPolicy
 from medfuse_bench.train import loop
@@ -36,11 +34,6 @@ CROP = 28
 RESULT_KEYS = {"experiment", "task", "draw", "lr", "cxr_init", "best_epoch", "val_auroc", "val_auprc", "epochs_run",
                "train_samples", "val_samples", "seconds"}
 ORIGINAL, CORRECTED = FidelityPolicy.preset("original"), FidelityPolicy.preset("corrected")
-
-
-def run_cli(args: list[str]) -> int:
-    """``medfuse-bench ARGS`` in-process."""
-    return cli.main([str(a) for a in args])
 
 
 def train_args(work, experiment: str, out: Path, *extra: object, epochs: int = 1) -> list[object]:
@@ -73,14 +66,14 @@ def work(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def trained(work):
+def trained(work, cli):
     """ehr-partial and medfuse-ri trained for 3 epochs, selected and predicted through the CLI."""
     models, predictions = work.root / "models" / TASK, work.root / "predictions" / TASK
     for experiment in ("ehr-partial", "medfuse-ri"):
         run = models / experiment / "runs" / "lr0"
-        assert run_cli(train_args(work, experiment, run, epochs=3)) == 0
-        assert run_cli(["select", "--runs", run, "--out", models / experiment / "selected.json"]) == 0
-        assert run_cli(["predict", "--selected", models / experiment / "selected.json", "--tasks-dir", work.tasks_dir,
+        assert cli(*train_args(work, experiment, run, epochs=3)) == 0
+        assert cli(*["select", "--runs", run, "--out", models / experiment / "selected.json"]) == 0
+        assert cli(*["predict", "--selected", models / experiment / "selected.json", "--tasks-dir", work.tasks_dir,
                         "--image-cache", work.cache, "--task", TASK, "--experiment", experiment,
                         "--out-dir", predictions / experiment, "--device", "cpu", "--threads", 1]) == 0
     return models, predictions
@@ -144,10 +137,10 @@ def test_prediction_files_follow_the_contract(work, trained):
         assert frame["mortality"].is_between(0, 1).all()
 
 
-def test_ensemble_takes_fusion_with_an_xray_and_ehr_without(work, trained):
+def test_ensemble_takes_fusion_with_an_xray_and_ehr_without(work, trained, cli):
     _, predictions = trained
     out = work.root / "predictions" / TASK / "ensemble"
-    assert run_cli(["ensemble", "--fusion-dir", predictions / "medfuse-ri", "--ehr-dir", predictions / "ehr-partial",
+    assert cli(*["ensemble", "--fusion-dir", predictions / "medfuse-ri", "--ehr-dir", predictions / "ehr-partial",
                     "--tasks-dir", work.tasks_dir, "--task", TASK, "--out-dir", out]) == 0
     fusion = pl.read_parquet(predictions / "medfuse-ri" / "partial.parquet")
     ehr = pl.read_parquet(predictions / "ehr-partial" / "partial.parquet")
@@ -160,10 +153,10 @@ def test_ensemble_takes_fusion_with_an_xray_and_ehr_without(work, trained):
     assert pl.read_parquet(out / "paired.parquet").equals(pl.read_parquet(predictions / "medfuse-ri" / "paired.parquet"))
 
 
-def test_pretraining_and_early_fusion_keep_loaded_encoders_frozen(work, trained):
+def test_pretraining_and_early_fusion_keep_loaded_encoders_frozen(work, trained, cli):
     models, _ = trained
     pretrain = work.root / "models" / "radiology" / "cxr-pretrain" / "runs" / "lr0"
-    assert run_cli(["train", "--cxr-uni", work.cxr_uni, "--image-cache", work.cache, "--task", "radiology",
+    assert cli(*["train", "--cxr-uni", work.cxr_uni, "--image-cache", work.cache, "--task", "radiology",
                     "--experiment", "cxr-pretrain", "--lr", "1e-3", "--out-dir", pretrain, "--max-epochs", 1,
                     "--crop", CROP, "--device", "cpu", "--threads", 1, "--quiet", "--fidelity", "original"]) == 0
     result = json.loads((pretrain / "result.json").read_text())
@@ -173,7 +166,7 @@ def test_pretraining_and_early_fusion_keep_loaded_encoders_frozen(work, trained)
     meta = read_torch(pretrain / "checkpoint.pt")["meta"]
     assert meta["cxr_init"] == result["cxr_init"] and meta["fidelity"] == ORIGINAL.as_dict()
     early = work.root / "models" / TASK / "early-paired" / "runs" / "lr0"
-    assert run_cli(train_args(work, "early-paired", early, "--ehr-init", models / "ehr-partial" / "selected.json",
+    assert cli(*train_args(work, "early-paired", early, "--ehr-init", models / "ehr-partial" / "selected.json",
                               "--cxr-init", pretrain / "checkpoint.pt")) == 0
     trained_state = read_torch(early / "last.pt")["model"]
     sources = {"ehr_encoder.": read_torch(models / "ehr-partial" / "runs" / "lr0" / "checkpoint.pt")["model"],
@@ -192,8 +185,8 @@ def test_pretraining_and_early_fusion_keep_loaded_encoders_frozen(work, trained)
     assert not torch.equal(fresh["classifier.weight"], trained_state["classifier.weight"])
 
 
-def test_missing_init_is_an_error(work, tmp_path, capsys):
-    assert run_cli(train_args(work, "early-paired", tmp_path / "run")) == 2
+def test_missing_init_is_an_error(work, tmp_path, capsys, cli):
+    assert cli(*train_args(work, "early-paired", tmp_path / "run")) == 2
     assert "--ehr-init" in capsys.readouterr().err
 
 
@@ -273,7 +266,7 @@ def test_every_family_trains_an_epoch(small, tmp_path, experiment, preset):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     settings = _settings(max_epochs=1, policy=policy)
     settings.meta = {"task": TASK, "experiment": experiment, "family": spec.family}
-    result = fit(model, spec.family, train, val, settings, tmp_path)
+    result = fit(model, train, val, settings, tmp_path)
     assert result["epochs_run"] == 1 and (math.isnan(result["val_auroc"]) or 0 <= result["val_auroc"] <= 1)
     changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
     assert changed
@@ -295,7 +288,7 @@ def test_mmtm_step_three_passes_each_on_the_weights_of_the_previous_step():
 
     seed_everything(0)
     model = build_model("mmtm", 1, ehr_hidden_dim=32, layer_after=4)
-    step = make_step(model, "mmtm", 1e-3, ORIGINAL)
+    step = make_step(model, 1e-3, ORIGINAL)
     assert isinstance(step, MMTMThreePassStep) and len(step.optimizers) == 3
     cxr_ids = {id(p) for p in (*model.cxr_encoder.parameters(), *model.cxr_head.parameters())}
     assert all(id(p) in cxr_ids for o in step.optimizers[:2] for g in o.param_groups for p in g["params"])
@@ -327,7 +320,7 @@ def test_mmtm_step_summed_loss_is_one_pass_training_every_head():
 
     seed_everything(0)
     model = build_model("mmtm", 1, ehr_hidden_dim=32, layer_after=4)
-    step = make_step(model, "mmtm", 1e-3, CORRECTED)
+    step = make_step(model, 1e-3, CORRECTED)
     assert isinstance(step, SingleStep) and len(step.optimizers) == 1
     calls: list[int] = []
     model.register_forward_pre_hook(lambda m, args: calls.append(1))
@@ -337,15 +330,15 @@ def test_mmtm_step_summed_loss_is_one_pass_training_every_head():
     step(batch, targets, torch.autocast("cpu", enabled=False))
     assert len(calls) == 1 and not torch.equal(model.ehr_head.weight, head)
     # Other families take one step under either value.
-    assert isinstance(make_step(build_model("daft", 1, ehr_hidden_dim=32), "daft", 1e-3, ORIGINAL), SingleStep)
+    assert isinstance(make_step(build_model("daft", 1, ehr_hidden_dim=32), 1e-3, ORIGINAL), SingleStep)
 
 
 def test_adam_betas_switch():
     from medfuse_bench.models import build_model
 
     model = build_model("ehr_lstm", 1, ehr_hidden_dim=8)
-    assert make_step(model, "ehr_lstm", 1e-3, ORIGINAL).optimizers[0].param_groups[0]["betas"] == (0.9, 0.9)
-    assert make_step(model, "ehr_lstm", 1e-3, CORRECTED).optimizers[0].param_groups[0]["betas"] == (0.9, 0.999)
+    assert make_step(model, 1e-3, ORIGINAL).optimizers[0].param_groups[0]["betas"] == (0.9, 0.9)
+    assert make_step(model, 1e-3, CORRECTED).optimizers[0].param_groups[0]["betas"] == (0.9, 0.999)
 
 
 def test_padded_time_mean_switch_reaches_the_model_options():
@@ -379,7 +372,7 @@ def _fit_early_paired(small, tmp_path, policy, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(loop, "ImageTransform", spy)
-    fit(model, "early", train, val, _settings(max_epochs=1, policy=policy), tmp_path)
+    fit(model, train, val, _settings(max_epochs=1, policy=policy), tmp_path)
     return before, model.state_dict(), crops
 
 
@@ -411,7 +404,7 @@ def test_mmtm_daft_scheduler_switch(small, tmp_path, value, steps):
     train, val = (sets_for(spec, data, split, training=split == "train", **common) for split in ("train", "val"))
     seed_everything(0)
     model = build_model("daft", 1, ehr_hidden_dim=32, layer_after=0)
-    fit(model, "daft", train, val, _settings(max_epochs=2, policy=policy), tmp_path)
+    fit(model, train, val, _settings(max_epochs=2, policy=policy), tmp_path)
     assert read_torch(tmp_path / "last.pt")["scheduler"]["last_epoch"] == steps
 
 
@@ -426,7 +419,7 @@ def test_no_early_stopping_runs_every_epoch(small, tmp_path, patience, epochs):
     train, val = (sets_for(spec, data, split, training=split == "train", **common) for split in ("train", "val"))
     seed_everything(0)
     model = build_model("ehr_lstm", 1, ehr_hidden_dim=8)
-    result = fit(model, "ehr_lstm", train, val, _settings(lr=0.0, max_epochs=4, patience=patience), tmp_path)
+    result = fit(model, train, val, _settings(lr=0.0, max_epochs=4, patience=patience), tmp_path)
     assert result["epochs_run"] == epochs and result["best_epoch"] == 1
 
 
@@ -445,35 +438,39 @@ def test_no_early_stopping_runs_every_epoch(small, tmp_path, patience, epochs):
       "--experiment", "ehr-paired", "--out-dir", "{tmp}/p"], "selected.json"),
     (["ensemble", "--fusion-dir", "{tmp}/f", "--ehr-dir", "{tmp}/e", "--tasks-dir", "{tmp}", "--task", TASK,
       "--out-dir", "{tmp}/o"], "samples.parquet"),
-    (["bench-train", "--tasks-dir", "{tmp}", "--image-cache", "{tmp}", "--task", TASK, "--models", "resnet"],
-     "--models"),
 ])
-def test_cli_errors_name_the_input(tmp_path, capsys, args, message):
-    assert run_cli([a.replace("{tmp}", str(tmp_path)) for a in args]) == 2
+def test_cli_errors_name_the_input(tmp_path, capsys, args, message, cli):
+    assert cli(*[a.replace("{tmp}", str(tmp_path)) for a in args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("medfuse-bench: error:") and message in err
 
 
-def test_finished_run_drops_its_resume_state_unless_asked(work, tmp_path):
+def test_finished_run_drops_its_resume_state_unless_asked(work, tmp_path, cli):
     """last.pt only serves to resume a killed run: the train command deletes it once the run has finished."""
     args = [a for a in train_args(work, "ehr-partial", tmp_path / "run") if a != "--keep-resume-state"]
-    assert run_cli(args) == 0
+    assert cli(*args) == 0
     assert (tmp_path / "run" / "checkpoint.pt").exists() and (tmp_path / "run" / "result.json").exists()
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
-def test_quiet_training_logs_every_epoch_and_the_time_left_into_its_log(work, tmp_path):
+def test_quiet_training_logs_every_epoch_and_the_time_left_into_its_log(work, tmp_path, cli_process):
     """The workflow runs `train --quiet > log 2>&1`: without progress bars the log still shows each epoch's
     scores, its time and the time left, and the summary line comes last."""
     log_file = tmp_path / "train.log"
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
     with log_file.open("w") as out:
-        proc = subprocess.run([sys.executable, "-m", "medfuse_bench.cli",
-                               *map(str, train_args(work, "ehr-partial", tmp_path / "run", epochs=2))],
-                              stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc = cli_process(*train_args(work, "ehr-partial", tmp_path / "run", epochs=2), stdout=out,
+                           stderr=subprocess.STDOUT)
     text = log_file.read_text()
     assert proc.returncode == 0, text
     assert "epoch 1/2: train loss" in text and "left (1 epoch)" in text, text
     assert "epoch 2/2: train loss" in text and "last epoch" in text, text
     assert text.rstrip().splitlines()[-1].startswith(f"{TASK}/ehr-partial draw 0 (lr 0.001): best val AUROC")
+
+
+def test_training_benchmark_names_an_unknown_family(tmp_path, capsys):
+    from benchmarks.train import main as bench_train
+
+    assert bench_train(["--tasks-dir", str(tmp_path), "--image-cache", str(tmp_path), "--task", TASK,
+                        "--models", "resnet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m benchmarks.train: error: --models") and "ehr_lstm" in err

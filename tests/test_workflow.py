@@ -205,3 +205,34 @@ def test_second_run_has_nothing_to_do(smoke_run):
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     again = snakemake(directory, "-n", "--cores", "2", "--config", f"workdir={work}", "profile=smoke")
     assert "Nothing to be done" in again.stdout + again.stderr, (again.stdout + again.stderr)[-3000:]
+
+
+def job_block(output: str, rule: str) -> str:
+    """The lines a (dry) run printed for the job of ``rule``."""
+    match = re.search(rf"^(?:local)?rule {rule}:\n(.*?)(?:\n\n|\Z)", output, flags=re.MULTILINE | re.DOTALL)
+    assert match, f"no job of rule {rule} in:\n{output[-3000:]}"
+    return match.group(1)
+
+
+@pytest.mark.slow
+def test_a_changed_task_table_reruns_report_and_leaderboard(smoke_run):
+    """report and leaderboard declare the files they read under the workdir: a changed samples table reruns both,
+    as their own input. Snakemake compares the checksums of small inputs, so the table is rewritten (same rows, other
+    bytes) rather than touched; it is restored afterwards."""
+    directory, work, proc = smoke_run
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    samples = work / "tasks" / "phenotyping" / "samples.parquet"
+    original, before = samples.read_bytes(), samples.stat()
+    try:
+        pl.read_parquet(samples).write_parquet(samples, compression="uncompressed")
+        # only these two rules may run: otherwise they would rerun anyway, after the models retrained from the table
+        dry = snakemake(directory, "-n", "--cores", "2", "--allowed-rules", "report", "leaderboard", "--config",
+                        f"workdir={work}", "profile=smoke")
+    finally:
+        samples.write_bytes(original)
+        os.utime(samples, ns=(before.st_atime_ns, before.st_mtime_ns))
+    out = dry.stdout + dry.stderr
+    assert dry.returncode == 0, out[-3000:]
+    for rule in ("report", "leaderboard"):
+        updated = re.search(r"Updated input files: ([^;\n]*)", job_block(out, rule))
+        assert updated and str(samples) in updated.group(1).split(", "), job_block(out, rule)

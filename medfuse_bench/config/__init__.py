@@ -80,6 +80,22 @@ def load_schema() -> dict[str, Any]:
     return copy.deepcopy(_schema())
 
 
+def config_default(*keys: str, profile: str = "paper") -> Any:
+    """Default of a config key for a command-line flag: the schema's default, or where the schema leaves a budget key
+    null (filled from the profile when a config is resolved) the ``profile``'s value.
+
+    >>> config_default("train", "batch_size"), config_default("train", "lr_max"), config_default("seed")
+    (16, 0.001, 1002)
+    """
+    node: dict[str, Any] = {"properties": _schema()["properties"]}
+    for key in keys:
+        node = node["properties"][key]
+    value = node.get("default")
+    if value is None and len(keys) == 2:
+        value = PROFILES[profile].get(keys[0], {}).get(keys[1])
+    return copy.deepcopy(value)
+
+
 def _with_defaults(validator_class: type) -> type:
     """A validator that fills ``default`` values into missing keys while it validates."""
     validate_properties = validator_class.VALIDATORS["properties"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from medfuse_bench.config import load_schema
+from medfuse_bench.config import config_default
 
 
 def evaluation_default(key: str) -> Any:
@@ -13,4 +13,4 @@ def evaluation_default(key: str) -> Any:
     >>> evaluation_default("bootstrap"), evaluation_default("seed")
     (1000, 2022)
     """
-    return load_schema()["properties"]["evaluation"]["properties"][key]["default"]
+    return config_default("evaluation", key)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from medfuse_bench.errors import MedfuseError
 
@@ -28,10 +29,22 @@ def encoder_of(model: nn.Module, which: str) -> nn.Module:
     return encoder
 
 
+def bce(logits: Tensor, targets: Tensor) -> Tensor:
+    """Mean binary cross-entropy of raw logits, in float32, with the targets shaped like the logits."""
+    return F.binary_cross_entropy_with_logits(logits.float(), targets.reshape(logits.shape).float())
+
+
 class MedfuseModel(nn.Module):
     """An ``nn.Module`` whose ``forward(batch)`` returns a dict with ``logits``; encoders can be frozen."""
 
     family: str = "model"
+    #: The output that is the model's prediction (and validation score).
+    prediction_key: str = "logits"
+    #: Whether the original's trainer of this family never stepped its learning-rate scheduler, so that the fidelity
+    #: switch mmtm_daft_scheduler applies to it.
+    scheduler_switch: bool = False
+    #: Whether the fidelity switch mmtm_step may train it with the original MMTM trainer's three passes.
+    three_pass_step: bool = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -48,6 +61,10 @@ class MedfuseModel(nn.Module):
             parameter.requires_grad_(False)
         encoder.eval()
         self._frozen_encoders.add(which)
+
+    def training_loss(self, outputs: dict[str, Tensor], targets: Tensor, has_cxr: Tensor) -> Tensor:
+        """The training objective of one batch: BCE of the main logits."""
+        return bce(outputs["logits"], targets)
 
     def train(self, mode: bool = True) -> MedfuseModel:
         super().train(mode)

@@ -76,6 +76,7 @@ class DAFTFusion(MedfuseModel):
     """EHR LSTM whose first-layer sequence is affinely transformed by ResNet-34 features (DAFT)."""
 
     family = "daft"
+    scheduler_switch = True
 
     def __init__(
         self,

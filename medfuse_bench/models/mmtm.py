@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from medfuse_bench.errors import MedfuseError
-from medfuse_bench.models.base import MedfuseModel
+from medfuse_bench.models.base import MedfuseModel, bce
 from medfuse_bench.models.batch import cxr_inputs, ehr_inputs, require_all_images
 from medfuse_bench.models.cxr import CXR_FEATURES, STAGE_CHANNELS, CXREncoder
 from medfuse_bench.models.ehr import EHR_FEATURES, EHREncoder, init_linear, time_mean
@@ -72,6 +72,8 @@ class MMTMFusion(MedfuseModel):
     """EHR LSTM and ResNet-34 exchanging channel gates through MMTM; joint, EHR and CXR heads."""
 
     family = "mmtm"
+    scheduler_switch = True
+    three_pass_step = True
 
     def __init__(
         self,
@@ -99,6 +101,10 @@ class MMTMFusion(MedfuseModel):
         self.cxr_head = nn.Linear(CXR_FEATURES, num_classes)
         self.projection = nn.Linear(ehr_hidden_dim, CXR_FEATURES)
         self.joint_head = nn.Linear(2 * CXR_FEATURES, num_classes)
+
+    def training_loss(self, outputs: dict[str, Tensor], targets: Tensor, has_cxr: Tensor) -> Tensor:
+        """The original's three heads, summed: joint, EHR and CXR logits."""
+        return bce(outputs["logits"], targets) + bce(outputs["ehr_logits"], targets) + bce(outputs["cxr_logits"], targets)
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         ehr, lengths = ehr_inputs(batch, self.family)

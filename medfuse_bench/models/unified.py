@@ -41,6 +41,8 @@ class UnifiedFusion(MedfuseModel):
     """Modality-specific encoders and heads plus a fusion head over [v_ehr; phi(v_cxr) or 0]."""
 
     family = "unified"
+    # The head matching each sample's modalities: the fusion head with an X-ray, the EHR head without.
+    prediction_key = "dynamic_logits"
 
     def __init__(
         self,
@@ -61,6 +63,10 @@ class UnifiedFusion(MedfuseModel):
         self.fusion_head = nn.Linear(2 * ehr_hidden_dim, num_classes)
         self.register_buffer("missing_vector", torch.zeros(ehr_hidden_dim), persistent=False)
         self.register_buffer("missing_logits", torch.zeros(num_classes), persistent=False)
+
+    def training_loss(self, outputs: dict[str, Tensor], targets: Tensor, has_cxr: Tensor) -> Tensor:
+        """Its per-modality loss (:func:`unified_loss`), in float32."""
+        return unified_loss({k: v.float() for k, v in outputs.items()}, targets, has_cxr)
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         ehr, lengths = ehr_inputs(batch, self.family)

@@ -17,7 +17,8 @@ import polars as pl
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.evaluation.metrics import METRICS, Evaluation
 from medfuse_bench.evaluation.predictions import Predictions
-from medfuse_bench.report.inputs import Workdir, read_json
+from medfuse_bench.paths import Workdir
+from medfuse_bench.report.inputs import read_json
 from medfuse_bench.report.tables import estimate_columns
 
 Score = Callable[[Predictions], Evaluation]

@@ -22,7 +22,7 @@ from medfuse_bench.evaluation.metrics import METRICS, Estimate
 from medfuse_bench.evaluation.paired import Difference, format_difference, paired_evaluation
 from medfuse_bench.evaluation.predictions import Predictions
 from medfuse_bench.report.experiments import TASK_TITLES
-from medfuse_bench.report.inputs import Workdir
+from medfuse_bench.paths import Workdir
 from medfuse_bench.report.markdown import MISSING, format_estimate, markdown_table
 
 #: The experiments compared: the LSTM on the run's window, and on the window of values stored by its end.

@@ -40,7 +40,8 @@ from medfuse_bench.report.experiments import (
     UNIFIED_ROW,
     TableSpec,
 )
-from medfuse_bench.report.inputs import Workdir, read_json, read_samples, select_test_set
+from medfuse_bench.paths import Workdir
+from medfuse_bench.report.inputs import read_json, read_samples, select_test_set
 from medfuse_bench.report.markdown import markdown_table
 from medfuse_bench.report.optimal import OptimalChoice, mark_chosen, optimal_choices, optimal_note
 from medfuse_bench.report.policy import ReportPolicy, resolve_spec, unified_note

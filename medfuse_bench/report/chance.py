@@ -23,7 +23,8 @@ import polars as pl
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.evaluation.predictions import Predictions
 from medfuse_bench.report.experiments import TASK_TITLES, TableSpec
-from medfuse_bench.report.inputs import Workdir, read_json
+from medfuse_bench.paths import Workdir
+from medfuse_bench.report.inputs import read_json
 from medfuse_bench.report.markdown import format_estimate
 from medfuse_bench.resources import task_labels
 from medfuse_bench.fidelity import FidelityPolicy

@@ -1,77 +1,18 @@
-"""Where the report, scores and leaderboard find their inputs under ``{workdir}``, and how they read them."""
+"""How the report, scores and leaderboard read their inputs (the workdir layout is :mod:`medfuse_bench.paths`)."""
 
 from __future__ import annotations
 
 import json
-import os
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from medfuse_bench.errors import MedfuseError
-from medfuse_bench.resources import TASKS, task_labels
+from medfuse_bench.paths import Workdir
+from medfuse_bench.resources import task_labels
 
-_SWEEP = re.compile(r"^medfuse-p(\d+)$")
-
-
-@dataclass(frozen=True)
-class Workdir:
-    """The file layout of docs/architecture.md, rooted at ``root``."""
-
-    root: Path
-
-    @classmethod
-    def at(cls, root: str | os.PathLike[str]) -> Workdir:
-        return cls(Path(root))
-
-    def samples(self, task: str) -> Path:
-        return self.root / "tasks" / task / "samples.parquet"
-
-    def predictions(self, task: str, experiment: str, test_set: str) -> Path:
-        return self.root / "predictions" / task / experiment / f"{test_set}.parquet"
-
-    def selected(self, task: str, experiment: str) -> Path:
-        return self.root / "models" / task / experiment / "selected.json"
-
-    @property
-    def summary(self) -> Path:
-        return self.root / "tasks" / "summary.json"
-
-    @property
-    def provenance(self) -> Path:
-        return self.root / "etl" / "provenance.json"
-
-    @property
-    def config_resolved(self) -> Path:
-        return self.root / "config.resolved.yaml"
-
-    @property
-    def scores(self) -> Path:
-        return self.root / "scores"
-
-    @property
-    def leaderboard(self) -> Path:
-        return self.root / "leaderboard"
-
-    def tasks_present(self) -> list[str]:
-        """Tasks whose samples table exists, in the package's task order."""
-        return [t for t in TASKS if self.samples(t).exists()]
-
-    def prediction_experiments(self, task: str, test_set: str) -> list[str]:
-        """Experiments with a prediction file for ``test_set``, sorted by name."""
-        return sorted(p.parent.name for p in (self.root / "predictions" / task).glob(f"*/{test_set}.parquet"))
-
-    def sweep(self, task: str) -> list[tuple[int, str]]:
-        """(percent, experiment) of every ``medfuse-p{N}`` with a selected.json, by percent."""
-        found = []
-        for path in (self.root / "models" / task).glob("medfuse-p*/selected.json"):
-            match = _SWEEP.match(path.parent.name)
-            if match:
-                found.append((int(match.group(1)), path.parent.name))
-        return sorted(found)
+__all__ = ["Workdir", "read_json", "read_samples", "select_test_set"]
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

@@ -40,7 +40,8 @@ from medfuse_bench.report.board import (
     stack_boards,
 )
 from medfuse_bench.report.experiments import TASK_TITLES, display_name
-from medfuse_bench.report.inputs import Workdir, read_samples, select_test_set
+from medfuse_bench.paths import Workdir
+from medfuse_bench.report.inputs import read_samples, select_test_set
 from medfuse_bench.report.leaderboard_stats import (
     add_paired_columns,
     collect_probabilities,

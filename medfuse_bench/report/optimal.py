@@ -15,7 +15,8 @@ import polars as pl
 
 from medfuse_bench.fidelity import FidelityPolicy
 from medfuse_bench.report.experiments import TASK_TITLES
-from medfuse_bench.report.inputs import Workdir, read_json
+from medfuse_bench.paths import Workdir
+from medfuse_bench.report.inputs import read_json
 
 OPTIMAL = "medfuse-optimal"
 

@@ -10,7 +10,7 @@ import logging
 
 from medfuse_bench.evaluation.metrics import Evaluation, evaluate
 from medfuse_bench.evaluation.predictions import Predictions, read_predictions
-from medfuse_bench.report.inputs import Workdir
+from medfuse_bench.paths import Workdir
 from medfuse_bench.resources import task_labels
 
 logger = logging.getLogger(__name__)

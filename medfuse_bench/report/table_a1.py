@@ -11,7 +11,8 @@ import polars as pl
 
 from medfuse_bench.fidelity import FidelityPolicy
 from medfuse_bench.report.experiments import TASK_TITLES, display_name
-from medfuse_bench.report.inputs import Workdir, read_json
+from medfuse_bench.paths import Workdir
+from medfuse_bench.report.inputs import read_json
 from medfuse_bench.report.markdown import MISSING, markdown_table
 from medfuse_bench.report.policy import unified_experiment
 

@@ -40,8 +40,9 @@ from medfuse_bench.errors import MedfuseError
 from medfuse_bench.fidelity import SWITCHES, FidelityPolicy
 from medfuse_bench.io import atomic_path, write_json
 from medfuse_bench.train.augment import ImageTransform
+from medfuse_bench.train.batches import BatchLoader
 from medfuse_bench.train.checkpoints import RESUME_BEST, link_or_copy, read_torch, restore_best, save_torch
-from medfuse_bench.train.data import BatchLoader, SampleSet
+from medfuse_bench.train.data import SampleSet
 from medfuse_bench.train.metrics import macro_scores, selection_score
 from medfuse_bench.train.progress import epoch_report
 from medfuse_bench.train.steps import make_step
@@ -122,7 +123,7 @@ def predict(model: nn.Module, sample_set: SampleSet, *, device: torch.device, cr
     """Probabilities [n, C] of the main logits, the targets [n, C] and the mean BCE, in set order."""
     model.eval()
     transform = _eval_transform(sample_set, crop)
-    key = prediction_key(getattr(model, "family", ""))
+    key = getattr(model, "prediction_key", "logits")
     probabilities, targets = [], []
     loss_sum = 0.0
     loader = BatchLoader(sample_set, batch_size, shuffle=False, drop_last=False, pin_memory=device.type == "cuda")
@@ -140,12 +141,6 @@ def predict(model: nn.Module, sample_set: SampleSet, *, device: torch.device, cr
         empty = np.zeros((0, sample_set.labels.shape[1]), np.float32)
         return empty, empty, math.nan
     return np.concatenate(probabilities), np.concatenate(targets), loss_sum / n_values
-
-
-def prediction_key(family: str) -> str:
-    """The output that is a model's prediction: Unified answers with the head matching each sample's
-    modalities (fusion head with an X-ray, EHR head without); every other family with ``logits``."""
-    return "dynamic_logits" if family == "unified" else "logits"
 
 
 def _image_side(sample_set: SampleSet) -> int | None:
@@ -202,7 +197,6 @@ def _set_frozen_mode(model: nn.Module, policy: FidelityPolicy) -> None:
 
 def fit(
     model: nn.Module,
-    family: str,
     train_set: SampleSet,
     val_set: SampleSet,
     settings: FitSettings,
@@ -223,10 +217,10 @@ def fit(
     device = resolve_device(settings.device)
     model.to(device)
     policy = settings.policy
-    step = make_step(model, family, settings.lr, policy)
+    step = make_step(model, settings.lr, policy)
     main_optimizer = step.optimizers[-1]
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(main_optimizer, mode="min", factor=0.5, patience=10)
-    step_scheduler = not (family in ("mmtm", "daft") and policy.mmtm_daft_scheduler == "never_stepped")
+    step_scheduler = not (getattr(model, "scheduler_switch", False) and policy.mmtm_daft_scheduler == "never_stepped")
     side = _image_side(train_set)
     crop = settings.crop or side
     train_transform = None if side is None else ImageTransform(

@@ -215,4 +215,4 @@ def train_run(
         "options": {k: v for k, v in options.items() if k != "cxr_weights"},
         "image_size": image_size, "crop": settings.crop or image_size, "uni_fraction": fraction,
     }
-    return fit(model, spec.family, train_set, val_set, settings, out_dir, on_epoch_end=on_epoch_end)
+    return fit(model, train_set, val_set, settings, out_dir, on_epoch_end=on_epoch_end)

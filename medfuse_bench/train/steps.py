@@ -1,4 +1,4 @@
-"""Optimizer steps of one training batch: the losses of each family and the step the fidelity policy chooses.
+"""Optimizer steps of one training batch (the loss is the model's ``training_loss``) as the fidelity policy chooses.
 
 Switches read here: ``adam_betas`` (the original's β2 is its ``--beta_1`` argument, 0.9) and ``mmtm_step``
 (:class:`MMTMThreePassStep`, the original MMTM trainer's three passes, or :class:`SingleStep` on the summed loss).
@@ -6,41 +6,24 @@ Switches read here: ``adam_betas`` (the original's β2 is its ``--beta_1`` argum
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from medfuse_bench.fidelity import FidelityPolicy
+from medfuse_bench.models.base import bce
 
 #: Adam betas per value of the switch adam_betas.
 ADAM_BETAS: dict[str, tuple[float, float]] = {"beta2_0.9": (0.9, 0.9), "beta2_0.999": (0.9, 0.999)}
 
 
-def bce(logits: Tensor, targets: Tensor) -> Tensor:
-    return F.binary_cross_entropy_with_logits(logits.float(), targets.reshape(logits.shape).float())
-
-
-def training_loss(family: str) -> Callable[[dict[str, Tensor], Tensor, Tensor], Tensor]:
-    """The training objective of a family: BCE of the main logits; MMTM adds its EHR and CXR heads (the
-    original's three heads, summed); Unified uses its per-modality loss."""
-    if family == "mmtm":
-        return lambda out, y, has: bce(out["logits"], y) + bce(out["ehr_logits"], y) + bce(out["cxr_logits"], y)
-    if family == "unified":
-        from medfuse_bench.models import unified_loss
-
-        return lambda out, y, has: unified_loss({k: v.float() for k, v in out.items()}, y, has)
-    return lambda out, y, has: bce(out["logits"], y)
-
-
 class SingleStep:
     """One Adam over every parameter; one backward and one step per batch."""
 
-    def __init__(self, model: nn.Module, family: str, lr: float, betas: tuple[float, float]) -> None:
+    def __init__(self, model: nn.Module, lr: float, betas: tuple[float, float]) -> None:
         self.model = model
-        self.loss = training_loss(family)
+        self.loss = model.training_loss
         self.optimizers = [torch.optim.Adam(model.parameters(), lr=lr, betas=betas)]
 
     def __call__(self, inputs: dict[str, Tensor], targets: Tensor, autocast: Any) -> float:
@@ -74,7 +57,7 @@ class MMTMThreePassStep:
 
     HEADS: tuple[str, ...] = ("ehr_logits", "cxr_logits", "logits")
 
-    def __init__(self, model: nn.Module, family: str, lr: float, betas: tuple[float, float]) -> None:
+    def __init__(self, model: nn.Module, lr: float, betas: tuple[float, float]) -> None:
         self.model = model
         group = [*model.cxr_encoder.parameters(), *model.cxr_head.parameters()]
         blocks = getattr(model, "mmtm", {})
@@ -100,9 +83,9 @@ class MMTMThreePassStep:
         return total
 
 
-def make_step(model: nn.Module, family: str, lr: float, policy: FidelityPolicy) -> SingleStep | MMTMThreePassStep:
-    """The optimizer step of a family under the policy's switches adam_betas and mmtm_step."""
+def make_step(model: nn.Module, lr: float, policy: FidelityPolicy) -> SingleStep | MMTMThreePassStep:
+    """The optimizer step of a model under the policy's switches adam_betas and mmtm_step."""
     betas = ADAM_BETAS[policy.adam_betas]
-    if family == "mmtm" and policy.mmtm_step == "three_passes":
-        return MMTMThreePassStep(model, family, lr, betas)
-    return SingleStep(model, family, lr, betas)
+    if getattr(model, "three_pass_step", False) and policy.mmtm_step == "three_passes":
+        return MMTMThreePassStep(model, lr, betas)
+    return SingleStep(model, lr, betas)

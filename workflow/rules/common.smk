@@ -2,11 +2,13 @@
 
 import json
 import shlex
+from types import SimpleNamespace
 
 from medfuse_bench.config import resolve_config, validate_config
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.etl.layout import detect_layout, locate_cxr_tables
 from medfuse_bench.fidelity import FidelityPolicy
+from medfuse_bench.paths import Workdir
 from medfuse_bench.resources import TASKS
 from medfuse_bench.train.experiments import (
     AVAILABLE_TIMESERIES,
@@ -34,6 +36,8 @@ except MedfuseError as exc:
     raise WorkflowError(str(exc))
 
 W = CFG["workdir"]
+# Every path under the workdir comes from medfuse_bench.paths (the layout the commands use too); str() for Snakemake.
+WD = Workdir.at(W)
 FIDELITY = CFG["fidelity"]
 # The fidelity policy of the run; a rule passes POLICY.stage_args("<stage>"): the preset and its own switches.
 POLICY = FidelityPolicy.from_config(CFG)
@@ -41,10 +45,10 @@ TASK_LIST = CFG["tasks"]
 MIMIC_IV_DIR = CFG["mimic_iv_dir"]
 MIMIC_CXR_DIR = CFG["mimic_cxr_dir"]
 ETL = CFG["etl"]
-RAW = f"{W}/etl/raw"
+RAW = str(WD.raw)
 TRAIN = CFG["train"]
 IMAGES = CFG["images"]
-CACHE = f"{W}/cache"
+CACHE = str(WD.cache)
 DRAWS = list(range(TRAIN["lr_draws"]))
 EVAL = CFG["evaluation"]
 # The uni-modal sweep (Figure A1); under optimal_fraction: sweep_best it also holds the configured fractions, and
@@ -97,11 +101,11 @@ def cxr_metadata_file(wildcards=None):
 
 
 def log_path(name):
-    return f"{W}/logs/{name}.log"
+    return str(WD.log(name))
 
 
 def bench_path(name):
-    return f"{W}/benchmarks/{name}.tsv"
+    return str(WD.benchmark(name))
 
 
 def q(value):
@@ -137,14 +141,13 @@ def predicted_experiments():
 
 
 def selected_path(task, experiment):
-    return f"{W}/models/{task}/{experiment}/selected.json"
+    return str(WD.selected(task, experiment))
 
 
 def task_inputs(task, timeseries=""):
     """A task's samples and the time series in subfolder ``timeseries`` of its folder (Experiment.timeseries)."""
-    folder = f"{W}/tasks/{task}/{timeseries}".rstrip("/")
-    arrays = [f"{folder}/timeseries_{split}.npy" for split in ("train", "val", "test")]
-    return [f"{W}/tasks/{task}/samples.parquet", f"{folder}/timeseries_index.parquet", *arrays]
+    arrays = [str(WD.timeseries(task, split, timeseries)) for split in ("train", "val", "test")]
+    return [str(WD.samples(task)), str(WD.timeseries_index(task, timeseries)), *arrays]
 
 
 def train_inputs(wc):
@@ -153,11 +156,11 @@ def train_inputs(wc):
     spec = get_experiment(wc.experiment, wc.task, POLICY)
     inputs = {}
     if wc.task == RADIOLOGY:
-        inputs["cxr_uni"] = f"{W}/cxr/cxr_uni.parquet"
+        inputs["cxr_uni"] = str(WD.cxr_uni)
     else:
         inputs["task"] = task_inputs(wc.task, spec.timeseries)
     if spec.uses_images:
-        inputs["cache"] = f"{CACHE}/images.npy"
+        inputs["cache"] = str(WD.cache_array)
     inputs["init"] = [selected_path(t, e) for t, e in dependencies(wc.experiment, wc.task, POLICY)]
     if sweep_at_pt_lr(wc.experiment):
         inputs["lr_from"] = selected_path(wc.task, MEDFUSE_PT)
@@ -178,6 +181,13 @@ def init_flags(wc):
     if sweep_at_pt_lr(wc.experiment):
         flags.append(f"--lr-from {q(selected_path(wc.task, MEDFUSE_PT))}")
     return " ".join(flags)
+
+
+def train_job_inputs(wc):
+    """train_inputs, plus the selected checkpoints that the selection files of its encoders name."""
+    inputs = train_inputs(wc)
+    inputs["init_checkpoints"] = [str(Path(p).with_name("checkpoint.pt")) for p in inputs["init"]]
+    return inputs
 
 
 if TRAIN["cxr_weights"] and POLICY.cxr_pretrain_init != "imagenet":
@@ -217,7 +227,7 @@ def sweep_at_pt_lr(experiment):
 def run_results(wc):
     """result.json of every run that `select` compares: one run for a sweep point at MedFuse (PT)'s lr, else every draw."""
     draws = [0] if sweep_at_pt_lr(wc.experiment) else run_draws(wc)
-    return [f"{W}/models/{wc.task}/{wc.experiment}/runs/lr{d}/result.json" for d in draws]
+    return [str(WD.run_result(wc.task, wc.experiment, d)) for d in draws]
 
 
 def run_checkpoints(wc):
@@ -231,3 +241,48 @@ def optimal_inputs(wc):
     if POLICY.sweep_lr == "medfuse_pt_best":
         inputs["pt"] = selected_path(wc.task, MEDFUSE_PT)
     return inputs
+
+
+# Evaluation: what report and leaderboard read under the workdir (workflow/rules/report.smk).
+
+
+def prediction_dirs():
+    return expand(str(WD.predictions_dir("{task}", "{experiment}")), task=TASK_LIST, experiment=predicted_experiments())
+
+
+def report_inputs(wildcards=None):
+    """The files `report` reads: config, task tables, subgroups and normalizers, ETL summary and provenance, leakage
+    audits, predictions, selections and the runs they chose from, the cohort receipt, and the drift report when one
+    is made."""
+    experiments = trained_experiments()
+    trained = [(t, e) for t in TASK_LIST for e in experiments
+               if not (e == OPTIMAL and POLICY.optimal_fraction == "sweep_best")]  # chosen by select_optimal
+    folders = {get_experiment(e, t, POLICY).timeseries for t, e in trained if e != CXR_PRETRAIN}
+    return {
+        "config": str(WD.config_resolved),
+        "samples": [str(WD.samples(t)) for t in TASK_LIST],
+        "subgroups": [str(WD.subgroups(t)) for t in TASK_LIST],
+        "normalizers": [str(WD.normalizer(t, f)) for t in TASK_LIST for f in sorted(folders | {""})],
+        "summary": [str(WD.summary), str(WD.summary_md)],
+        "provenance": str(WD.provenance),
+        "audits": [str(p) for t in TASK_LIST for p in (WD.audit_summary(t), WD.audit_html(t))],
+        "predictions": prediction_dirs(),
+        "selected": [selected_path(t, e) for t in TASK_LIST for e in experiments],
+        "runs": [r for t, e in trained for r in run_results(SimpleNamespace(task=t, experiment=e))],
+        "drift": drift_report_inputs(),
+        "seeds": seed_prediction_dirs(),  # train.seeds runs (rules/seeds.smk): the seed-variance table
+        "receipt": rules.receipt.output,  # its sha256 goes into the provenance table
+        # not read: the report is made only once the split check has passed
+        "split_check": rules.check_splits.output,
+    }
+
+
+def leaderboard_inputs(wildcards=None):
+    """The files `leaderboard` reads: config, task tables, predictions and the scored submissions with the
+    probabilities kept beside them (found when the DAG is built; a new score file reruns it)."""
+    found = [f for t in TASK_LIST for s in ("partial", "paired") for f in WD.score_files(t, s)]
+    scores = [str(p) for f in found for p in (f, f.with_suffix(".parquet")) if p.exists()]
+    return {"config": str(WD.config_resolved), "samples": [str(WD.samples(t)) for t in TASK_LIST],
+            "predictions": prediction_dirs(), "scores": scores,
+            # every entry records the receipt it was measured on
+            "receipt": rules.receipt.output}

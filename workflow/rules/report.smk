@@ -1,4 +1,18 @@
 # Evaluation: the paper's tables and figures with bootstrap CIs, and the leaderboard of the workdir's models.
+# Both commands find their files under --workdir (medfuse_bench.paths); their input functions (report_inputs,
+# leaderboard_inputs in common.smk) declare exactly the files they read there, so that a changed one reruns them.
+
+# The evaluation settings both commands get as flags (flags win over the workdir's config.resolved.yaml).
+BOOTSTRAP_ARGS = (
+    f"--bootstrap {EVAL['bootstrap']} --seed {EVAL['seed']} --paired-reference {EVAL['paired_reference']}"
+    f" --calibration-bins {EVAL['calibration_bins']}"
+)
+REPORT_ARGS = (
+    f"{BOOTSTRAP_ARGS} --tasks {' '.join(TASK_LIST)} --drop-fractions {' '.join(map(str, EVAL['drop_fractions']))}"
+    f" --unimodal-test-fractions {' '.join(map(str, EVAL['unimodal_test_fractions']))}"
+    f" --subgroup-min-positives {EVAL['subgroup_min_positives']}"
+    f" --subgroup-age-bands {' '.join(map(str, EVAL['subgroup_age_bands']))}"
+)
 
 
 def report_subcategory(wildcards):
@@ -6,17 +20,15 @@ def report_subcategory(wildcards):
     return "Figures" if wildcards.name.startswith("figure") else "Tables"
 
 
+# Over 20 lines: its output folder is flagged for `snakemake --report` (the report() block).
 rule report:
     """Tables 1-5, A2, A3 and Figures 4, A1-A3 as CSV/Markdown/PNG, gathered in report.md with provenance."""
     input:
-        rules.models.input,
-        rules.etl.input,
-        drift_report_inputs(),
-        seed_prediction_dirs(),
+        unpack(report_inputs),
     output:
         # the folder, report.md inside: its tables and figures are flagged for `snakemake --report report.html`
         report(
-            directory(f"{W}/report"),
+            directory(str(WD.report_dir)),
             patterns=["{name}.png", "{name}.csv"],
             category="Tables and figures",
             subcategory=report_subcategory,
@@ -25,16 +37,7 @@ rule report:
         ),
     params:
         workdir=lambda wc, output: Path(output[0]).parent,  # {workdir}/report
-        out_dir=lambda wc, output: Path(output[0]),
-        drop=" ".join(str(f) for f in EVAL["drop_fractions"]),
-        unimodal=" ".join(str(f) for f in EVAL["unimodal_test_fractions"]),
-        tasks=" ".join(TASK_LIST),
-        bootstrap=EVAL["bootstrap"],
-        seed=EVAL["seed"],
-        reference=EVAL["paired_reference"],
-        bins=EVAL["calibration_bins"],
-        min_positives=EVAL["subgroup_min_positives"],
-        age_bands=" ".join(str(a) for a in EVAL["subgroup_age_bands"]),
+        settings=f"--out-dir {q(WD.report_dir)} {REPORT_ARGS}",
     resources:
         mem_mb=4000,
     log:
@@ -44,28 +47,19 @@ rule report:
     conda:
         CONDA_ENV
     shell:
-        "medfuse-bench report --workdir {params.workdir} --out-dir {params.out_dir} --bootstrap {params.bootstrap}"
-        " --seed {params.seed} --drop-fractions {params.drop} --unimodal-test-fractions {params.unimodal}"
-        " --tasks {params.tasks} --paired-reference {params.reference} --calibration-bins {params.bins}"
-        " --subgroup-min-positives {params.min_positives} --subgroup-age-bands {params.age_bands} > {log} 2>&1"
+        "medfuse-bench report --workdir {params.workdir} {params.settings} > {log} 2>&1"
 
 
 rule leaderboard:
     """Rank every model of the workdir (and any scored submission) on the partial and paired test sets."""
     input:
-        rules.models.input,
-        # every entry records the receipt it was measured on
-        rules.receipt.output,
+        unpack(leaderboard_inputs),
     output:
-        expand(f"{W}/leaderboard/{{task}}_{{test_set}}.md", task=TASK_LIST, test_set=["partial", "paired"]),
-        page=report(f"{W}/leaderboard/index.html", category="Leaderboard", caption="../report/leaderboard.rst"),
+        expand(str(WD.leaderboard_md("{task}", "{test_set}")), task=TASK_LIST, test_set=["partial", "paired"]),
+        page=report(str(WD.leaderboard_page), category="Leaderboard", caption="../report/leaderboard.rst"),
     params:
         workdir=lambda wc, output: Path(output[0]).parents[1],  # {workdir}/leaderboard/<task>_<test set>.md
-        tasks=" ".join(TASK_LIST),
-        bootstrap=EVAL["bootstrap"],
-        seed=EVAL["seed"],
-        reference=EVAL["paired_reference"],
-        bins=EVAL["calibration_bins"],
+        settings=f"--task {' '.join(TASK_LIST)} --test-set partial paired {BOOTSTRAP_ARGS}",
     log:
         log_path("leaderboard"),
     benchmark:
@@ -73,6 +67,4 @@ rule leaderboard:
     conda:
         CONDA_ENV
     shell:
-        "medfuse-bench leaderboard --workdir {params.workdir} --task {params.tasks} --test-set partial paired"
-        " --bootstrap {params.bootstrap} --seed {params.seed} --paired-reference {params.reference}"
-        " --calibration-bins {params.bins} > {log} 2>&1"
+        "medfuse-bench leaderboard --workdir {params.workdir} {params.settings} > {log} 2>&1"

@@ -6,24 +6,19 @@
 GPUS_PER_JOB = 1 if TRAIN["device"] == "cuda" else 0
 
 
-def train_job_inputs(wc):
-    """train_inputs, plus the selected checkpoints that the selection files of its encoders name."""
-    inputs = train_inputs(wc)
-    inputs["init_checkpoints"] = [str(Path(p).with_name("checkpoint.pt")) for p in inputs["init"]]
-    return inputs
-
-
+# Over 20 lines: every file it reads is an input (the raw metadata and each task's samples), so that a changed one
+# rebuilds the cache, and its thread count reaches the scheduler.
 rule image_cache:
     """Decode and resize every CXR_UNI image (and linked images without CheXpert labels) once into a uint8 memmap."""
     input:
         cxr_uni=rules.cxr_uni.output,
-        samples=expand(f"{W}/tasks/{{task}}/samples.parquet", task=TASK_LIST),
+        samples=[str(WD.samples(task)) for task in TASK_LIST],
         raw=RAW,
         images=MIMIC_CXR_DIR,
         metadata=cxr_metadata_file,
     output:
-        array=f"{CACHE}/images.npy",
-        index=f"{CACHE}/images_index.parquet",
+        array=str(WD.cache_array),
+        index=str(WD.cache_index),
     params:
         size=IMAGES["resize"],
         skip="--skip-unreadable" if IMAGES["skip_unreadable"] else "",
@@ -43,18 +38,20 @@ rule image_cache:
         " --out-dir {params.out_dir} --workers {threads} {params.skip} > {log} 2>&1"
 
 
+# Over 20 lines: the training budget and settings come from the config as flags (one param each, so a changed
+# value reruns the job), and threads, GPU and runtime reach the scheduler.
 rule train:
     """Train one learning-rate draw of one experiment; a killed job resumes from its last epoch. Its checkpoint is
     temporary: `select` copies the chosen draw's, and the others are deleted then (`snakemake --notemp` keeps them)."""
     input:
         unpack(train_job_inputs),
     output:
-        checkpoint=temp(f"{W}/models/{{task}}/{{experiment}}/runs/lr{{draw}}/checkpoint.pt"),
-        result=f"{W}/models/{{task}}/{{experiment}}/runs/lr{{draw}}/result.json",
-        history=f"{W}/models/{{task}}/{{experiment}}/runs/lr{{draw}}/history.csv",
+        checkpoint=temp(str(WD.run_checkpoint("{task}", "{experiment}", "{draw}"))),
+        result=str(WD.run_result("{task}", "{experiment}", "{draw}")),
+        history=str(WD.run_history("{task}", "{experiment}", "{draw}")),
     params:
-        tasks_dir=f"{W}/tasks",
-        cxr_uni=f"{W}/cxr/cxr_uni.parquet",
+        tasks_dir=str(WD.tasks_dir),
+        cxr_uni=str(WD.cxr_uni),
         image_cache=CACHE,
         out_dir=lambda wc, output: Path(output.result).parent,
         init=init_flags,
@@ -96,8 +93,8 @@ rule select:
         results=run_results,
         checkpoints=run_checkpoints,
     output:
-        selected=f"{W}/models/{{task}}/{{experiment}}/selected.json",
-        checkpoint=f"{W}/models/{{task}}/{{experiment}}/checkpoint.pt",
+        selected=selected_path("{task}", "{experiment}"),
+        checkpoint=str(WD.selected_checkpoint("{task}", "{experiment}")),
     params:
         runs=lambda wc, input: " ".join(q(Path(p).parent) for p in input.results),
     log:
@@ -116,13 +113,14 @@ rule select:
 # `select` picks medfuse-optimal's own runs at train.uni_modal_fraction.
 if POLICY.optimal_fraction == "sweep_best":
 
+    # Over 20 lines: indented under the fidelity switch, with MedFuse (PT)'s selection as an optional input.
     rule select_optimal:
         """MedFuse (OPTIMAL) = the sweep point with the best validation AUROC (ties: the smaller fraction)."""
         input:
             unpack(optimal_inputs),
         output:
             selected=selected_path("{task}", OPTIMAL),
-            checkpoint=str(Path(selected_path("{task}", OPTIMAL)).with_name("checkpoint.pt")),
+            checkpoint=str(WD.selected_checkpoint("{task}", OPTIMAL)),
         params:
             sweep_lr=POLICY.sweep_lr,
             pt=lambda wc, input: f"--pt-selected {q(input.pt)}" if "pt" in input.keys() else "",
@@ -140,18 +138,20 @@ if POLICY.optimal_fraction == "sweep_best":
     ruleorder: select_optimal > select
 
 
+# Over 20 lines: its inputs are the training job's (data, image cache, encoders) plus the selection, and threads
+# and GPU reach the scheduler.
 rule predict:
     """Predictions of the selected model on the test sets of its experiment (paired, partial, paired_nocxr)."""
     input:
         unpack(lambda wc: {"selected": selected_path(wc.task, wc.experiment),
-                           "checkpoint": str(Path(selected_path(wc.task, wc.experiment)).with_name("checkpoint.pt")),
+                           "checkpoint": str(WD.selected_checkpoint(wc.task, wc.experiment)),
                            **train_inputs(wc)}),
     output:
-        directory(f"{W}/predictions/{{task}}/{{experiment}}"),
+        directory(str(WD.predictions_dir("{task}", "{experiment}"))),
     wildcard_constraints:
         experiment=f"(?!{ENSEMBLE}$)[a-z0-9-]+",
     params:
-        tasks_dir=f"{W}/tasks",
+        tasks_dir=str(WD.tasks_dir),
         image_cache=CACHE,
         device=TRAIN["device"],
     threads: TRAIN["num_threads"]
@@ -173,11 +173,11 @@ rule predict:
 rule ensemble:
     """Appendix A.7: MedFuse (OPTIMAL) where an X-ray exists, the EHR-only LSTM elsewhere."""
     input:
-        fusion=f"{W}/predictions/{{task}}/medfuse-optimal",
-        ehr=f"{W}/predictions/{{task}}/ehr-partial",
-        samples=f"{W}/tasks/{{task}}/samples.parquet",
+        fusion=str(WD.predictions_dir("{task}", OPTIMAL)),
+        ehr=str(WD.predictions_dir("{task}", "ehr-partial")),
+        samples=str(WD.samples("{task}")),
     output:
-        directory(f"{W}/predictions/{{task}}/{ENSEMBLE}"),
+        directory(str(WD.predictions_dir("{task}", ENSEMBLE))),
     params:
         tasks_dir=lambda wc, input: Path(input.samples).parents[1],  # {tasks_dir}/{task}/samples.parquet
     log:
@@ -194,5 +194,5 @@ rule ensemble:
 rule models:
     """Every trained experiment of every task, selected on validation, with its test-set predictions."""
     input:
-        expand(f"{W}/predictions/{{task}}/{{experiment}}", task=TASK_LIST, experiment=predicted_experiments()),
+        expand(str(WD.predictions_dir("{task}", "{experiment}")), task=TASK_LIST, experiment=predicted_experiments()),
         expand(selected_path("{task}", "{experiment}"), task=TASK_LIST, experiment=trained_experiments()),

@@ -1,4 +1,4 @@
-"""Training throughput per model family, and whether the batch loader keeps up.
+"""Training throughput per model family, and whether the batch loader keeps up (``python -m benchmarks.train``).
 
 For each family a representative training set of the task is loaded and a few training steps are timed,
 split into data (collate + transfer + image augmentation on the device), forward, backward and optimizer.
@@ -9,8 +9,10 @@ that the data never holds the accelerator back.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,13 +20,15 @@ from typing import Any
 
 import torch
 
-from medfuse_bench.fidelity import FidelityPolicy
+from medfuse_bench.commands._shared import DEVICES
+from medfuse_bench.errors import MedfuseError
+from medfuse_bench.fidelity import FidelityPolicy, add_policy_arguments, policy_from_args
 from medfuse_bench.io import write_json
 from medfuse_bench.train.augment import ImageTransform
-from medfuse_bench.train.data import BatchLoader, SampleSet, load_task_data
+from medfuse_bench.train.batches import BatchLoader
+from medfuse_bench.train.data import SampleSet, load_task_data
 from medfuse_bench.train.experiments import get_experiment, labels_of, resolve_uni_fraction
 from medfuse_bench.train.loop import model_inputs, resolve_device, seed_everything
-from medfuse_bench.train.steps import training_loss
 from medfuse_bench.train.run import model_options, sets_for
 
 log = logging.getLogger(__name__)
@@ -70,10 +74,10 @@ def time_loader(loader: BatchLoader, transform: ImageTransform | None, device: t
     return {"loader_batches_per_s": steps / seconds, "loader_samples_per_s": samples / seconds}
 
 
-def time_training(model: torch.nn.Module, family: str, loader: BatchLoader, transform: ImageTransform | None,
+def time_training(model: torch.nn.Module, loader: BatchLoader, transform: ImageTransform | None,
                   device: torch.device, steps: int, *, bf16: bool = False, warmup: int = 2) -> dict[str, float]:
     """Seconds per phase over ``steps`` training steps (after ``warmup``), and samples/s."""
-    loss_fn = training_loss(family)
+    loss_fn = model.training_loss
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     generator = torch.Generator().manual_seed(0)
     model.train()
@@ -153,7 +157,7 @@ def bench_training(
         model = build_model(family, len(labels), **model_options(spec, task, policy, None)).to(run_device)
         log.info("timing %s (%s, %d samples)", family, spec.name, len(train_set))
         row = {"experiment": spec.name, **time_loader(loader, transform, run_device, steps),
-               **time_training(model, family, loader, transform, run_device, steps, bf16=bf16)}
+               **time_training(model, loader, transform, run_device, steps, bf16=bf16)}
         row["loader_to_model_ratio"] = row["loader_batches_per_s"] / row["model_steps_per_s"]
         report["families"][family] = row
         del model
@@ -176,3 +180,43 @@ def format_table(report: dict[str, Any]) -> str:
             f"| {r['forward_s_per_step']:.4f} | {r['backward_s_per_step']:.4f} | {r['optimizer_s_per_step']:.4f} |"
         )
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.train``: the table on stdout, JSON with --out; a bad flag is one error line."""
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.train",
+        description="Time a few training steps of every model family (data / forward / backward / optimizer) and "
+                    "the batch loader alone; print a table and optionally write JSON.",
+    )
+    p.add_argument("--tasks-dir", required=True, type=Path, help="{workdir}/tasks")
+    p.add_argument("--image-cache", required=True, type=Path, help="{workdir}/cache")
+    p.add_argument("--task", required=True, help="in-hospital-mortality or phenotyping")
+    p.add_argument("--models", nargs="+", default=None, help="model families (default: all eight)")
+    p.add_argument("--steps", type=int, default=20, help="timed steps per family (default 20)")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="auto = CUDA when available")
+    p.add_argument("--batch-size", type=int, default=16, help="mini-batch size (default 16)")
+    p.add_argument("--crop", type=int, default=None, help="crop side (default: the cache side)")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CUDA")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_policy_arguments(p)
+    p.add_argument("--out", type=Path, default=None, help="JSON file for the results")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        unknown = sorted(set(args.models or []) - set(REPRESENTATIVE))
+        if unknown:
+            raise MedfuseError(f"--models: unknown famil(ies) {unknown}; use {', '.join(REPRESENTATIVE)}")
+        if args.steps < 1:
+            raise MedfuseError(f"--steps must be at least 1, got {args.steps}")
+        bench_training(args.tasks_dir, args.image_cache, args.task, families=args.models, steps=args.steps,
+                       device=args.device, batch_size=args.batch_size, crop=args.crop, bf16=args.bf16,
+                       threads=args.threads, policy=policy_from_args(args), out=args.out)
+    except MedfuseError as exc:
+        print(f"{p.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
