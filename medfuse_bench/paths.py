@@ -128,6 +128,17 @@ class Workdir:
     def predictions(self, task: str, experiment: str, test_set: str) -> Path:
         return self.predictions_dir(task, experiment) / f"{test_set}.parquet"
 
+    # train.seeds: experiments of Tables 1-3 retrained with another seed. Their predictions are not under
+    # predictions/{task}/{experiment}/, the predict rule's output folder, which Snakemake empties when it reruns.
+    def seed_run_dir(self, task: str, experiment: str, seed: int | str) -> Path:
+        return self.model_dir(task, experiment) / "seeds" / f"seed{seed}"
+
+    def seed_predictions_dir(self, task: str, experiment: str, seed: int | str) -> Path:
+        return self.root / "seed_predictions" / task / experiment / f"seed{seed}"
+
+    def seed_predictions(self, task: str, experiment: str, seed: int | str, test_set: str) -> Path:
+        return self.seed_predictions_dir(task, experiment, seed) / f"{test_set}.parquet"
+
     # evaluation
     @property
     def report_dir(self) -> Path:

@@ -91,7 +91,7 @@ def test_headline_experiments_follow_the_unified_switch():
 def _report(tmp_path: Path, config: dict | None) -> Report:
     wd = Workdir.at(tmp_path / "w")
     _write(wd.predictions(TASK, "ehr-paired", "paired"), SCORE_A)
-    _write(seeds.seed_prediction_path(wd.root, TASK, "ehr-paired", 1, "paired"), SCORE_B)
+    _write(wd.seed_predictions(TASK, "ehr-paired", 1, "paired"), SCORE_B)
     report = Report(tmp_path / "out", ReportPolicy(FidelityPolicy.preset("corrected"), None))
     report.out_dir.mkdir()
     seeds.add_section(report, wd.root, [TASK], EvaluationStore(wd, 100, 3), config)

@@ -23,6 +23,7 @@ import polars as pl
 from medfuse_bench.evaluation.metrics import METRICS, Evaluation
 from medfuse_bench.evaluation.predictions import read_predictions
 from medfuse_bench.fidelity import FidelityPolicy
+from medfuse_bench.paths import Workdir
 from medfuse_bench.report.experiments import TABLE1, TABLE2, TABLE3, TASK_TITLES, display_name
 from medfuse_bench.report.markdown import MISSING, markdown_table
 from medfuse_bench.report.policy import resolve_spec
@@ -31,9 +32,6 @@ from medfuse_bench.resources import task_labels
 
 #: Tables whose numbers get the seed-variance treatment.
 HEADLINE_TABLES = (TABLE1, TABLE2, TABLE3)
-#: Folder under the workdir with the per-seed predictions (not under predictions/{task}/{experiment}/, which is
-#: the predict rule's directory output: Snakemake empties it when that rule runs again).
-SEED_PREDICTIONS = "seed_predictions"
 
 TITLE = "Seed variance vs sampling variance (Tables 1-3)"
 
@@ -74,10 +72,6 @@ def extra_seeds(seed: int, seeds: Sequence[int]) -> list[int]:
     [1, 2]
     """
     return [s for s in dict.fromkeys(int(s) for s in seeds) if s != int(seed)]
-
-
-def seed_prediction_path(root: str | Path, task: str, experiment: str, seed: int, test_set: str) -> Path:
-    return Path(root) / SEED_PREDICTIONS / task / experiment / f"seed{seed}" / f"{test_set}.parquet"
 
 
 def seed_statistics(values: Sequence[float], boot_samples: Sequence[np.ndarray]) -> dict[str, float | int | None]:
@@ -156,7 +150,7 @@ class SeedRuns:
     def __call__(self, task: str, experiment: str, test_set: str, seed: int) -> Evaluation | None:
         if seed == self.original_seed:
             return self.original(task, experiment, test_set)
-        path = seed_prediction_path(self.root, task, experiment, seed, test_set)
+        path = Workdir.at(self.root).seed_predictions(task, experiment, seed, test_set)
         if not path.exists():
             return None
         return self.score(read_predictions(path, task_labels(task)))

@@ -3,7 +3,7 @@
 # seed-variance table compares the spread over seeds with the bootstrap's. The original run (top-level seed) is one
 # of the seeds, so a listed seed equal to it is not trained again; an empty list plans no job here.
 
-from medfuse_bench.report.seeds import SEED_PREDICTIONS, extra_seeds, headline_experiments
+from medfuse_bench.report.seeds import extra_seeds, headline_experiments
 
 SEEDS = extra_seeds(CFG["seed"], TRAIN["seeds"])
 
@@ -16,8 +16,7 @@ def seed_experiments():
 
 def seed_prediction_dirs(wildcards=None):
     """Every per-seed prediction folder the config asks for (none when train.seeds adds no seed)."""
-    return expand(f"{W}/{SEED_PREDICTIONS}/{{task}}/{{experiment}}/seed{{seed}}",
-                  task=TASK_LIST, experiment=seed_experiments(), seed=SEEDS)
+    return [str(WD.seed_predictions_dir(t, e, s)) for t in TASK_LIST for e in seed_experiments() for s in SEEDS]
 
 
 def seed_train_inputs(wc):
@@ -45,9 +44,9 @@ rule train_seed:
     input:
         unpack(seed_train_inputs),
     output:
-        checkpoint=f"{W}/models/{{task}}/{{experiment}}/seeds/seed{{seed}}/checkpoint.pt",
-        result=f"{W}/models/{{task}}/{{experiment}}/seeds/seed{{seed}}/result.json",
-        history=f"{W}/models/{{task}}/{{experiment}}/seeds/seed{{seed}}/history.csv",
+        checkpoint=str(WD.seed_run_dir("{task}", "{experiment}", "{seed}") / "checkpoint.pt"),
+        result=str(WD.seed_run_dir("{task}", "{experiment}", "{seed}") / "result.json"),
+        history=str(WD.seed_run_dir("{task}", "{experiment}", "{seed}") / "history.csv"),
     wildcard_constraints:
         seed=r"\d+",
     params:
@@ -87,10 +86,10 @@ rule train_seed:
 rule predict_seed:
     """Test-set predictions of one seed run (train.seeds)."""
     input:
-        unpack(lambda wc: {"checkpoint": f"{W}/models/{wc.task}/{wc.experiment}/seeds/seed{wc.seed}/checkpoint.pt",
+        unpack(lambda wc: {"checkpoint": str(WD.seed_run_dir(wc.task, wc.experiment, wc.seed) / "checkpoint.pt"),
                            **train_inputs(wc)}),
     output:
-        directory(f"{W}/{SEED_PREDICTIONS}/{{task}}/{{experiment}}/seed{{seed}}"),
+        directory(str(WD.seed_predictions_dir("{task}", "{experiment}", "{seed}"))),
     wildcard_constraints:
         seed=r"\d+",
     params:
