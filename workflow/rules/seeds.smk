@@ -2,6 +2,8 @@
 # learning rate, from the same selected pretrained encoders, and its test sets predicted again; the report's
 # seed-variance table compares the spread over seeds with the bootstrap's. The original run (top-level seed) is one
 # of the seeds, so a listed seed equal to it is not trained again; an empty list plans no job here.
+# The two rules rerun the commands of rules train and predict (medfuse_bench/commands/train.py, predict.py) with
+# their existing flags: --lr-from the experiment's selection and --seed, then --selected the seed run's checkpoint.
 
 from medfuse_bench.report.seeds import extra_seeds, headline_experiments
 
