@@ -53,3 +53,18 @@ def test_bootstrap_equals_a_loop_over_the_same_resample_indices():
 def test_a_perfectly_calibrated_step_has_zero_ece():
     y = np.array([0, 0, 1, 1])
     assert expected_calibration_error(y, y.astype(float), 2) == 0.0
+
+
+def test_ece_interval_is_bias_corrected_and_holds_its_point_value():
+    """Scores of 0.5 with every bin half positive: the test set's ECE is 0, every resample's is above it, so a plain
+    percentile interval would miss the point value; the bias-corrected one holds it."""
+    from medfuse_bench.evaluation.bootstrap import percentile_interval
+
+    p = np.full(40, 0.5)
+    y = np.tile([0, 1], 20)
+    cal = calibrate(y, p, ["y"], n_bins=10, n_resamples=400, seed=1)
+    value = float(cal.point["ece"][0])
+    assert value == 0.0
+    assert percentile_interval(cal.boot["ece"][0])[0] > value  # the bias this corrects
+    est = cal.estimate("ece", "y")
+    assert est.ci_low <= value <= est.ci_high and est.ci_low >= 0 and est.ci_high > 0

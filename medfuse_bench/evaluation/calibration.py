@@ -13,10 +13,11 @@
 
 Every resample is drawn as in :mod:`.bootstrap` with the evaluation's seed: the same resamples as the AUROC's.
 
-A bias that the percentile interval keeps: ECE sums absolute bin gaps, and resampling adds noise to every gap, so the
-ECE of a resample is on average above that of the test set; with few stays per bin the whole interval can sit above
-the point value. The interval then says how much the noise of a test set this size alone contributes, and a
-well-calibrated model's ECE cannot be told from that floor. Brier is a mean and has no such bias.
+ECE's interval is bias-corrected: ECE sums absolute bin gaps, and resampling adds noise to every gap, so the ECE of
+a resample is on average above that of the test set; with few stays per bin the plain percentile interval can sit
+wholly above the point value. The resampled ECEs are therefore shifted by their mean excess over the point value
+(the bootstrap estimate of the bias) before the percentiles are taken, and the lower end is kept at 0 or above
+(:func:`bias_corrected`). Brier is a mean and has no such bias; its interval is the plain percentile one.
 """
 
 from __future__ import annotations
@@ -61,6 +62,18 @@ def expected_calibration_error(y_true: np.ndarray, y_score: np.ndarray, n_bins: 
     return float(np.abs(gap).sum() / y_true.size)
 
 
+def bias_corrected(samples: np.ndarray, value: float) -> np.ndarray:
+    """Resampled values shifted by their mean excess over ``value`` (the bootstrap bias), floored at 0.
+
+    >>> bias_corrected(np.array([0.3, 0.4, 0.5]), 0.2).round(12).tolist()
+    [0.1, 0.2, 0.3]
+    """
+    finite = samples[np.isfinite(samples)]
+    if finite.size == 0:
+        return samples
+    return np.maximum(samples - (finite.mean() - value), 0.0)
+
+
 @dataclass
 class Calibration:
     """Per-label point values and bootstrap distributions ``[labels, resamples]`` of ECE and Brier, and the
@@ -83,6 +96,8 @@ class Calibration:
             value, samples = float(self.point[metric][j]), self.boot[metric][j]
         if np.isnan(value):
             return Estimate(float("nan"), float("nan"), float("nan"), 0, self.n_resamples)
+        if metric == "ece":
+            samples = bias_corrected(samples, value)
         return Estimate(value, *percentile_interval(samples), self.n_resamples)
 
     def macro_reliability(self) -> pl.DataFrame:

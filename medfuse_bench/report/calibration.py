@@ -61,9 +61,9 @@ def calibration_markdown(frame: pl.DataFrame) -> str:
         "",
         f"Expected calibration error on {bins} equal-mass bins (`evaluation.calibration_bins`; each bin holds about "
         "n / bins test stays, sorted by predicted probability) and Brier score, with 95% bootstrap intervals on the "
-        "AUROC's resamples (bins fixed on the test set). Macro over labels for phenotyping. Lower is better for both. Resampling adds "
-        "noise to every bin's gap, so ECE's interval sits higher than its point on small test sets (an interval "
-        "above the point is that noise floor, not an error).",
+        "AUROC's resamples (bins fixed on the test set). Macro over labels for phenotyping. Lower is better for both. "
+        "Resampling adds noise to every bin's gap, which raises the resampled ECEs; ECE's interval is taken after "
+        "shifting them down by their mean excess over the point value (the bootstrap's bias estimate).",
         "",
         markdown_table(["Task", "Test set", "Model", "n", "ECE", "Brier"], rows, numeric_from=3),
     ]) + "\n"
