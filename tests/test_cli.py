@@ -77,6 +77,20 @@ def test_every_training_and_evaluation_rule_runs_the_command_module_named_after_
         assert cli.COMMANDS[command] == f"medfuse_bench.commands.{command}"
 
 
+#: Rules that rerun a pipeline step per training seed with that step's own subcommand (train.seeds).
+SEED_RULES = {"train_seed": "train", "predict_seed": "predict"}
+
+
+def test_every_rule_file_is_checked_and_seed_rules_reuse_their_step():
+    """No rule file escapes the rule -> subcommand -> module checks above; the seed rules run train and predict."""
+    rules_dir = Path(__file__).resolve().parents[1] / "workflow" / "rules"
+    files = {p.name for p in rules_dir.glob("*.smk")} - {"common.smk"}
+    assert files == {*ETL_RULE_FILES, *TRAIN_RULE_FILES, "seeds.smk"}
+    text = (rules_dir / "seeds.smk").read_text()
+    found = dict(re.findall(r"^rule (\w+):\n.*?medfuse-bench ([a-z-]+)", text, re.M | re.S))
+    assert found == SEED_RULES
+
+
 def test_benchmarks_are_not_pipeline_commands():
     assert not {"bench-etl", "bench-train", "bench-metrics"} & set(cli.COMMANDS)
 
