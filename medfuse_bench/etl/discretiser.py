@@ -26,6 +26,7 @@ import polars as pl
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.etl.cxr import require_columns
 from medfuse_bench.etl.task_tables import EPS, observed_events, split_rank
+from medfuse_bench.fidelity import switch
 from medfuse_bench.resources import feature_names, variables
 
 N_FEATURES = 76
@@ -133,15 +134,12 @@ def _unknown_categories(frame: pl.DataFrame, layout: ChannelLayout) -> None:
         )
 
 
-#: Values of switch ``window_by``.
-WINDOW_BY: tuple[str, ...] = ("charttime", "storetime")
-
-
 def window_columns(window_by: str) -> tuple[str, ...]:
     """The event columns whose hours must lie before the end of a sample's window: the charttime's (the paper), or
     also the time the value was stored (``window_by: storetime``)."""
-    if window_by not in WINDOW_BY:
-        raise MedfuseError(f"window_by must be one of {', '.join(WINDOW_BY)}, got '{window_by}'")
+    values = switch("window_by").values
+    if window_by not in values:
+        raise MedfuseError(f"window_by must be one of {', '.join(values)}, got '{window_by}'")
     return ("hours",) if window_by == "charttime" else ("hours", "available_hours")
 
 
