@@ -197,3 +197,41 @@ def test_synthetic_samples_blocks_unless_only_the_low_dimensional_segment_test_f
     assert verdict.classify(_synthetic_finding(["Glucose", "Heart Rate"], 0.2), policy, None)[0] == verdict.BLOCKING
     assert verdict.classify(_synthetic_finding(["Glucose", "Heart Rate", "pH"], 0.0), policy, None)[0] == \
         verdict.BLOCKING
+
+
+def test_the_event_check_in_chunks_of_patients_adds_up_to_the_whole(world: Path):
+    """A tiny chunk budget splits the event-level check into many chunks; the merged findings and the window counts
+    equal those of one chunk (affected features and sources compared as sets: their order follows counts)."""
+    one = _inputs(world, world / "medfuse")
+    many = _inputs(world, world / "medfuse")
+    many.chunk_events = 400
+    whole, split = LA.audit_task(one), LA.audit_task(many)
+    assert one.facts["event_audit_chunks"] == 1 and many.facts["event_audit_chunks"] > 5
+
+    def timing(result):
+        return {(f.leakage_type, f.title): f for f in result.findings if f.check_id == "event_timing"}
+
+    a, b = timing(whole), timing(split)
+    assert a.keys() == b.keys() and any(f.is_problem for f in a.values())
+    for key, f in a.items():
+        g = b[key]
+        assert (f.status, f.severity, f.message, set(f.affected)) == (g.status, g.severity, g.message, set(g.affected))
+        assert f.evidence == g.evidence, key
+    facts = ("window_events", "charted_in_window", "charted_in_window_stored_after_prediction",
+             "stays_with_late_values", "stays", "linked_xrays")
+    assert {k: one.facts[k] for k in facts} == {k: many.facts[k] for k in facts}
+    others = [(f.check_id, f.leakage_type, f.status, f.message) for f in whole.findings if f.check_id != "event_timing"]
+    assert others == [(f.check_id, f.leakage_type, f.status, f.message) for f in split.findings
+                      if f.check_id != "event_timing"]
+
+
+def test_subject_ranges_cover_every_subject_once():
+    from medfuse_bench.leakage_audit.event_chunks import in_range, subject_ranges
+
+    events = pl.LazyFrame({"subject_id": [1, 1, 1, 2, 3, 3, 5, 5, 5, 5, 8]})
+    ranges = subject_ranges(events, pl.Series([0, 1, 2, 3, 5, 8, 9]), 3)
+    assert ranges == [(None, 1), (2, 3), (4, 5), (6, None)]  # 3, 1 + 2, 4 and 1 events
+    subjects = pl.DataFrame({"subject_id": list(range(0, 10))})
+    hits = [subjects.filter(in_range("subject_id", lo, hi))["subject_id"].to_list() for lo, hi in ranges]
+    assert sorted(sum(hits, [])) == list(range(10))
+    assert subject_ranges(events, pl.Series([42]), 3) == [(None, None)]

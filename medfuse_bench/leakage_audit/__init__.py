@@ -13,7 +13,9 @@ table's values become available (``storetime`` for chart and lab events):
   charttime, the time each value became available (``available_hours`` of events.parquet) and source table, and
   the linked X-ray at its study time;
 - the fitted normaliser as a scikit-learn scaler, checked on every time step of the three splits;
-- the time-series stage itself as the feature function of the truncation check, on a seeded sample of stays.
+- the time-series stage itself as the feature function of the truncation check, on a seeded sample of stays;
+- the event-level check by chunks of patients of a bounded number of events (:mod:`.event_chunks`), so that the
+  audit's memory does not grow with the cohort.
 
 Outputs under ``{workdir}/audit/{task}/``: the auditor's ``leakage.html``, ``leakage.json`` and ``leakage.md``, and
 ``summary.json``, the pipeline's reading (:mod:`medfuse_bench.leakage_audit.verdict`): findings expected by the
@@ -22,7 +24,8 @@ and the checks not run with the input each would need. A blocking finding fails 
 docs/leakage.md describes the checks and what they found on the synthetic data.
 """
 
+from medfuse_bench.leakage_audit.event_chunks import DEFAULT_CHUNK_EVENTS
 from medfuse_bench.leakage_audit.run import TaskInputs, audit_task
 from medfuse_bench.leakage_audit.verdict import blocking_line, summarize, write_reports
 
-__all__ = ["TaskInputs", "audit_task", "blocking_line", "summarize", "write_reports"]
+__all__ = ["DEFAULT_CHUNK_EVENTS", "TaskInputs", "audit_task", "blocking_line", "summarize", "write_reports"]

@@ -45,6 +45,7 @@ def run_leakage_audit(args: argparse.Namespace) -> int:
         raw_labevents=Path(args.raw_labevents) if args.raw_labevents else None,
         truncation_stays=args.truncation_stays,
         seed=args.seed,
+        chunk_events=args.chunk_events,
     )
     log.info("auditing %s with icu-leakage-check %s (window_by %s)", args.task, icu_leakage_check.__version__,
              inputs.policy.window_by)
@@ -77,5 +78,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--truncation-stays", type=int, default=500,
                    help="stays of the truncation check, a seeded sample (default 500)")
     p.add_argument("--seed", type=int, default=0, help="seed of that sample (default 0)")
+    p.add_argument("--chunk-events", type=int, default=leakage_audit.DEFAULT_CHUNK_EVENTS,
+                   help="events per chunk of patients of the event-level check; bounds the audit's memory "
+                        f"(default {leakage_audit.DEFAULT_CHUNK_EVENTS:,})")
     add_policy_arguments(p)
     p.set_defaults(func=run_leakage_audit)

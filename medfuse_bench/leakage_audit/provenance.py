@@ -138,14 +138,24 @@ def source_tables() -> dict[str, str]:
     return out
 
 
+def lab_keys(raw_labevents: str | Path | None, subjects: pl.Series | None = None) -> pl.DataFrame | None:
+    """The lab keys :func:`window_events` tells lab from chart rows by, read once (of ``subjects`` only, if given)."""
+    labs = _lab_keys(raw_labevents)
+    if labs is None:
+        return None
+    if subjects is not None:
+        labs = labs.filter(pl.col("subject_id").is_in(subjects.cast(pl.Int64).unique().implode()))
+    return labs.with_columns(pl.col("variable").cast(pl.Categorical)).collect()
+
+
 def window_events(events: pl.LazyFrame, times: pl.DataFrame, window_by: str,
-                  raw_labevents: str | Path | None = None) -> pl.DataFrame:
+                  raw_labevents: str | Path | pl.DataFrame | None = None) -> pl.DataFrame:
     """The events inside each sample's window as the time-series stage selects them, in the auditor's event
     columns: entity_id (stay_id), variable, event_time, available_time, source.
 
     Lab rows of the variables both tables record (glucose, pH, O2 saturation) are told from chart rows by a lab row
-    of the patient at the same time (``raw_labevents``: the ingest's labevents.parquet); without it they count as
-    chart rows.
+    of the patient at the same time (``raw_labevents``: the ingest's labevents.parquet, or its :func:`lab_keys`);
+    without it they count as chart rows.
     """
     limits = window_columns(window_by)
     require_columns(events, ("stay_id", "hours", "available_hours", "variable"), "events")
@@ -159,7 +169,8 @@ def window_events(events: pl.LazyFrame, times: pl.DataFrame, window_by: str,
                 _at("available_hours", "available_time"))
     )
     table = pl.col("variable").replace_strict(source_tables(), default="chartevents.valuenum")
-    labs = _lab_keys(raw_labevents)
+    labs = (raw_labevents.lazy().with_columns(pl.col("variable").cast(pl.String))
+            if isinstance(raw_labevents, pl.DataFrame) else _lab_keys(raw_labevents))
     if labs is not None:
         chosen = chosen.join(labs.with_columns(_lab=pl.lit(True)), how="left",
                              left_on=["subject_id", "event_time", "variable"],

@@ -8,6 +8,7 @@ check order, so its HTML / JSON / Markdown renderers write the whole audit.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from medfuse_bench.etl.presets import TaskDefinition
 from medfuse_bench.etl.discretiser import channel_layout, discretize
 from medfuse_bench.fidelity import FidelityPolicy
 from medfuse_bench.leakage_audit import provenance as P
+from medfuse_bench.leakage_audit.event_chunks import DEFAULT_CHUNK_EVENTS, EventTimingParts, chunks, in_range, \
+    subject_ranges
 from medfuse_bench.resources import task_labels
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,8 @@ class TaskInputs:
     raw_labevents: Path | None = None
     truncation_stays: int = 500
     seed: int = 0
+    #: Events per chunk of the event-level check (:mod:`.event_chunks`); bounds the audit's memory.
+    chunk_events: int = DEFAULT_CHUNK_EVENTS
     facts: dict[str, Any] = field(default_factory=dict)
 
 
@@ -62,9 +67,6 @@ def audit_task(inputs: TaskInputs):
     times = P.sample_times(inputs.samples, inputs.stays, min_stay)
     features = P.last_step_features(inputs.timeseries_dir, inputs.samples["stay_id"])
     data = P.prediction_frame(inputs.samples, times, features, inputs.task)
-    window = P.window_events(inputs.events, times, inputs.policy.window_by, inputs.raw_labevents)
-    xrays = P.xray_events(inputs.samples, inputs.cxr_metadata)
-    inputs.facts.update(_window_counts(inputs.events, times, window, xrays))
     channels = list(channel_layout().names)
     sources = P.source_tables()
     common: dict[str, Any] = dict(
@@ -73,11 +75,10 @@ def audit_task(inputs: TaskInputs):
         feature_sources={c: sources.get(c, "chartevents.valuenum") for c in channels},
     )
     single = labels[0] if len(labels) == 1 else None
-    main = LeakageAudit(
-        data, label=single, outcome_time="outcome_time" if single else None, eligibility_time="eligibility_time",
-        events=P.to_auditor_events(window, xrays), declarations=DECLARATIONS, **common,
-    ).run(skip=OWN_DATA_CHECKS)
-    findings = list(main.findings)
+    outcome = dict(label=single, outcome_time="outcome_time" if single else None)
+    main = LeakageAudit(data, eligibility_time="eligibility_time", declarations=DECLARATIONS, **outcome, **common,
+                        ).run(skip=(*OWN_DATA_CHECKS, "event_timing"))
+    findings = list(main.findings) + _event_audit(inputs, times, data, {**outcome, **common})
     if single is None:
         findings = [f for f in findings if f.check_id not in LABEL_CHECKS]
         findings += _per_label(data, labels, common)
@@ -87,7 +88,8 @@ def audit_task(inputs: TaskInputs):
     findings.sort(key=lambda f: order.get(f.check_id, len(order)))
     metadata = dict(main.metadata)
     metadata["checks"] = [c.check_id for c in DEFAULT_CHECKS]
-    metadata["inputs"] = {**metadata.get("inputs", {}), "preprocessor": True, "feature_builder": True}
+    metadata["inputs"] = {**metadata.get("inputs", {}), "events": True, "preprocessor": True,
+                          "feature_builder": True}
     metadata["label"] = single or f"each of {len(labels)} labels"
     metadata["pipeline"] = {"task": inputs.task, "window_by": inputs.policy.window_by,
                             "cohort_preset": inputs.definition.preset if inputs.definition else None,
@@ -95,6 +97,33 @@ def audit_task(inputs: TaskInputs):
     result = AuditResult(findings=findings, metadata=metadata)
     log.info("%s: %s", inputs.task, ", ".join(f"{n} {k}" for k, n in result.counts.items()))
     return result
+
+
+def _event_audit(inputs: TaskInputs, times: pl.DataFrame, data: pd.DataFrame, common: dict[str, Any]) -> list:
+    """event_timing on the window events and linked X-rays, by chunks of patients (:mod:`.event_chunks`);
+    ``inputs.facts`` gets the window counts, added up over the chunks."""
+    from icu_leakage_check import LeakageAudit
+
+    ranges = subject_ranges(inputs.events, times["subject_id"], inputs.chunk_events)
+    labs = P.lab_keys(inputs.raw_labevents, times["subject_id"])
+    parts, counts = EventTimingParts(), Counter()
+    for low, high in chunks(ranges):
+        mine = in_range("subject_id", low, high)
+        part_times = times.filter(mine)
+        part_events = inputs.events.filter(mine)
+        window = P.window_events(part_events, part_times, inputs.policy.window_by,
+                                 None if labs is None else labs.filter(mine))
+        xrays = P.xray_events(inputs.samples.filter(mine), inputs.cxr_metadata)
+        counts.update(_window_counts(part_events, part_times, window, xrays))
+        events = P.to_auditor_events(window, xrays)
+        part_data = data[data["subject_id"].between(low if low is not None else -np.inf,
+                                                    high if high is not None else np.inf)]
+        result = LeakageAudit(part_data, events=events, **common).run(checks=["event_timing"])
+        parts.add(result.findings, events, part_data[["stay_id", "index_time"]].rename(columns={"stay_id": "entity_id"}))
+        del window, events
+    inputs.facts.update(dict(counts))
+    inputs.facts["event_audit_chunks"] = len(ranges)
+    return parts.merged()
 
 
 def _window_counts(events: pl.LazyFrame, times: pl.DataFrame, window: pl.DataFrame, xrays: pl.DataFrame
