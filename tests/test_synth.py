@@ -182,6 +182,26 @@ def test_unrelated_chart_share_fills_chartevents_with_other_items(tmp_path: Path
     assert set(chart["itemid"].cast(pl.Int64)) <= set(d_items["itemid"])
 
 
+def test_unrelated_lab_share_fills_labevents_with_other_items(tmp_path: Path) -> None:
+    from medfuse_bench.synth.lab_events import UNRELATED_LAB_RANGES
+
+    generate(tmp_path / "plain", 30, 4, image_size=16, progress=False)
+    generate(tmp_path / "mimic", 30, 4, image_size=16, progress=False, unrelated_lab_share=0.9)
+    labs = {name: pl.read_csv(tmp_path / name / "mimic-iv" / "hosp" / "labevents.csv.gz", infer_schema=False)
+            for name in ("plain", "mimic")}
+    extra = labs["mimic"]["itemid"].cast(pl.Int64).is_in(list(UNRELATED_LAB_RANGES))
+    assert not labs["plain"]["itemid"].cast(pl.Int64).is_in(list(UNRELATED_LAB_RANGES)).any()
+    assert abs(extra.mean() - 0.9) < 0.01
+    # the 17 variables' lab rows keep their number, and the added rows are results of the same draws
+    assert labs["mimic"].filter(~extra).height == labs["plain"].height
+    related = labs["mimic"].filter(~extra)
+    added = labs["mimic"].filter(extra)
+    assert set(added["specimen_id"]) <= set(related["specimen_id"])
+    assert added["valuenum"].cast(pl.Float64).is_not_null().all()
+    d_labitems = pl.read_csv(tmp_path / "mimic" / "mimic-iv" / "hosp" / "d_labitems.csv.gz")
+    assert set(labs["mimic"]["itemid"].cast(pl.Int64)) <= set(d_labitems["itemid"])
+
+
 # --- formats ------------------------------------------------------------------------------------------------------
 
 
@@ -501,6 +521,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
         (["--stays", "5", "--image-size", "0"], "--image-size"),
         (["--stays", "-3"], "--stays"),
         (["--stays", "5", "--unrelated-chart-share", "1.0"], "--unrelated-chart-share"),
+        (["--stays", "5", "--unrelated-lab-share", "-0.1"], "--unrelated-lab-share"),
     ],
 )
 def test_cli_rejects_bad_sizes(tmp_path: Path, args: list[str], message: str) -> None:

@@ -57,6 +57,7 @@ def generate(
     progress: bool = True,
     chunk_stays: int = CHUNK_STAYS,
     unrelated_chart_share: float | None = None,
+    unrelated_lab_share: float | None = None,
     mimic_version: str = DEFAULT_VERSION,
     release: Release = Release(),
 ) -> dict[str, int]:
@@ -70,7 +71,8 @@ def generate(
     seed). Raises :class:`MedfuseError` for a bad size, an unwritable ``out_dir`` or an existing non-empty output
     tree (unless ``force``, which replaces it). ``unrelated_chart_share`` adds chartevents rows of items outside
     the 17 variables until they make that share of the table (MIMIC's composition is about 0.82; default: none
-    added, about 0.05).
+    added, about 0.05); ``unrelated_lab_share`` does the same for labevents (MIMIC-IV 3.1's 158 M rows for 94,458
+    ICU stays: about 0.965).
     """
     if not isinstance(stays, (int, np.integer)) or stays <= 0:
         raise MedfuseError(f"--stays must be a positive number of ICU stays, got {stays}")
@@ -80,6 +82,8 @@ def generate(
         raise MedfuseError(f"chunk_stays must be positive, got {chunk_stays}")
     if unrelated_chart_share is not None and not 0.0 <= unrelated_chart_share < 1.0:
         raise MedfuseError(f"--unrelated-chart-share must be in [0, 1), got {unrelated_chart_share}")
+    if unrelated_lab_share is not None and not 0.0 <= unrelated_lab_share < 1.0:
+        raise MedfuseError(f"--unrelated-lab-share must be in [0, 1), got {unrelated_lab_share}")
     check_version(mimic_version)
     stays, image_size = int(stays), int(image_size)
     out = Path(out_dir)
@@ -97,8 +101,8 @@ def generate(
     except OSError as exc:
         raise MedfuseError(f"cannot write to output directory {out}: {exc.strerror or exc}; choose another --out")
     try:
-        counts = _generate_into(tmp, stays, seed, image_size, progress, chunk_stays, unrelated_chart_share,
-                                mimic_version, release)
+        counts = _generate_into(tmp, stays, seed, image_size, progress, chunk_stays,
+                                (unrelated_chart_share, unrelated_lab_share), mimic_version, release)
         for target in targets:
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
@@ -122,7 +126,7 @@ def _chunks(pop: Population, chunk_stays: int) -> list[tuple[int, int]]:
 
 
 def _generate_into(root: Path, stays: int, seed: int, image_size: int, progress: bool, chunk_stays: int,
-                   unrelated_chart_share: float | None = None, version: str = DEFAULT_VERSION,
+                   unrelated: tuple[float | None, float | None] = (None, None), version: str = DEFAULT_VERSION,
                    release: Release = Release()) -> dict[str, int]:
     rng = np.random.default_rng([seed, 0])
     pop = build_population(rng, stays)
@@ -158,11 +162,10 @@ def _generate_into(root: Path, stays: int, seed: int, image_size: int, progress:
     providers = provider_ids(rng, 600)
     specimen_start = int(rng.integers(1_000_000, 2_000_000))
     images = _Images(root / MIMIC_CXR_DIR, seed, meta, studies["findings"], image_size)
-    streams = [_event_chunks(pop, seed, 1, chunk_stays, providers, 1, specimen_start, unrelated_chart_share,
-                             images, progress)]
+    streams = [_event_chunks(pop, seed, 1, chunk_stays, providers, 1, specimen_start, unrelated, images, progress)]
     if later is not None and later.added is not None:
         streams.append(_event_chunks(later.added, seed, 4, chunk_stays, providers, ADDED_ID_START, ADDED_ID_START,
-                                     unrelated_chart_share, None, False))
+                                     unrelated, None, False))
 
     writers = {name: CsvGzWriter(root / version_path(name, version), version_columns(name, version))
                for name in ("chartevents", "outputevents", "labevents")}
@@ -210,12 +213,14 @@ class _Images:
 
 
 def _event_chunks(pop: Population, seed: int, stream: int, chunk_stays: int, providers: np.ndarray,
-                  labevent_id: int, specimen_next: int, unrelated_chart_share: float | None, images: _Images | None,
+                  labevent_id: int, specimen_next: int, unrelated: tuple[float | None, float | None],
+                  images: _Images | None,
                   progress: bool) -> Iterator[tuple[int, dict[str, pl.DataFrame]]]:
     """Event tables of ``pop``, chunk by chunk: (last subject_id of the chunk, {table: frame}), in subject order.
 
     Chunk ``ci`` draws from stream ``(seed, stream, ci)``; lab rows are numbered from ``labevent_id`` and their
-    specimens from ``specimen_next`` on. ``images`` (when given) writes the chunk's JPEGs as it goes.
+    specimens from ``specimen_next`` on. ``unrelated`` holds the shares of unrelated chart and lab rows (None: none
+    added). ``images`` (when given) writes the chunk's JPEGs as it goes.
     """
     chunk_list = _chunks(pop, chunk_stays)
     for ci, (p0, p1) in enumerate(tqdm(chunk_list, desc="synth chunks", unit="chunk", disable=not progress)):
@@ -225,9 +230,10 @@ def _event_chunks(pop: Population, seed: int, stream: int, chunk_stays: int, pro
         chunk = _stay_chunk(pop, s0, s1)
         frames = {}
         if s1 > s0:
-            frames["chartevents"] = chart_events(crng, chunk, unrelated_chart_share)
+            frames["chartevents"] = chart_events(crng, chunk, unrelated[0])
             frames["outputevents"] = output_events(crng, chunk)
-        labs = lab_events(crng, _admission_chunk(crng, pop, p0, p1, a0, a1, s0, s1), chunk.lat, providers)
+        labs = lab_events(crng, _admission_chunk(crng, pop, p0, p1, a0, a1, s0, s1), chunk.lat, providers,
+                          unrelated[1])
         if labs is not None:
             n_spec = int(labs["specimen"].max()) + 1
             spec_ids = specimen_next + np.cumsum(crng.integers(1, 400, n_spec))

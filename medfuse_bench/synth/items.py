@@ -111,6 +111,21 @@ _LAB_ITEMS: tuple[tuple[int, str, str, str, str | None, float | None, float | No
     (51221, "Hematocrit", "Blood", "Hematology", "%", 36.0, 48.0),
     (51478, "Glucose", "Urine", "Hematology", "mg/dL", None, None),
     (51491, "pH", "Urine", "Hematology", "units", 5.0, 8.0),
+    # outside the 17 variables: written only with --unrelated-lab-share (lab_events.UNRELATED_LAB_RANGES)
+    (50868, "Anion Gap", "Blood", "Chemistry", "mEq/L", 8.0, 20.0),
+    (50882, "Bicarbonate", "Blood", "Chemistry", "mEq/L", 22.0, 32.0),
+    (50893, "Calcium, Total", "Blood", "Chemistry", "mg/dL", 8.4, 10.3),
+    (50902, "Chloride", "Blood", "Chemistry", "mEq/L", 96.0, 108.0),
+    (50960, "Magnesium", "Blood", "Chemistry", "mg/dL", 1.6, 2.6),
+    (50970, "Phosphate", "Blood", "Chemistry", "mg/dL", 2.7, 4.5),
+    (50971, "Potassium", "Blood", "Chemistry", "mEq/L", 3.3, 5.1),
+    (50983, "Sodium", "Blood", "Chemistry", "mEq/L", 133.0, 145.0),
+    (51006, "Urea Nitrogen", "Blood", "Chemistry", "mg/dL", 6.0, 20.0),
+    (51222, "Hemoglobin", "Blood", "Hematology", "g/dL", 13.7, 17.5),
+    (51250, "MCV", "Blood", "Hematology", "fL", 80.0, 100.0),
+    (51265, "Platelet Count", "Blood", "Hematology", "K/uL", 150.0, 440.0),
+    (51279, "Red Blood Cells", "Blood", "Hematology", "m/uL", 4.6, 6.1),
+    (51301, "White Blood Cells", "Blood", "Hematology", "K/uL", 4.0, 11.0),
 )
 
 

@@ -54,10 +54,11 @@ _PANELS: tuple[tuple[str, tuple[int, ...]], ...] = (
 )
 
 
-def lab_events(rng: np.random.Generator, adms: AdmissionChunk, stay_lat: Latents, providers: np.ndarray
-               ) -> pl.DataFrame | None:
+def lab_events(rng: np.random.Generator, adms: AdmissionChunk, stay_lat: Latents, providers: np.ndarray,
+               unrelated_share: float | None = None) -> pl.DataFrame | None:
     """Lab rows of the chunk (no labevent_id / specimen_id yet), sorted by subject, charttime, itemid; None if the
-    chunk has no lab draw."""
+    chunk has no lab draw. ``unrelated_share`` (default: none added) fills the table with results of items outside
+    the 17 variables up to that share of its rows, as in MIMIC (see :func:`_unrelated_rows`)."""
     length_h = (adms.end - adms.start) / HOUR
     a, t = _schedule(rng, length_h, np.ones(len(length_h), bool), adms.interval_h, drop=0.0)
     t = np.clip(t, 0.0, None)
@@ -142,6 +143,8 @@ def lab_events(rng: np.random.Generator, adms: AdmissionChunk, stay_lat: Latents
     if not rows:
         return None
     frame = pl.concat(rows)
+    if unrelated_share is not None:
+        frame = pl.concat([frame, _unrelated_rows(rng, frame, unrelated_share)])
     draw = frame["draw"].to_numpy()
     hadm = adms.hadm_id[draw]
     frame = frame.with_columns(
@@ -158,3 +161,41 @@ def lab_events(rng: np.random.Generator, adms: AdmissionChunk, stay_lat: Latents
         ref_range_upper=number_text(pl.col("ref_range_upper")),
     )
     return frame.sort("subject_id", "charttime", "specimen", "itemid", maintain_order=True)
+
+
+#: Lab items outside the 17 variables that :func:`_unrelated_rows` adds to the draws, with the range their values
+#: are drawn from (unit and reference range from d_labitems). Chemistry and blood counts: in MIMIC, most of
+#: labevents.
+UNRELATED_LAB_RANGES: dict[int, tuple[float, float]] = {
+    50983: (125.0, 150.0), 50971: (2.8, 6.0), 50902: (90.0, 115.0), 50882: (15.0, 35.0), 51006: (5.0, 80.0),
+    50868: (6.0, 25.0), 50893: (7.0, 11.0), 50960: (1.2, 3.2), 50970: (1.5, 7.0), 51301: (2.0, 25.0),
+    51222: (7.0, 16.0), 51265: (40.0, 450.0), 51279: (2.5, 5.5), 51250: (78.0, 105.0),
+}
+
+
+def _unrelated_rows(rng: np.random.Generator, related: pl.DataFrame, share: float) -> pl.DataFrame:
+    """Results of the items of :data:`UNRELATED_LAB_RANGES` on the chunk's own draws (same specimen, times, priority and
+    provider), so that about ``share`` of the chunk's rows are of items outside the 17 variables. They only make
+    the raw table realistic to scan: the ETL keeps none of them."""
+    n_extra = max(0, round(related.height / (1.0 - share)) - related.height)
+    if n_extra == 0:
+        return related.clear()
+    base = related[rng.integers(0, related.height, n_extra)]
+    items = np.array(list(UNRELATED_LAB_RANGES), dtype=np.int64)
+    which = rng.integers(0, len(items), n_extra)
+    described = [lab_item(int(i)) for i in items]
+    unit = np.array([u for u, _, _ in described], dtype=object)
+    low_w = np.array([lo for _, lo, _ in described], dtype=float)[which]
+    high_w = np.array([hi for _, _, hi in described], dtype=float)[which]
+    span = np.array([UNRELATED_LAB_RANGES[int(i)] for i in items])
+    value = np.round(rng.uniform(span[which, 0], span[which, 1]), 1)
+    return base.with_columns(
+        itemid=pl.Series(items[which]),
+        text=pl.lit(None, pl.String),
+        valuenum=pl.Series(value, dtype=pl.Float64),
+        valueuom=str_series(unit[which]),
+        ref_range_lower=pl.Series(low_w, dtype=pl.Float64),
+        ref_range_upper=pl.Series(high_w, dtype=pl.Float64),
+        flag=str_series(np.where((value < low_w) | (value > high_w), "abnormal", None)),
+        comments=pl.lit(None, pl.String),
+    )

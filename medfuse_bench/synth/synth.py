@@ -31,6 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "about 0.82; default: none added, about 0.05); for benchmarks of the ingest's item filter",
     )
     p.add_argument(
+        "--unrelated-lab-share", type=float, default=None, metavar="SHARE",
+        help="the same for labevents (MIMIC-IV 3.1: about 0.965, 158 M rows for 94,458 ICU stays; default: none "
+        "added)",
+    )
+    p.add_argument(
         "--mimic-version", choices=MIMIC_VERSIONS, default=DEFAULT_VERSION,
         help=f"MIMIC-IV release whose layout and columns to write (default: {DEFAULT_VERSION})",
     )
@@ -48,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     generate(args.out, args.stays, args.seed, image_size=args.image_size, force=args.force,
-             unrelated_chart_share=args.unrelated_chart_share, mimic_version=args.mimic_version,
+             unrelated_chart_share=args.unrelated_chart_share, unrelated_lab_share=args.unrelated_lab_share,
+             mimic_version=args.mimic_version,
              release=Release(args.added_stays, args.removed_share))
     return 0
