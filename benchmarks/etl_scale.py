@@ -16,6 +16,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -58,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
               *args.config]
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
                "--cores", str(args.cores), "--directory", str(workdir.parent), "--config", *config, "--", "etl"]
+    workdir.parent.mkdir(parents=True, exist_ok=True)
+    if not (workdir.parent / "config.yaml").exists():  # the Snakefile's configfile, relative to --directory
+        shutil.copy(ROOT / "config.yaml", workdir.parent / "config.yaml")
     check = machine_check()
     started = time.perf_counter()
     done = subprocess.run(command, cwd=workdir.parent, text=True, capture_output=True)
