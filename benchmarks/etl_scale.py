@@ -39,7 +39,7 @@ def _stays(data: Path) -> int:
     if not found:
         raise SystemExit(f"no icustays.csv(.gz) under '{data / 'mimic-iv'}'; pass --data the folder holding "
                          "mimic-iv/ and mimic-cxr-jpg/")
-    return int(duckdb.sql(f"SELECT count(*) FROM read_csv('{found[0]}', header = true)").fetchone()[0])
+    return int(duckdb.sql(f"SELECT count(*) FROM read_csv('{found[0]}', header = true)").fetchall()[0][0])
 
 
 def stage_figures(workdir: Path) -> dict[str, dict[str, float]]:
