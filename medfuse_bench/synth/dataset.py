@@ -58,6 +58,7 @@ def generate(
     chunk_stays: int = CHUNK_STAYS,
     unrelated_chart_share: float | None = None,
     unrelated_lab_share: float | None = None,
+    gzip_level: int = 6,
     mimic_version: str = DEFAULT_VERSION,
     release: Release = Release(),
 ) -> dict[str, int]:
@@ -72,7 +73,8 @@ def generate(
     tree (unless ``force``, which replaces it). ``unrelated_chart_share`` adds chartevents rows of items outside
     the 17 variables until they make that share of the table (MIMIC's composition is about 0.82; default: none
     added, about 0.05); ``unrelated_lab_share`` does the same for labevents (MIMIC-IV 3.1's 158 M rows for 94,458
-    ICU stays: about 0.965).
+    ICU stays: about 0.965). ``gzip_level`` trades the event tables' size for the time to write them, where
+    compression is most of the generator's time (benchmarks/README.md).
     """
     if not isinstance(stays, (int, np.integer)) or stays <= 0:
         raise MedfuseError(f"--stays must be a positive number of ICU stays, got {stays}")
@@ -84,6 +86,8 @@ def generate(
         raise MedfuseError(f"--unrelated-chart-share must be in [0, 1), got {unrelated_chart_share}")
     if unrelated_lab_share is not None and not 0.0 <= unrelated_lab_share < 1.0:
         raise MedfuseError(f"--unrelated-lab-share must be in [0, 1), got {unrelated_lab_share}")
+    if gzip_level not in range(1, 10):
+        raise MedfuseError(f"--gzip-level must be 1 to 9, got {gzip_level}")
     check_version(mimic_version)
     stays, image_size = int(stays), int(image_size)
     out = Path(out_dir)
@@ -102,7 +106,7 @@ def generate(
         raise MedfuseError(f"cannot write to output directory {out}: {exc.strerror or exc}; choose another --out")
     try:
         counts = _generate_into(tmp, stays, seed, image_size, progress, chunk_stays,
-                                (unrelated_chart_share, unrelated_lab_share), mimic_version, release)
+                                (unrelated_chart_share, unrelated_lab_share), mimic_version, release, gzip_level)
         for target in targets:
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
@@ -127,7 +131,7 @@ def _chunks(pop: Population, chunk_stays: int) -> list[tuple[int, int]]:
 
 def _generate_into(root: Path, stays: int, seed: int, image_size: int, progress: bool, chunk_stays: int,
                    unrelated: tuple[float | None, float | None] = (None, None), version: str = DEFAULT_VERSION,
-                   release: Release = Release()) -> dict[str, int]:
+                   release: Release = Release(), gzip_level: int = 6) -> dict[str, int]:
     rng = np.random.default_rng([seed, 0])
     pop = build_population(rng, stays)
     assign_ids(rng, pop)
@@ -167,7 +171,8 @@ def _generate_into(root: Path, stays: int, seed: int, image_size: int, progress:
         streams.append(_event_chunks(later.added, seed, 4, chunk_stays, providers, ADDED_ID_START, ADDED_ID_START,
                                      unrelated, None, False))
 
-    writers = {name: CsvGzWriter(root / version_path(name, version), version_columns(name, version))
+    writers = {name: CsvGzWriter(root / version_path(name, version), version_columns(name, version),
+                                 level=gzip_level)
                for name in ("chartevents", "outputevents", "labevents")}
     try:
         for frames in merge_by_subject(streams):

@@ -36,6 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "added)",
     )
     p.add_argument(
+        "--gzip-level", type=int, default=6, choices=range(1, 10), metavar="LEVEL",
+        help="gzip level of the event tables, 1 to 9 (default: 6); 1 writes faster, in larger files "
+        "(benchmarks/README.md)",
+    )
+    p.add_argument(
         "--mimic-version", choices=MIMIC_VERSIONS, default=DEFAULT_VERSION,
         help=f"MIMIC-IV release whose layout and columns to write (default: {DEFAULT_VERSION})",
     )
@@ -54,6 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     generate(args.out, args.stays, args.seed, image_size=args.image_size, force=args.force,
              unrelated_chart_share=args.unrelated_chart_share, unrelated_lab_share=args.unrelated_lab_share,
+             gzip_level=args.gzip_level,
              mimic_version=args.mimic_version,
              release=Release(args.added_stays, args.removed_share))
     return 0
