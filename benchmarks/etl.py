@@ -151,7 +151,8 @@ def _run_stages(mimic_iv: Path, mimic_cxr: Path | None, workdir: Path, logs: Pat
         steps.append((f"task-tables {task}", [
             "task-tables", "--stays", str(stays_path), "--events", str(events), "--phenotypes",
             str(etl / "phenotypes.parquet"), "--splits", str(etl / "splits.parquet"), "--cxr-metadata",
-            str(raw / "cxr_metadata.parquet"), "--task", task, "--out", str(samples)],
+            str(raw / "cxr_metadata.parquet"), "--task", task, "--out", str(samples),
+            *policy.stage_args("task_tables").split()],
             lambda: _parquet_rows(stays_path)))
         steps.append((f"timeseries {task}", [
             "timeseries", "--events", str(events), "--samples", str(samples), "--out-dir", str(samples.parent),

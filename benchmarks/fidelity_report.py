@@ -10,8 +10,9 @@ Both presets run on the same raw tables; each count is the number of rows (event
 defect changes, measured on its own where the defect can be isolated. ``switch_alone`` counts, per switch of the
 cohort and variables stages, what changes when only that switch is set to the original's value over the corrected
 preset. With ``--workdir`` (a pipeline or ``python -m benchmarks.etl`` workdir that ran the corrected preset) it
-also counts the CXR_UNI split sizes under both ``cxr_uni_split`` values and the effect of ``normalizer:
-original_mimic3`` on the train split's standardised values.
+also counts the CXR_UNI split sizes under both ``cxr_uni_split`` values, the in-hospital-mortality samples under both
+``death_before_prediction`` values and the effect of ``normalizer: original_mimic3`` on the train split's
+standardised values.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Any
 import polars as pl
 
 from medfuse_bench.etl import phenotypes as P
+from medfuse_bench.etl import presets
+from medfuse_bench.etl import task_tables as TT
 from medfuse_bench.etl import variable_extraction as VX
 from medfuse_bench.etl import variable_linking as VL
 from medfuse_bench.etl import variable_rules as VR
@@ -206,6 +209,29 @@ def cxr_uni_differences(raw: Path, splits: pl.DataFrame) -> dict[str, Any]:
     return out
 
 
+def death_differences(workdir: Path, raw: Path) -> dict[str, Any]:
+    """In-hospital-mortality samples (preset ``medfuse``) under each ``death_before_prediction`` value, and the
+    positives whose death is at or before the prediction time: at it, or before it."""
+    stays = pl.read_parquet(workdir / "etl" / "stays.parquet")
+    first = TT.first_event_hours(pl.scan_parquet(workdir / "etl" / "events.parquet"))
+    splits = pl.read_parquet(workdir / "etl" / "splits.parquet")
+    metadata = pl.read_parquet(raw / "cxr_metadata.parquet")
+    definition = presets.task_definition("in-hospital-mortality", "medfuse")
+    out: dict[str, Any] = {}
+    for value in ("kept", "excluded"):
+        policy = CORRECTED.replace(death_before_prediction=value)
+        samples = TT.build_task_samples(stays, None, splits, metadata, definition, first_events=first, policy=policy)
+        out[value] = {"samples": samples.height, "positives": int(samples["mortality"].sum())}
+    kept = TT.build_task_samples(stays, None, splits, metadata, definition, first_events=first,
+                                 policy=CORRECTED.replace(death_before_prediction="kept"))
+    timed = kept.select("stay_id", "period_length").join(stays.select("stay_id", "intime", *TT.OUTCOME_COLUMNS),
+                                                        on="stay_id").with_columns(
+        outcome=TT.outcome_time(), prediction=TT.after_intime("period_length"))
+    out["death_at_prediction_time"] = timed.filter(pl.col("outcome") == pl.col("prediction")).height
+    out["death_before_prediction_time"] = timed.filter(pl.col("outcome") < pl.col("prediction")).height
+    return out
+
+
 def normalizer_differences(normalizer_path: Path) -> dict[str, Any]:
     """Per continuous channel, the mean and std that the train split's values take when standardised with the
     original's MIMIC-III state instead of the train split's own statistics (which give 0 and 1): (m - M) / S and
@@ -243,6 +269,7 @@ def fidelity_counts(raw_dir: str | Path, definitions_path: str | None = None,
     if workdir is not None:
         workdir = Path(workdir)
         out["cxr_uni"] = cxr_uni_differences(raw, pl.read_parquet(workdir / "etl" / "splits.parquet"))
+        out["death_before_prediction"] = death_differences(workdir, raw)
         out["normalizer"] = {path.parent.name: normalizer_differences(path)
                              for path in sorted((workdir / "tasks").glob("*/normalizer.json"))}
     return out
@@ -254,8 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--raw-dir", required=True, help="folder of raw Parquet tables written by `ingest`")
     parser.add_argument("--definitions", default=None, help="phenotype definitions YAML to compare with GEM mode")
     parser.add_argument("--workdir", default=None,
-                        help="workdir of a corrected run (etl/splits.parquet, tasks/*/normalizer.json): also count "
-                             "the CXR_UNI split and normaliser switches")
+                        help="workdir of a corrected run (etl/stays.parquet, events.parquet, splits.parquet, "
+                             "tasks/*/normalizer.json): also count the CXR_UNI split, death_before_prediction and "
+                             "normaliser switches")
     parser.add_argument("--out", default=None, help="write the counts here (default: print them)")
     args = parser.parse_args(argv)
     counts = fidelity_counts(args.raw_dir, args.definitions, args.workdir)

@@ -77,6 +77,10 @@ SWITCHES: tuple[Switch, ...] = (
     # cxr_uni
     Switch("cxr_uni_split", "cxr_uni", "all_train", "official",
            summary="CXR_UNI: every image in train, then EHR val/test patients moved out; or the official split"),
+    # task_tables
+    Switch("death_before_prediction", "task_tables", "kept", "excluded",
+           summary="in-hospital-mortality stays whose death is at or before the prediction time (intime + 48 h): "
+                   "kept, or left out"),
     # timeseries
     Switch("normalizer", "timeseries", "original_mimic3", "train_split",
            summary="input normaliser: the original's fixed MIMIC-III state, or fitted on the task's train split"),
@@ -139,6 +143,7 @@ class FidelityPolicy:
     gcs_total: str
     icd_dictionary_join: str
     cxr_uni_split: str
+    death_before_prediction: str
     normalizer: str
     window_by: str
     adam_betas: str
@@ -204,14 +209,16 @@ class FidelityPolicy:
     def as_dict(self) -> dict[str, str]:
         return {"preset": self.preset_name, **{s.name: getattr(self, s.name) for s in SWITCHES}}
 
-    def stage_args(self, stage: str) -> str:
-        """CLI arguments that carry the policy to one stage: the preset, and that stage's deviating switches.
+    def stage_args(self, *stages: str) -> str:
+        """CLI arguments that carry the policy to one stage, or to a step that reads the switches of several: the
+        preset, and those stages' deviating switches.
 
         Rules pass only their own stage's switches, so changing a training switch reruns training, not the ETL.
         """
-        if stage not in STAGES:
-            raise MedfuseError(f"no fidelity switches belong to stage '{stage}'; stages: {', '.join(STAGES)}")
-        mine = {s.name for s in SWITCHES if s.stage == stage}
+        for stage in stages:
+            if stage not in STAGES:
+                raise MedfuseError(f"no fidelity switches belong to stage '{stage}'; stages: {', '.join(STAGES)}")
+        mine = {s.name for s in SWITCHES if s.stage in stages}
         args = [f"--fidelity {self.preset_name}"]
         args += [f"--switch {k}={v}" for k, v in self.deviations().items() if k in mine]
         return " ".join(args)

@@ -29,6 +29,10 @@ def make_world(n_stays: int = 200, seed: int = 0, events_per_hour: float = 3.0) 
         los_hours=pl.Series(los_hours),
         age=pl.Series(rng.integers(18, 91, n_stays)),
         mortality=pl.Series(rng.random(n_stays) < 0.12).cast(pl.Int8),
+    ).with_columns(  # deaths in the unit (deathtime = dischtime = outtime); survivors leave hospital a day later
+        dischtime=pl.when(pl.col("mortality") == 1).then(pl.col("outtime"))
+        .otherwise(pl.col("outtime") + pl.duration(hours=24)),
+        deathtime=pl.when(pl.col("mortality") == 1).then(pl.col("outtime")),
     )
     # Events: a Poisson number per stay, hours uniform over [-5, los + 5].
     counts = rng.poisson(events_per_hour * (los_hours + 10.0))

@@ -121,4 +121,11 @@ def test_the_fidelity_report_counts_every_etl_switch(report: tuple[dict, Path]) 
     cxr_uni = pl.read_parquet(workdir / "cxr" / "cxr_uni.parquet")
     assert sum(counts["cxr_uni"]["official"].values()) == sum(counts["cxr_uni"]["all_train"].values()) == cxr_uni.height
     assert set(counts["normalizer"]) == {"in-hospital-mortality", "phenotyping"}
+    death = counts["death_before_prediction"]
+    # the bench ran the original preset, so its mortality table is the one that keeps every death
+    kept = pl.read_parquet(workdir / "tasks" / "in-hospital-mortality" / "samples.parquet")
+    assert death["kept"]["samples"] == kept.height
+    left_out = death["death_at_prediction_time"] + death["death_before_prediction_time"]
+    assert death["kept"]["samples"] - death["excluded"]["samples"] == left_out
+    assert death["kept"]["positives"] - death["excluded"]["positives"] == left_out
     assert counts["normalizer"]["phenotyping"]["state_timestep_hours"] == 1.0

@@ -13,6 +13,7 @@ from polars.testing import assert_frame_equal
 
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.etl import presets, task_tables
+from medfuse_bench.fidelity import FidelityPolicy
 from medfuse_bench.resources import phenotype_labels
 
 T0 = datetime(2150, 1, 1)
@@ -75,6 +76,9 @@ def _stays() -> pl.DataFrame:
     return frame.with_columns(
         intime=pl.lit(T0, pl.Datetime("us")),
         outtime=pl.lit(T0, pl.Datetime("us")) + pl.duration(microseconds=(pl.col("los_hours") * 3.6e9).cast(pl.Int64)),
+    ).with_columns(  # deaths in the unit, as the synthetic generator makes them: deathtime = dischtime = outtime
+        dischtime=pl.when(pl.col("mortality") == 1).then(pl.col("outtime")).otherwise(pl.col("outtime") + 24 * H),
+        deathtime=pl.when(pl.col("mortality") == 1).then(pl.col("outtime")),
     )
 
 
@@ -158,6 +162,64 @@ def test_missing_split_and_missing_phenotypes_are_reported():
                                        presets.task_definition("phenotyping", "medfuse"))
 
 
+def _deaths() -> pl.DataFrame:
+    """Deaths of stays of at least 48 h, each with an event at 1 h: (stay_id, los_hours, hours of the death)."""
+    rows = [
+        (201, 48.0, 48.0),  # dies as the stay ends, exactly at the prediction time
+        (202, 50.0, 47.0),  # dies at 47 h, the ICU stay closed later (real MIMIC-IV has such stays)
+        (203, 48.0 + 1 / 60, 48.0 + 1 / 60),  # one minute after the prediction time
+    ]
+    frame = pl.DataFrame(rows, schema={"stay_id": pl.Int64, "los_hours": pl.Float64, "died": pl.Float64}, orient="row")
+    def at(column: str) -> pl.Expr:
+        return pl.lit(T0, pl.Datetime("us")) + pl.duration(microseconds=(pl.col(column) * 3.6e9).round().cast(pl.Int64))
+
+    return frame.with_columns(
+        subject_id=pl.col("stay_id") - 200, mortality=pl.lit(1, pl.Int8), age=pl.lit(60),
+        intime=pl.lit(T0, pl.Datetime("us")), outtime=at("los_hours"), deathtime=at("died"), dischtime=at("los_hours"),
+    ).drop("died")
+
+
+DEATH_SPLITS = pl.DataFrame({"subject_id": [1, 2, 3], "split": ["train"] * 3})
+DEATH_EVENTS = pl.DataFrame({"stay_id": [201, 202, 203], "hours": [1.0] * 3, "value": [80.0] * 3})
+
+
+@pytest.mark.parametrize("value", ["kept", "excluded"])
+def test_deaths_at_or_before_the_prediction_time(value):
+    """Under excluded a mortality stay dying at or before intime + 48 h is left out and counted; under kept (the
+    original) it stays a sample. A death one minute later is a sample under both; phenotyping keeps them all."""
+    policy = FidelityPolicy.preset("corrected").replace(death_before_prediction=value)
+    definition = presets.task_definition("in-hospital-mortality", "medfuse")
+    got, records = task_tables.build_task_table(_deaths(), DEATH_EVENTS, DEATH_SPLITS, METADATA, definition,
+                                                policy=policy)
+    died = [r for r in records if r["column"] == "deathtime"]
+    if value == "kept":
+        assert got["stay_id"].to_list() == [201, 202, 203] and died == []
+    else:
+        assert got["stay_id"].to_list() == [203]
+        (record,) = died
+        assert (record["stage"], record["file"], record["rows"], record["action"]) == \
+            ("task_tables (in-hospital-mortality)", "stays.parquet", 2, "dropped")
+        assert record["reason"] == "died at or before the prediction time (intime + 48 h)"
+        assert record["example"] == "stay_id 201: intime 2150-01-01 00:00, died 2150-01-03 00:00 (48.0 h after intime)"
+    assert task_tables.select_task_stays(_deaths(), task_tables.first_event_hours(DEATH_EVENTS), definition,
+                                         policy)["stay_id"].to_list() == got.sort("stay_id")["stay_id"].to_list()
+    phenotyping = presets.task_definition("phenotyping", "medfuse")
+    ph, ph_records = task_tables.build_task_table(_deaths(), DEATH_EVENTS, DEATH_SPLITS, METADATA, phenotyping,
+                                                  phenotypes=_phenotypes([201, 202, 203]), policy=policy)
+    assert ph["stay_id"].to_list() == [201, 202, 203] and ph_records == []
+
+
+def test_the_outcome_time_is_the_audits():
+    """The leakage audit's outcome and prediction times are the task tables' (one definition)."""
+    from medfuse_bench.leakage_audit.provenance import sample_times
+
+    samples = _deaths().select("subject_id", "stay_id", split=pl.lit("train"), period_length=pl.lit(48.0))
+    stays = _deaths().with_columns(hadm_id=pl.col("stay_id") + 1000)
+    times = sample_times(samples, stays, 48.0)
+    assert (times["outcome_time"] <= times["index_time"]).to_list() == [True, True, False]
+    assert times["outcome_time"].to_list() == _deaths()["deathtime"].to_list()
+
+
 def test_task_tables_cli_records_the_definition_and_leaky_flag(tmp_path):
     _stays().write_parquet(tmp_path / "stays.parquet")
     _events().write_parquet(tmp_path / "events.parquet")
@@ -184,3 +246,34 @@ def test_task_tables_cli_records_the_definition_and_leaky_flag(tmp_path):
     res = subprocess.run([sys.executable, "-c", CLI, *args, "--overrides", '{"bogus": 1}'],
                          capture_output=True, text=True)
     assert res.returncode == 2 and "unknown key 'bogus'" in res.stderr
+
+
+def test_task_tables_cli_takes_the_policy_and_records_it(tmp_path):
+    _deaths().write_parquet(tmp_path / "stays.parquet")
+    DEATH_EVENTS.write_parquet(tmp_path / "events.parquet")
+    DEATH_SPLITS.write_parquet(tmp_path / "splits.parquet")
+    METADATA.write_parquet(tmp_path / "meta.parquet")
+    out = tmp_path / "samples.parquet"
+    args = ["task-tables", "--stays", str(tmp_path / "stays.parquet"), "--events", str(tmp_path / "events.parquet"),
+            "--splits", str(tmp_path / "splits.parquet"), "--cxr-metadata", str(tmp_path / "meta.parquet"),
+            "--task", "in-hospital-mortality", "--out", str(out)]
+    for extra, stays, value in (([], [203], "excluded"), (["--fidelity", "original"], [201, 202, 203], "kept"),
+                                (["--switch", "death_before_prediction=kept"], [201, 202, 203], "kept")):
+        res = subprocess.run([sys.executable, "-c", CLI, *args, *extra], capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+        assert pl.read_parquet(out)["stay_id"].to_list() == stays
+        meta = pl.read_parquet_metadata(out)
+        assert json.loads(meta[task_tables.FIDELITY_KEY])["death_before_prediction"] == value
+        died = [r for r in json.loads(meta["medfuse_bench.exclusions"]) if r["column"] == "deathtime"]
+        assert [r["rows"] for r in died] == ([2] if value == "excluded" else [])
+
+
+def test_the_summary_counts_each_preset_under_the_run_policy():
+    from medfuse_bench.etl.summary import preset_counts
+
+    first = task_tables.first_event_hours(DEATH_EVENTS)
+    for value, train in (("kept", 3), ("excluded", 1)):
+        policy = FidelityPolicy.preset("corrected").replace(death_before_prediction=value)
+        counts = preset_counts(_deaths(), first, DEATH_SPLITS, METADATA, ["in-hospital-mortality"], policy)
+        assert {p: c["in-hospital-mortality"]["total"]["train"] for p, c in counts.items()} == \
+            dict.fromkeys(presets.PRESET_NAMES, train)

@@ -62,3 +62,13 @@ def test_cli_arguments_round_trip():
     assert policy.preset_name == "original" and policy.deviations() == {"adam_betas": "beta2_0.999"}
     with pytest.raises(MedfuseError, match="NAME=VALUE"):
         policy_from_args(parser.parse_args(["--switch", "adam_betas"]))
+
+
+def test_a_step_reading_several_stages_gets_their_switches_once():
+    policy = FidelityPolicy.from_switches("corrected", {"death_before_prediction": "kept", "window_by": "storetime",
+                                                        "age": "anchor_age"})
+    assert policy.stage_args("task_tables", "timeseries") == \
+        "--fidelity corrected --switch death_before_prediction=kept --switch window_by=storetime"
+    assert policy.stage_args("task_tables") == "--fidelity corrected --switch death_before_prediction=kept"
+    with pytest.raises(MedfuseError, match="stage 'tasks'"):
+        policy.stage_args("task_tables", "tasks")

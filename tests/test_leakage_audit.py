@@ -138,6 +138,34 @@ def test_a_planted_xray_after_the_prediction_time_fails_the_run_with_one_line(wo
     assert "Chest X-ray" in last or "feeding 1 features" in last
 
 
+def test_a_death_before_the_prediction_time_is_expected_only_where_the_cohort_keeps_it(world: Path):
+    """A positive sample dying 40 h into its stay: its outcome precedes the prediction time and its last window
+    events follow the death. Expected under death_before_prediction: kept, the one failure of the run under excluded."""
+    tasks = world / "medfuse"
+    samples = pl.read_parquet(tasks / "samples.parquet")
+    dying = samples.filter(pl.col("mortality") == 1)["stay_id"][0]
+    inputs = _inputs(world, tasks)
+    inputs.stays = inputs.stays.with_columns(
+        pl.when(pl.col("stay_id") == dying).then(pl.col("intime") + pl.duration(hours=40))
+        .otherwise(pl.col("deathtime")).alias("deathtime"))
+    result = LA.audit_task(inputs)
+    outcome = _problem(result, "outcome_timing", "POST_OUTCOME_INSTANCE")
+    assert outcome is not None and outcome.evidence["outcome_at_or_before_prediction"] == 1
+    after_death = [f for f in result.findings if f.check_id == "event_timing" and f.leakage_type == "FUTURE_EVENT"
+                   and f.is_problem and "median_hours_after_prediction" not in f.evidence]
+    assert len(after_death) == 1
+    kept = LA.summarize(result, TASK, inputs.policy.replace(death_before_prediction="kept"), inputs.definition,
+                        inputs.facts)
+    assert LA.blocking_line(kept) is None
+    readings = {(f["check_id"], f["leakage_type"]): f["reading"] for f in kept["findings"]}
+    assert readings[("outcome_timing", "POST_OUTCOME_INSTANCE")] == readings[("event_timing", "FUTURE_EVENT")] == \
+        "expected"
+    excluded = LA.summarize(result, TASK, inputs.policy, inputs.definition, inputs.facts)
+    assert excluded["verdict"] == "FAIL"
+    assert {f["check_id"] for f in excluded["findings"] if f["reading"] == "blocking"} == \
+        {"outcome_timing", "event_timing"}
+
+
 def test_a_patient_in_two_splits_blocks(world: Path):
     tasks = world / "medfuse"
     samples = pl.read_parquet(tasks / "samples.parquet")
@@ -235,3 +263,31 @@ def test_subject_ranges_cover_every_subject_once():
     hits = [subjects.filter(in_range("subject_id", lo, hi))["subject_id"].to_list() for lo, hi in ranges]
     assert sorted(sum(hits, [])) == list(range(10))
     assert subject_ranges(events, pl.Series([42]), 3) == [(None, None)]
+
+
+def _death_findings() -> list[SimpleNamespace]:
+    """The two findings of an in-hospital-mortality cohort with deaths at or before the prediction time."""
+    critical = SimpleNamespace(name="CRITICAL")
+    return [
+        SimpleNamespace(is_problem=True, check_id="outcome_timing", leakage_type="POST_OUTCOME_INSTANCE",
+                        severity=critical, evidence={"positives_with_time": 9, "outcome_at_or_before_prediction": 2}),
+        SimpleNamespace(is_problem=True, check_id="event_timing", leakage_type="FUTURE_EVENT", severity=critical,
+                        evidence={"events_flagged": 1, "events_by_source": {"chartevents.valuenum": 1}}),
+    ]
+
+
+def test_deaths_at_or_before_the_prediction_time_are_expected_only_where_the_cohort_keeps_them():
+    """Under death_before_prediction: kept (the original's cohort) the outcome at the prediction time and the events
+    at or after the death are expected; under excluded they mean a defect and block."""
+    corrected = FidelityPolicy.preset("corrected")
+    assert corrected.death_before_prediction == "excluded"
+    for finding in _death_findings():
+        reading, reason = verdict.classify(finding, FidelityPolicy.preset("original"), None)
+        assert reading == verdict.EXPECTED and "death_before_prediction: kept" in reason
+        assert verdict.classify(finding, corrected.replace(death_before_prediction="kept"), None)[0] == \
+            verdict.EXPECTED
+        assert verdict.classify(finding, corrected, None)[0] == verdict.BLOCKING
+    # an event after the prediction time (the auditor gives its lead) still blocks under kept
+    after = SimpleNamespace(**{**vars(_death_findings()[1]), "evidence": {
+        "events_flagged": 1, "events_by_source": {"chartevents.valuenum": 1}, "median_hours_after_prediction": 3.0}})
+    assert verdict.classify(after, FidelityPolicy.preset("original"), None)[0] == verdict.BLOCKING

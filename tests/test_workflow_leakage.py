@@ -33,3 +33,12 @@ def test_window_by_storetime_reaches_the_time_series_and_the_audit(tmp_path: Pat
     out = _dry_run(tmp_path, 'fidelity_switches={"window_by": "storetime"}')
     assert "tasks/phenotyping --timestep 2.0 --fidelity corrected --switch window_by=storetime >" in out
     assert "audit/phenotyping --seed 1002 --fidelity corrected --switch window_by=storetime" in out
+
+
+def test_death_before_prediction_reaches_the_task_tables_the_summary_and_the_audit(tmp_path: Path):
+    out = _dry_run(tmp_path, 'fidelity_switches={"death_before_prediction": "kept"}')
+    switch = "--fidelity corrected --switch death_before_prediction=kept"
+    assert f"tasks/in-hospital-mortality/samples.parquet {switch} >" in out  # task-tables
+    assert f"summary.md {switch} >" in out  # etl-summary's preset counts
+    assert f"audit/in-hospital-mortality --seed 1002 {switch}" in out  # the audit's reading
+    assert "tasks/phenotyping --timestep 2.0 --fidelity corrected >" in out  # not a time-series switch

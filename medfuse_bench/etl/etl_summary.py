@@ -14,6 +14,7 @@ import polars as pl
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.etl import exclusions, presets, summary, task_tables
 from medfuse_bench.etl.stage_io import plain, read_json, read_parquet, task_paths
+from medfuse_bench.fidelity import add_policy_arguments, policy_from_args
 from medfuse_bench.io import write_json, write_text
 from medfuse_bench.resources import TASKS
 
@@ -72,6 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out-json", default=None, help="output JSON (default {workdir}/tasks/summary.json)")
     p.add_argument("--out-md", default=None, help="output Markdown (default {workdir}/tasks/summary.md)")
     p.add_argument("--presets-out", default=None, help="also write the per-preset sample counts to this JSON file")
+    add_policy_arguments(p)  # the task_tables switches, for the preset counts
     p.set_defaults(func=main)
 
 
@@ -96,6 +98,7 @@ def main(args: argparse.Namespace) -> int:
             read_parquet(paths["splits"], "run `medfuse-bench splits` first"),
             read_parquet(paths["cxr_metadata"], "run `medfuse-bench ingest` with the MIMIC-CXR-JPG tables"),
             list(samples),
+            policy_from_args(args),
         )
     else:
         log.warning("preset counts skipped: no %s", ", ".join(missing))

@@ -33,7 +33,7 @@ from medfuse_bench.resources import SPLITS, TASKS, task_labels
 
 FORMAT = 1
 #: The stages whose switches shape the task tables and time series; training and report switches do not.
-ETL_STAGES: tuple[str, ...] = ("cohort", "variables", "phenotypes", "cxr_uni", "timeseries")
+ETL_STAGES: tuple[str, ...] = ("cohort", "variables", "phenotypes", "cxr_uni", "task_tables", "timeseries")
 
 
 def fidelity_record(policy: FidelityPolicy) -> dict[str, Any]:

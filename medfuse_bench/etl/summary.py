@@ -17,10 +17,11 @@ from typing import Any
 
 import polars as pl
 
-from medfuse_bench.etl import exclusions
+from medfuse_bench.etl import DEFAULT_POLICY, exclusions
 from medfuse_bench.etl.cxr import link_cxr
 from medfuse_bench.etl.presets import PRESET_NAMES, TaskDefinition, task_definition
 from medfuse_bench.etl.task_tables import attach_splits, sample_counts, select_task_stays
+from medfuse_bench.fidelity import FidelityPolicy
 from medfuse_bench.resources import SPLITS, task_labels
 
 log = logging.getLogger(__name__)
@@ -78,14 +79,16 @@ def cxr_uni_summary(cxr_uni: pl.DataFrame) -> dict[str, Any]:
 
 
 def preset_counts(stays: pl.DataFrame, first_events: pl.DataFrame, splits: pl.DataFrame,
-                  cxr_metadata: pl.DataFrame, tasks: list[str]) -> dict[str, dict[str, Any]]:
-    """Samples and paired samples per split of each task under each preset (no overrides)."""
+                  cxr_metadata: pl.DataFrame, tasks: list[str],
+                  policy: FidelityPolicy = DEFAULT_POLICY) -> dict[str, dict[str, Any]]:
+    """Samples and paired samples per split of each task under each preset (no overrides), with the task tables'
+    switches of ``policy``."""
     out: dict[str, dict[str, Any]] = {}
     for preset in PRESET_NAMES:
         out[preset] = {}
         for task in tasks:
             definition = task_definition(task, preset)
-            chosen = attach_splits(select_task_stays(stays, first_events, definition), splits)
+            chosen = attach_splits(select_task_stays(stays, first_events, definition, policy), splits)
             links = link_cxr(chosen, cxr_metadata, definition.cxr_window_hours, definition.views)
             samples = chosen.join(links.select("stay_id", pl.col("dicom_id").alias("cxr_dicom_id")), on="stay_id",
                                   how="left")

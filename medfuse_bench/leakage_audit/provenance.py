@@ -25,7 +25,7 @@ import polars as pl
 
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.etl.cxr import require_columns, with_study_datetime
-from medfuse_bench.etl.task_tables import EPS, observed_events
+from medfuse_bench.etl.task_tables import EPS, OUTCOME_COLUMNS, after_intime, observed_events, outcome_time
 from medfuse_bench.etl.discretiser import channel_layout, window_columns
 from medfuse_bench.resources import SPLITS, feature_names, itemid_map, task_labels
 
@@ -36,29 +36,27 @@ XRAY_SOURCE = "mimic-cxr-jpg.study_datetime"
 
 def _at(hours: str | pl.Expr, name: str) -> pl.Expr:
     """intime + hours, in whole microseconds."""
-    hours = pl.col(hours) if isinstance(hours, str) else hours
-    return (pl.col("intime") + pl.duration(microseconds=(hours * 3.6e9).round().cast(pl.Int64))).alias(name)
+    return after_intime(hours).alias(name)
 
 
 def sample_times(samples: pl.DataFrame, stays: pl.DataFrame, min_stay_hours: float | None) -> pl.DataFrame:
     """subject_id, hadm_id, stay_id, split, intime, period_length, index_time, outcome_time, eligibility_time.
 
-    ``outcome_time`` is the death of a positive mortality sample: its deathtime, else the admission's end (an
-    in-hospital death ends the admission). ``eligibility_time`` is when the cohort rules are decided: the admission's
+    ``outcome_time`` is the death of a positive mortality sample (the task tables' :func:`outcome_time`: its
+    deathtime, else the admission's end). ``eligibility_time`` is when the cohort rules are decided: the admission's
     end (one ICU stay per admission, one care unit per stay), and at least intime + the minimum stay.
     """
     require_columns(samples, ("subject_id", "stay_id", "split", "period_length"), "samples")
-    require_columns(stays, ("stay_id", "hadm_id", "intime", "outtime", "dischtime", "deathtime", "mortality"), "stays")
+    require_columns(stays, ("stay_id", "hadm_id", "intime", "outtime", *OUTCOME_COLUMNS), "stays")
     joined = samples.select("subject_id", "stay_id", "split", "period_length").join(
-        stays.select("stay_id", "hadm_id", "intime", "outtime", "dischtime", "deathtime", "mortality"),
-        on="stay_id", how="left")
+        stays.select("stay_id", "hadm_id", "intime", "outtime", *OUTCOME_COLUMNS), on="stay_id", how="left")
     if joined["intime"].null_count():
         raise MedfuseError("samples holds stays missing from stays.parquet; rebuild the task tables from this cohort")
     earliest = pl.col("intime") + pl.duration(microseconds=round((min_stay_hours or 0.0) * 3.6e9))
     return joined.select(
         "subject_id", "hadm_id", "stay_id", "split", "intime", "period_length",
         _at("period_length", "index_time"),
-        outcome_time=pl.when(pl.col("mortality") == 1).then(pl.coalesce("deathtime", "dischtime")),
+        outcome_time=outcome_time(),
         eligibility_time=pl.max_horizontal("dischtime", "outtime", earliest),
     )
 

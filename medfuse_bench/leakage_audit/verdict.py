@@ -4,7 +4,9 @@
   but stored after the prediction time under ``window_by: charttime`` (the paper's window); the linked X-ray taken
   after the prediction time under a cohort preset that declares it (``leaky``: ``medfuse-2022``); cohort rules
   decided at the admission's end (one ICU stay per admission, one care unit per stay, as the benchmark's cohort);
-  the original's fixed MIMIC-III normaliser, which matches no split of this data.
+  the original's fixed MIMIC-III normaliser, which matches no split of this data; under
+  ``death_before_prediction: kept`` (the original's cohort), positive mortality samples whose death is at or before
+  the prediction time (``outcome_timing``) and window events at or after that death (``event_timing``).
 - **review**, not blocking: a ``synthetic_samples`` failure from the auditor's segment test alone in fewer than
   three dimensions (:func:`chance_collinearity`).
 - **blocking**: any other CRITICAL finding, and any identifier shared between splits (the benchmark declares a
@@ -57,6 +59,13 @@ def classify(finding, policy: FidelityPolicy, definition: TaskDefinition | None)
             and definition is not None and definition.leaky:
         return EXPECTED, (f"cohort preset {definition.preset} links X-rays taken after the time series' window "
                           "(declared leaky; for reproducing published numbers only)")
+    if policy.death_before_prediction == "kept":
+        died = ("death_before_prediction: kept (the original's cohort) keeps mortality stays whose death is at or "
+                "before the prediction time; death_before_prediction: excluded leaves them out")
+        if check == "outcome_timing" and kind == "POST_OUTCOME_INSTANCE" and "within_gap" not in finding.evidence:
+            return EXPECTED, died
+        if check == "event_timing" and kind == "FUTURE_EVENT" and not after_prediction:
+            return EXPECTED, f"events of the window at or after the death: {died}"
     if check == "eligibility_timing":
         return EXPECTED, ("the benchmark's cohort keeps admissions with one ICU stay and stays that end in the care "
                           "unit they began in, both known only when the admission ends")

@@ -186,6 +186,7 @@ rule task_tables:
     params:
         preset=ETL["cohort_preset"],
         overrides=lambda wc: q(json.dumps(ETL["task_overrides"].get(wc.task, {}))),
+        policy=POLICY.stage_args("task_tables"),
     log:
         log_path("task_tables_{task}"),
     benchmark:
@@ -195,7 +196,7 @@ rule task_tables:
     shell:
         "medfuse-bench task-tables --stays {input.stays} --events {input.events} --phenotypes {input.phenotypes}"
         " --splits {input.splits} --cxr-metadata {input.raw}/cxr_metadata.parquet --task {wildcards.task}"
-        " --preset {params.preset} --overrides {params.overrides} --out {output} > {log} 2>&1"
+        " --preset {params.preset} --overrides {params.overrides} --out {output} {params.policy} > {log} 2>&1"
 
 
 rule subgroups:
@@ -282,6 +283,7 @@ rule etl_summary:
         md=f"{W}/tasks/summary.md",
     params:
         samples=lambda wc, input: task_arguments(input.samples),
+        policy=POLICY.stage_args("task_tables"),
     log:
         log_path("etl_summary"),
     benchmark:
@@ -292,7 +294,7 @@ rule etl_summary:
         "medfuse-bench etl-summary --samples {params.samples} --cxr-uni {input.cxr} --stays {input.stays}"
         " --events {input.events} --splits {input.splits} --cxr-metadata {input.raw}/cxr_metadata.parquet"
         " --cohort-counts {input.counts} --variables-counts {input.variables} --phenotype-mapping {input.mapping}"
-        " --out-json {output.json} --out-md {output.md} > {log} 2>&1"
+        " --out-json {output.json} --out-md {output.md} {params.policy} > {log} 2>&1"
 
 
 rule check_splits:

@@ -23,7 +23,7 @@ rule leakage_audit:
     params:
         out_dir=lambda wc, output: Path(output.summary).parent,
         timeseries_dir=lambda wc, input: Path(input.index).parent,
-        policy=POLICY.stage_args("timeseries"),
+        policy=POLICY.stage_args("task_tables", "timeseries"),
         seed=CFG["seed"],
     resources:
         mem_mb=8000,
