@@ -102,7 +102,8 @@ def main(args: argparse.Namespace) -> int:
     counts: dict[str, Any] = {}
     for name, step in (("cohort_counts", "cohort"), ("phenotype_mapping", "phenotypes"),
                        ("variables_counts", "variables")):
-        counts[name] = read_json_object(paths[name], f"rerun `medfuse-bench {step}`") if paths[name] is not None else None
+        given = paths[name]
+        counts[name] = read_json_object(given, f"rerun `medfuse-bench {step}`") if given is not None else None
     excluded = [*exclusions.from_json(counts["cohort_counts"]), *exclusions.from_json(counts["variables_counts"]),
                 *exclusions.from_json(counts["phenotype_mapping"])]
     if cxr_path is not None:
