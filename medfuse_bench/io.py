@@ -1,4 +1,5 @@
-"""Atomic writes: every output appears complete under its final name, or not at all."""
+"""Atomic writes: every output appears complete under its final name, or not at all; and the one reader of a
+JSON object file, whose errors name the file."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+
+from medfuse_bench.errors import MedfuseError
 
 
 def temporary_name(final: str | os.PathLike[str], *, directory: bool = False) -> Path:
@@ -85,3 +88,29 @@ def write_text(text: str, path: str | os.PathLike[str]) -> None:
     """Write ``text`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+               type(None): "null"}
+
+
+def read_json_object(path: str | os.PathLike[str], hint: str, *, what: str = "") -> dict[str, Any]:
+    """The JSON object in the file ``path``.
+
+    A missing file, one that cannot be read, one that is not valid JSON (or not UTF-8) and one whose value is not an
+    object each raise a one-line MedfuseError naming the file, prefixed by ``what`` (e.g. ``"selection file"``) and
+    ending with ``hint``: what writes the file, e.g. "run `medfuse-bench select` first".
+    """
+    path = Path(path)
+    name = f"{what} '{path}'" if what else f"'{path}'"
+    if not path.exists():
+        raise MedfuseError(f"{name} does not exist; {hint}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MedfuseError(f"{name} is not valid JSON ({exc}); {hint}") from exc
+    except OSError as exc:
+        raise MedfuseError(f"{name} cannot be read ({exc.strerror or exc}); {hint}") from exc
+    if not isinstance(data, dict):
+        raise MedfuseError(f"{name} must hold a JSON object, not {_JSON_TYPES.get(type(data), 'a value')}; {hint}")
+    return data

@@ -6,8 +6,6 @@ from __future__ import annotations
 import doctest
 import json
 import re
-import subprocess
-import sys
 from datetime import date, datetime
 from pathlib import Path
 
@@ -174,35 +172,31 @@ def test_stays_without_times_are_dropped():
     assert stays.height == 0 and counts["after_missing_times"] == 0
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "medfuse_bench.cli", *args], capture_output=True, text=True)
-
-
-def test_cohort_command(tmp_path: Path):
+def test_cohort_command(tmp_path: Path, cli_process):
     raw = tmp_path / "raw"
     raw.mkdir()
     icustays((1, 10, 100, "MICU", "MICU", d(2), d(4), 2.0)).write_parquet(raw / "icustays.parquet")
     admissions((1, 10, d(1), d(9), None, 0)).write_parquet(raw / "admissions.parquet")
     patients((1, "F", 50, 2150, None)).write_parquet(raw / "patients.parquet")
     out = tmp_path / "etl" / "stays.parquet"
-    result = _cli("cohort", "--raw-dir", str(raw), "--out", str(out), "--fidelity", "original")
+    result = cli_process("cohort", "--raw-dir", raw, "--out", out, "--fidelity", "original")
     assert result.returncode == 0, result.stderr
     assert re.search(r"cohort: 1 ICU stays in [\d.]+ s \([\d,]+ rows/s\)", result.stderr), result.stderr
     assert pl.read_parquet(out).schema == pl.Schema(STAYS_SCHEMA)
     counts = json.loads((tmp_path / "etl" / "cohort_counts.json").read_text())
     assert counts["stays"] == 1 and counts["fidelity"]["preset"] == "original"
     assert counts["fidelity"]["age"] == "anchor_age"
-    result = _cli("cohort", "--raw-dir", str(raw), "--out", str(out), "--switch", "age=anchor_age")
+    result = cli_process("cohort", "--raw-dir", raw, "--out", out, "--switch", "age=anchor_age")
     assert result.returncode == 0, result.stderr
     counts = json.loads((tmp_path / "etl" / "cohort_counts.json").read_text())
     assert counts["fidelity"] == {"preset": "corrected", "age": "anchor_age", "mortality": "deathtime_or_flag",
                                   "los_hours": "intime_to_outtime"}
-    result = _cli("cohort", "--raw-dir", str(raw), "--out", str(out), "--switch", "age=newborn")
+    result = cli_process("cohort", "--raw-dir", raw, "--out", out, "--switch", "age=newborn")
     assert result.returncode == 2 and "switch 'age' must be one of" in result.stderr
 
 
-def test_cohort_command_names_a_missing_table(tmp_path: Path):
-    result = _cli("cohort", "--raw-dir", str(tmp_path), "--out", str(tmp_path / "stays.parquet"))
+def test_cohort_command_names_a_missing_table(tmp_path: Path, cli_process):
+    result = cli_process("cohort", "--raw-dir", tmp_path, "--out", tmp_path / "stays.parquet")
     assert result.returncode == 2
     assert "icustays.parquet" in result.stderr and "ingest" in result.stderr
     assert not (tmp_path / "stays.parquet").exists()

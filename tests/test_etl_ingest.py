@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
@@ -138,14 +136,11 @@ def test_invalid_memory_limit(tmp_path: Path):
 # --- bad input through the command ------------------------------------------------------------------------------
 
 
-def _cli(tmp_path: Path) -> subprocess.CompletedProcess:
+def _ingest_args(tmp_path: Path) -> list[object]:
+    """``ingest`` of ``tmp_path/iv`` and ``tmp_path/cxr`` into ``tmp_path/work/etl``."""
     out = tmp_path / "work" / "etl"
-    return subprocess.run(
-        [sys.executable, "-m", "medfuse_bench.cli", "ingest", "--mimic-iv", str(tmp_path / "iv"), "--mimic-cxr",
-         str(tmp_path / "cxr"), "--out-dir", str(out / "raw"), "--provenance", str(out / "provenance.json"),
-         "--threads", "1", "--memory-limit", "1GB"],
-        capture_output=True, text=True,
-    )
+    return ["ingest", "--mimic-iv", tmp_path / "iv", "--mimic-cxr", tmp_path / "cxr", "--out-dir", out / "raw",
+            "--provenance", out / "provenance.json", "--threads", "1", "--memory-limit", "1GB"]
 
 
 
@@ -189,10 +184,10 @@ def _without(table: str) -> dict[str, pl.DataFrame]:
     ids=["missing-table", "missing-column", "bad-timestamp", "impossible-date", "icd-11", "duplicated-stay",
          "empty-chartevents", "bad-number"],
 )
-def test_bad_input_fails_with_a_message_and_leaves_nothing(tmp_path: Path, tables, words):
+def test_bad_input_fails_with_a_message_and_leaves_nothing(tmp_path: Path, tables, words, cli_process):
     write_mimic_iv(tmp_path / "iv", "2.x", tables)
     write_mimic_cxr(tmp_path / "cxr")
-    result = _cli(tmp_path)
+    result = cli_process(*_ingest_args(tmp_path))
     assert result.returncode == 2, result.stderr
     message = result.stderr.strip().splitlines()[-1]
     assert message.startswith("medfuse-bench: error:")
@@ -207,47 +202,47 @@ def test_bad_input_fails_with_a_message_and_leaves_nothing(tmp_path: Path, table
      (21500102, 256000.0, "StudyTime 256000.0"), (21500102, 96100.0, "StudyTime 96100.0")],
     ids=["month-13", "february-30", "hour-25", "minute-61"],
 )
-def test_impossible_study_date_or_time_names_file_image_and_value(tmp_path: Path, date, time, shown):
+def test_impossible_study_date_or_time_names_file_image_and_value(tmp_path: Path, date, time, shown, cli_process):
     write_mimic_iv(tmp_path / "iv")
     write_mimic_cxr(tmp_path / "cxr")
     metadata = tmp_path / "cxr" / "mimic-cxr-2.0.0-metadata.csv.gz"
     frame = pl.read_csv(metadata).with_columns(StudyDate=pl.lit(date), StudyTime=pl.lit(time))
     metadata.write_bytes(gzip.compress(frame.write_csv().encode()))
-    result = _cli(tmp_path)
+    result = cli_process(*_ingest_args(tmp_path))
     assert result.returncode == 2, result.stderr
     message = result.stderr.strip().splitlines()[-1]
     assert str(metadata) in message and "dicom_id 'd1'" in message and shown in message, message
 
 
 @pytest.mark.parametrize("encoding", ["latin-1", "utf-16"])
-def test_file_not_in_utf8_is_named_in_one_line(tmp_path: Path, encoding):
+def test_file_not_in_utf8_is_named_in_one_line(tmp_path: Path, encoding, cli_process):
     write_mimic_iv(tmp_path / "iv")
     write_mimic_cxr(tmp_path / "cxr")
     patients = tmp_path / "iv" / "hosp" / "patients.csv.gz"
     text = "subject_id,gender,anchor_age,anchor_year,anchor_year_group,dod,région\n1,F,60,2150,2011 - 2013,,\n"
     patients.write_bytes(gzip.compress(text.encode(encoding)))
-    result = _cli(tmp_path)
+    result = cli_process(*_ingest_args(tmp_path))
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     message = result.stderr.strip().splitlines()[-1]
     assert f"'{patients}' is not UTF-8 text" in message and "encoding is unsupported" in message, message
 
 
-def test_missing_cxr_table_through_the_command(tmp_path: Path):
+def test_missing_cxr_table_through_the_command(tmp_path: Path, cli_process):
     write_mimic_iv(tmp_path / "iv")
     write_mimic_cxr(tmp_path / "cxr")
     (tmp_path / "cxr" / "mimic-cxr-2.0.0-split.csv.gz").unlink()
-    result = _cli(tmp_path)
+    result = cli_process(*_ingest_args(tmp_path))
     assert result.returncode == 2 and "mimic-cxr-2.0.0-split.csv.gz" in result.stderr
 
 
-def test_command_succeeds_and_replaces_an_old_output(tmp_path: Path):
+def test_command_succeeds_and_replaces_an_old_output(tmp_path: Path, cli_process):
     write_mimic_iv(tmp_path / "iv", "1.0")
     write_mimic_cxr(tmp_path / "cxr", compress=False)
     stale = tmp_path / "work" / "etl" / "raw" / "stale.parquet"
     stale.parent.mkdir(parents=True)
     stale.write_text("old")
-    result = _cli(tmp_path)
+    result = cli_process(*_ingest_args(tmp_path))
     assert result.returncode == 0, result.stderr
     raw = tmp_path / "work" / "etl" / "raw"
     assert {p.name for p in raw.iterdir()} == {f"{t}.parquet" for t in RAW_TABLES}

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import doctest
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
@@ -216,10 +214,6 @@ def test_gem_mapping_puts_the_original_yamls_icd10_codes_in_their_groups():
 # --- command ----------------------------------------------------------------------------------------------------
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "medfuse_bench.cli", *args], capture_output=True, text=True)
-
-
 def _raw(tmp_path: Path) -> tuple[Path, Path]:
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -229,22 +223,22 @@ def _raw(tmp_path: Path) -> tuple[Path, Path]:
     return raw, tmp_path / "stays.parquet"
 
 
-def test_phenotypes_command(tmp_path: Path):
+def test_phenotypes_command(tmp_path: Path, cli_process):
     raw, stays = _raw(tmp_path)
     out, stats = tmp_path / "phenotypes.parquet", tmp_path / "mapping.json"
-    result = _cli("phenotypes", "--raw-dir", str(raw), "--stays", str(stays), "--out", str(out), "--stats", str(stats))
+    result = cli_process("phenotypes", "--raw-dir", raw, "--stays", stays, "--out", out, "--stats", stats)
     assert result.returncode == 0, result.stderr
     assert_frame_equal(pl.read_parquet(out), matrix((100, {HTN}), (200, {HTN}), (300, set())))
     info = json.loads(stats.read_text())
     assert info["mode"] == "gem" and info["diagnoses_rows_total"] == 2
 
 
-def test_phenotypes_command_rejects_unknown_group_names(tmp_path: Path):
+def test_phenotypes_command_rejects_unknown_group_names(tmp_path: Path, cli_process):
     raw, stays = _raw(tmp_path)
     definitions = _definitions(tmp_path, [*LABELS[:-1], "Shocks"])
     out = tmp_path / "phenotypes.parquet"
-    result = _cli("phenotypes", "--raw-dir", str(raw), "--stays", str(stays), "--out", str(out), "--stats",
-                  str(tmp_path / "m.json"), "--definitions", str(definitions))
+    result = cli_process("phenotypes", "--raw-dir", raw, "--stays", stays, "--out", out, "--stats", tmp_path / "m.json",
+                         "--definitions", definitions)
     assert result.returncode == 2
     assert "definitions.yaml" in result.stderr and "Shocks" in result.stderr
     assert not out.exists() and not (tmp_path / "m.json").exists()

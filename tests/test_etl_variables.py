@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import doctest
 import json
-import subprocess
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -368,11 +366,7 @@ def test_output_schema_and_order():
 # --- command ----------------------------------------------------------------------------------------------------
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "medfuse_bench.cli", *args], capture_output=True, text=True)
-
-
-def test_variables_command_writes_events_and_stats(tmp_path: Path):
+def test_variables_command_writes_events_and_stats(tmp_path: Path, cli_process):
     raw = tmp_path / "raw"
     raw.mkdir()
     ev = events((100, 1, 220045, "80"), (None, 2, 50931, "105", 0, 10), (100, 1, 223951, "Normal <3 Seconds"))
@@ -383,8 +377,8 @@ def test_variables_command_writes_events_and_stats(tmp_path: Path):
     for name, args, n in (("original", ["--fidelity", "original"], 2), ("corrected", [], 3),
                           ("crr", ["--switch", "capillary_refill=carevue_only"], 2)):
         out = tmp_path / f"events_{name}.parquet"
-        result = _cli("variables", "--raw-dir", str(raw), "--stays", str(tmp_path / "stays.parquet"), "--out",
-                      str(out), *args, "--stats", str(tmp_path / f"{name}.json"), "--rows-per-batch", "1")
+        result = cli_process("variables", "--raw-dir", raw, "--stays", tmp_path / "stays.parquet", "--out", out, *args,
+                             "--stats", tmp_path / f"{name}.json", "--rows-per-batch", "1")
         assert result.returncode == 0, result.stderr
         frame = pl.read_parquet(out)
         assert frame.height == n and frame.schema == pl.Schema(VX.FILE_SCHEMA)
@@ -395,10 +389,10 @@ def test_variables_command_writes_events_and_stats(tmp_path: Path):
         assert stats["fidelity"]["capillary_refill"] == ("with_mimic_iv" if name == "corrected" else "carevue_only")
 
 
-def test_variables_command_names_a_missing_raw_table(tmp_path: Path):
+def test_variables_command_names_a_missing_raw_table(tmp_path: Path, cli_process):
     STAYS.write_parquet(tmp_path / "stays.parquet")
-    result = _cli("variables", "--raw-dir", str(tmp_path), "--stays", str(tmp_path / "stays.parquet"), "--out",
-                  str(tmp_path / "events.parquet"))
+    result = cli_process("variables", "--raw-dir", tmp_path, "--stays", tmp_path / "stays.parquet", "--out",
+                         tmp_path / "events.parquet")
     assert result.returncode == 2
     assert "chartevents.parquet" in result.stderr
     assert not (tmp_path / "events.parquet").exists()

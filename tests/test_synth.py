@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import doctest
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -510,10 +508,6 @@ def test_image_findings_are_drawn(synth_root: Path, t: dict[str, pl.DataFrame]) 
 # --- command line -------------------------------------------------------------------------------------------------
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "medfuse_bench.cli", "synth", *args], capture_output=True, text=True)
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -524,37 +518,37 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
         (["--stays", "5", "--unrelated-lab-share", "-0.1"], "--unrelated-lab-share"),
     ],
 )
-def test_cli_rejects_bad_sizes(tmp_path: Path, args: list[str], message: str) -> None:
+def test_cli_rejects_bad_sizes(tmp_path: Path, args: list[str], message: str, cli_process) -> None:
     out = tmp_path / "out"
-    result = _cli("--out", str(out), "--seed", "1", *args)
+    result = cli_process("synth", "--out", out, "--seed", "1", *args)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("medfuse-bench: error:") and message in lines[0]
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_cli_rejects_unwritable_directory(tmp_path: Path) -> None:
+def test_cli_rejects_unwritable_directory(tmp_path: Path, cli_process) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    result = _cli("--out", str(blocker / "out"), "--stays", "5")
+    result = cli_process("synth", "--out", blocker / "out", "--stays", "5")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot write" in lines[0]
     assert blocker.read_text() == "x"
 
 
-def test_cli_writes_refuses_to_overwrite_and_forces(tmp_path: Path) -> None:
+def test_cli_writes_refuses_to_overwrite_and_forces(tmp_path: Path, cli_process) -> None:
     out = tmp_path / "data"
-    first = _cli("--out", str(out), "--stays", "12", "--seed", "3", "--image-size", "16")
+    first = cli_process("synth", "--out", out, "--stays", "12", "--seed", "3", "--image-size", "16")
     assert first.returncode == 0, first.stderr
     assert sorted(p.name for p in out.iterdir()) == ["mimic-cxr-jpg", "mimic-iv"]
     before = _tree(out)
-    again = _cli("--out", str(out), "--stays", "12", "--seed", "4", "--image-size", "16")
+    again = cli_process("synth", "--out", out, "--stays", "12", "--seed", "4", "--image-size", "16")
     assert again.returncode == 2
     lines = again.stderr.strip().splitlines()
     assert len(lines) == 1 and "--force" in lines[0]
     assert _tree(out) == before  # untouched, no temporary folder left
-    forced = _cli("--out", str(out), "--stays", "12", "--seed", "4", "--image-size", "16", "--force")
+    forced = cli_process("synth", "--out", out, "--stays", "12", "--seed", "4", "--image-size", "16", "--force")
     assert forced.returncode == 0, forced.stderr
     assert sorted(p.name for p in out.iterdir()) == ["mimic-cxr-jpg", "mimic-iv"]
     assert _tree(out) != before
@@ -740,15 +734,15 @@ def test_merge_by_subject_interleaves_chunk_streams() -> None:
         (["--added-stays", "-1"], "--added-stays"),
     ],
 )
-def test_cli_rejects_bad_release(tmp_path: Path, args: list[str], message: str) -> None:
-    result = _cli("--out", str(tmp_path / "out"), "--stays", "5", *args)
+def test_cli_rejects_bad_release(tmp_path: Path, args: list[str], message: str, cli_process) -> None:
+    result = cli_process("synth", "--out", tmp_path / "out", "--stays", "5", *args)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0]
 
 
-def test_cli_rejects_an_unknown_version(tmp_path: Path) -> None:
-    result = _cli("--out", str(tmp_path / "out"), "--stays", "5", "--mimic-version", "2.0")
+def test_cli_rejects_an_unknown_version(tmp_path: Path, cli_process) -> None:
+    result = cli_process("synth", "--out", tmp_path / "out", "--stays", "5", "--mimic-version", "2.0")
     assert result.returncode == 2 and "--mimic-version" in result.stderr and "3.1" in result.stderr
 
 

@@ -13,9 +13,9 @@ import polars as pl
 
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.etl import exclusions, presets, summary, task_tables
-from medfuse_bench.etl.stage_io import plain, read_json, read_parquet, task_paths
+from medfuse_bench.etl.stage_io import plain, read_parquet, task_paths
 from medfuse_bench.fidelity import add_policy_arguments, policy_from_args
-from medfuse_bench.io import write_json, write_text
+from medfuse_bench.io import read_json_object, write_json, write_text
 from medfuse_bench.resources import TASKS
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,8 @@ def main(args: argparse.Namespace) -> int:
     counts: dict[str, Any] = {}
     for name, step in (("cohort_counts", "cohort"), ("phenotype_mapping", "phenotypes"),
                        ("variables_counts", "variables")):
-        counts[name] = read_json(paths[name], f"rerun `medfuse-bench {step}`") if paths[name] is not None else None
+        given = paths[name]
+        counts[name] = read_json_object(given, f"rerun `medfuse-bench {step}`") if given is not None else None
     excluded = [*exclusions.from_json(counts["cohort_counts"]), *exclusions.from_json(counts["variables_counts"]),
                 *exclusions.from_json(counts["phenotype_mapping"])]
     if cxr_path is not None:

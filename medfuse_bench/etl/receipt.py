@@ -28,7 +28,7 @@ from medfuse_bench.errors import MedfuseError
 from medfuse_bench.etl.receipt_hash import counts, split_timeseries_hash, table_hash
 from medfuse_bench.etl.task_tables import METADATA_KEY
 from medfuse_bench.fidelity import SWITCHES, FidelityPolicy, add_policy_arguments, policy_from_args
-from medfuse_bench.io import write_text
+from medfuse_bench.io import read_json_object, write_text
 from medfuse_bench.resources import SPLITS, TASKS, task_labels
 
 FORMAT = 1
@@ -61,18 +61,6 @@ def policy_args(policy: FidelityPolicy) -> str:
                      *(f"--switch {k}={v}" for k, v in policy.deviations().items() if k in etl)])
 
 
-def _read_json(path: Path, hint: str) -> dict[str, Any]:
-    if not path.exists():
-        raise MedfuseError(f"'{path}' does not exist; {hint}")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MedfuseError(f"'{path}' is not valid JSON ({exc}); {hint}") from exc
-    if not isinstance(data, dict):
-        raise MedfuseError(f"'{path}' must hold a JSON object; {hint}")
-    return data
-
-
 def task_definition(samples_path: Path) -> dict[str, Any] | None:
     """The task definition task-tables stored in the samples table's Parquet metadata, if any."""
     raw = (pl.read_parquet_metadata(samples_path) or {}).get(METADATA_KEY)
@@ -98,7 +86,7 @@ def task_record(task_dir: Path, task: str) -> dict[str, Any]:
     unknown = sorted(set(samples["split"].unique().to_list()) - set(SPLITS))
     if unknown:
         raise MedfuseError(f"'{path}' has split '{unknown[0]}'; expected {', '.join(SPLITS)}")
-    normalizer = _read_json(task_dir / "normalizer.json", "run the timeseries step for this task first")
+    normalizer = read_json_object(task_dir / "normalizer.json", "run the timeseries step for this task first")
     splits = {}
     for split in SPLITS:
         part = samples.filter(pl.col("split") == split)
@@ -128,7 +116,7 @@ def build_receipt(
     """The receipt of ``workdir``'s tasks (see the module's docstring). ``preset`` (``etl.cohort_preset``), when
     given, must be the preset the task tables were built with."""
     workdir = Path(workdir)
-    provenance = _read_json(workdir / "etl" / "provenance.json", "run the ingest step first")
+    provenance = read_json_object(workdir / "etl" / "provenance.json", "run the ingest step first")
     mimic = provenance.get("mimic_iv") or {}
     records = {}
     for task in tasks:
@@ -168,7 +156,7 @@ def read_receipt(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         path = path / "receipt.json"  # a workdir
-    data = _read_json(path, "pass a receipt.json written by `medfuse-bench receipt`")
+    data = read_json_object(path, "pass a receipt.json written by `medfuse-bench receipt`")
     if not isinstance(data.get("tasks"), dict) or "format" not in data:
         raise MedfuseError(f"'{path}' is not a cohort receipt (no 'format' or 'tasks'); "
                            "pass a receipt.json written by `medfuse-bench receipt`")

@@ -3,12 +3,10 @@ that writes it."""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
@@ -30,14 +28,6 @@ def read_parquet(path: str | Path, hint: str, columns: list[str] | None = None) 
         return pl.read_parquet(path, columns=columns)
     except pl.exceptions.PolarsError as exc:
         raise MedfuseError(f"'{path}' could not be read as Parquet ({exc}); {hint}") from exc
-
-
-def read_json(path: str | Path, hint: str) -> dict[str, Any]:
-    path = existing(path, hint)
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise MedfuseError(f"'{path}' is not valid JSON ({exc}); {hint}") from exc
 
 
 def raw_table(raw_dir: str | Path, name: str) -> Path:

@@ -16,7 +16,6 @@ turned into whole microseconds, so an event at the end of the window is not push
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from medfuse_bench.errors import MedfuseError
 from medfuse_bench.etl.cxr import require_columns, with_study_datetime
 from medfuse_bench.etl.task_tables import EPS, OUTCOME_COLUMNS, after_intime, observed_events, outcome_time
 from medfuse_bench.etl.discretiser import channel_layout, window_columns
+from medfuse_bench.io import read_json_object
 from medfuse_bench.resources import SPLITS, feature_names, itemid_map, task_labels
 
 #: The feature and event variable of the linked X-ray.
@@ -204,10 +204,7 @@ def to_auditor_events(*frames: pl.DataFrame) -> pd.DataFrame:
 
 
 def read_normaliser(timeseries_dir: str | Path) -> dict:
-    path = Path(timeseries_dir) / "normalizer.json"
-    if not path.exists():
-        raise MedfuseError(f"'{path}' does not exist; run `medfuse-bench timeseries` first")
-    return json.loads(path.read_text())
+    return read_json_object(Path(timeseries_dir) / "normalizer.json", "run `medfuse-bench timeseries` first")
 
 
 def normaliser_rows(timeseries_dir: str | Path, normaliser: dict) -> pd.DataFrame:

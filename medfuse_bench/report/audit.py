@@ -8,7 +8,6 @@ difference itself, narrower than the two models' intervals side by side.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import polars as pl
 from medfuse_bench.evaluation.metrics import METRICS, Estimate
 from medfuse_bench.evaluation.paired import Difference, format_difference, paired_evaluation
 from medfuse_bench.evaluation.predictions import Predictions
+from medfuse_bench.io import read_json_object
 from medfuse_bench.report.experiments import TASK_TITLES
 from medfuse_bench.paths import Workdir
 from medfuse_bench.report.markdown import MISSING, format_estimate, markdown_table
@@ -94,7 +94,7 @@ def _window_of(folder: Path) -> str:
     path = folder / "normalizer.json"
     if not path.exists():
         return "?"
-    return json.loads(path.read_text()).get("window_by", "charttime")
+    return read_json_object(path, "rerun `medfuse-bench timeseries` for it").get("window_by", "charttime")
 
 
 def window_markdown(frame: pl.DataFrame, resamples: int = 1000) -> str:
@@ -128,7 +128,7 @@ def read_audits(wd: Workdir, tasks: list[str]) -> dict[str, dict[str, Any]]:
     for task in tasks:
         path = wd.root / "audit" / task / "summary.json"
         if path.exists():
-            out[task] = json.loads(path.read_text())
+            out[task] = read_json_object(path, f"rerun `medfuse-bench leakage-audit` for '{task}'")
     return out
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import polars as pl
 
 from medfuse_bench.errors import MedfuseError
+from medfuse_bench.io import read_json_object
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +28,8 @@ NO_RECEIPT = "no receipt"
 
 def load_score_file(path: Path) -> dict[str, Any]:
     """A score file, checked to hold the keys every leaderboard entry needs."""
-    try:
-        entry = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MedfuseError(f"score file '{path}' is not valid JSON; delete it and re-run score") from exc
-    if not isinstance(entry, dict) or any(k not in entry for k in REQUIRED_KEYS):
+    entry = read_json_object(path, "delete it and re-run score", what="score file")
+    if any(k not in entry for k in REQUIRED_KEYS):
         raise MedfuseError(f"score file '{path}' lacks name, task, test_set, auroc or auprc; re-run score")
     return entry
 

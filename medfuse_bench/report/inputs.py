@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from medfuse_bench.errors import MedfuseError
+from medfuse_bench.io import read_json_object
 from medfuse_bench.paths import Workdir
 from medfuse_bench.resources import task_labels
 
 __all__ = ["Workdir", "read_json", "read_samples", "select_test_set"]
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON file as a dict, None when absent; a broken file is an error naming it."""
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise MedfuseError(f"'{path}' is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise MedfuseError(f"'{path}' must hold a JSON object")
-    return data
+def read_json(path: Path, hint: str = "rerun the step that writes it") -> dict[str, Any] | None:
+    """A JSON object file as a dict, None when absent; a broken file is an error naming it."""
+    return read_json_object(path, hint) if path.exists() else None
 
 
 def read_samples(path: Path, task: str) -> pl.DataFrame:

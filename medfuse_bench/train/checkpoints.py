@@ -11,7 +11,6 @@ are not possible). A ``selected.json`` names the checkpoint of the chosen learni
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import torch
 
 from medfuse_bench.errors import MedfuseError
-from medfuse_bench.io import atomic_path
+from medfuse_bench.io import atomic_path, read_json_object
 
 
 def save_torch(obj: dict[str, Any], path: str | os.PathLike[str]) -> None:
@@ -72,14 +71,8 @@ def read_torch(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def read_selected(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a ``selected.json``."""
-    path = Path(path)
-    if not path.is_file():
-        raise MedfuseError(f"selection file '{path}' does not exist; run `medfuse-bench select` first")
-    try:
-        selected = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise MedfuseError(f"selection file '{path}' is not valid JSON: {exc}") from exc
-    if not isinstance(selected, dict) or "checkpoint" not in selected:
+    selected = read_json_object(path, "run `medfuse-bench select` first", what="selection file")
+    if "checkpoint" not in selected:
         raise MedfuseError(f"selection file '{path}' lacks the key 'checkpoint'; rerun `medfuse-bench select`")
     return selected
 

@@ -13,7 +13,6 @@ validation score); a missing or NaN AUROC ranks last.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from medfuse_bench.errors import MedfuseError
-from medfuse_bench.io import atomic_path, write_json
+from medfuse_bench.io import atomic_path, read_json_object, write_json
 from medfuse_bench.train.experiments import OPTIMAL, sweep_name, sweep_percent
 from medfuse_bench.train.metrics import selection_score
 
@@ -59,14 +58,7 @@ def choose_point(points: Sequence[Mapping[str, Any]]) -> int:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise MedfuseError(f"selection file '{path}' does not exist; run `medfuse-bench select` for it first")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise MedfuseError(f"selection file '{path}' is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise MedfuseError(f"selection file '{path}' must hold a JSON object")
+    data = read_json_object(path, "run `medfuse-bench select` for it first", what="selection file")
     for key in ("lr", "val_auroc", "checkpoint"):
         if key not in data:
             raise MedfuseError(f"selection file '{path}' lacks the key '{key}'; rerun `medfuse-bench select`")

@@ -7,25 +7,19 @@ once the selection is made (the workflow marks them temporary).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from medfuse_bench.errors import MedfuseError
-from medfuse_bench.io import atomic_path, write_json
+from medfuse_bench.io import atomic_path, read_json_object, write_json
 from medfuse_bench.train.metrics import selection_score
 
 
 def read_result(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(run_dir) / "result.json"
-    if not path.is_file():
-        raise MedfuseError(f"run result '{path}' does not exist; finish that training run first")
-    try:
-        result = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise MedfuseError(f"run result '{path}' is not valid JSON: {exc}") from exc
+    result = read_json_object(path, "finish that training run first", what="run result")
     for key in ("draw", "lr", "val_auroc"):
         if key not in result:
             raise MedfuseError(f"run result '{path}' lacks the key '{key}'; rerun that training run")
