@@ -1,18 +1,6 @@
 # ETL: raw tables -> Parquet -> cohort -> variables / phenotypes -> splits -> CXR -> task tables -> time series.
 
 
-def task_arguments(samples):
-    """TASK=PATH arguments of the task samples tables, in TASK_LIST order (as expand() lists them)."""
-    return " ".join(f"{task}={path}" for task, path in zip(TASK_LIST, samples))
-
-
-def split_arguments():
-    """The splits rule's --salt, --train and --val, and --test-list / --val-list for the lists configured."""
-    split = ETL["split"]
-    lists = (opt("--test-list", split["test_list"]), opt("--val-list", split["val_list"]))
-    return " ".join([f"--salt {split['salt']} --train {split['train']} --val {split['val']}", *filter(None, lists)])
-
-
 rule resolved_config:
     """Write the validated configuration, profile values filled in, next to the results."""
     output:
@@ -141,7 +129,7 @@ rule splits:
     output:
         f"{W}/etl/splits.parquet",
     params:
-        split=split_arguments(),
+        split=split_arguments(ETL["split"]),
     log:
         log_path("splits"),
     benchmark:
@@ -281,7 +269,7 @@ rule etl_summary:
         json=f"{W}/tasks/summary.json",
         md=f"{W}/tasks/summary.md",
     params:
-        samples=lambda wc, input: task_arguments(input.samples),
+        samples=lambda wc, input: task_arguments(TASK_LIST, input.samples),
     log:
         log_path("etl_summary"),
     benchmark:
@@ -304,7 +292,7 @@ rule check_splits:
     output:
         f"{W}/etl/split_check.txt",
     params:
-        samples=lambda wc, input: task_arguments(input.samples),
+        samples=lambda wc, input: task_arguments(TASK_LIST, input.samples),
     log:
         log_path("check_splits"),
     benchmark:
