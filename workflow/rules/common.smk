@@ -29,7 +29,6 @@ from medfuse_bench.train.experiments import (
 from medfuse_bench.train.optimal import sweep_fractions
 from medfuse_bench.workflow_helpers import opt, q, split_arguments, task_arguments
 
-
 # The project's own validation (defaults filled in, the same schema) rather than snakemake.utils.validate, whose
 # message for an unknown key prints the whole schema: this one is a line naming the key and the closest valid one.
 try:
@@ -66,6 +65,7 @@ DRIFT = CFG["drift"]
 # its post-deploy script installs this package into the new environment. Without --use-conda, jobs run in the
 # environment that runs Snakemake (where `pip install -e .` put the package).
 CONDA_ENV = "../../envs/medfuse-bench.yaml"
+
 
 wildcard_constraints:
     task="|".join((*TASKS, "radiology")),
@@ -320,8 +320,9 @@ def report_inputs(wildcards=None):
     audits, predictions, selections and the runs they chose from, the cohort receipt, and the drift report when one
     is made."""
     experiments = trained_experiments()
-    trained = [(t, e) for t in TASK_LIST for e in experiments
-               if not (e == OPTIMAL and POLICY.optimal_fraction == "sweep_best")]  # chosen by select_optimal
+    # MedFuse (OPTIMAL) under sweep_best has no runs of its own: select_optimal chooses a sweep point
+    own_runs = [e for e in experiments if not (e == OPTIMAL and POLICY.optimal_fraction == "sweep_best")]
+    trained = [(t, e) for t in TASK_LIST for e in own_runs]
     folders = {get_experiment(e, t, POLICY).timeseries for t, e in trained if e != CXR_PRETRAIN}
     return {
         "config": str(WD.config_resolved),
@@ -347,7 +348,11 @@ def leaderboard_inputs(wildcards=None):
     probabilities kept beside them (found when the DAG is built; a new score file reruns it)."""
     found = [f for t in TASK_LIST for s in ("partial", "paired") for f in WD.score_files(t, s)]
     scores = [str(p) for f in found for p in (f, f.with_suffix(".parquet")) if p.exists()]
-    return {"config": str(WD.config_resolved), "samples": [str(WD.samples(t)) for t in TASK_LIST],
-            "predictions": prediction_dirs(), "scores": scores,
-            # every entry records the receipt it was measured on
-            "receipt": rules.receipt.output}
+    return {
+        "config": str(WD.config_resolved),
+        "samples": [str(WD.samples(t)) for t in TASK_LIST],
+        "predictions": prediction_dirs(),
+        "scores": scores,
+        # every entry records the receipt it was measured on
+        "receipt": rules.receipt.output,
+    }

@@ -4,6 +4,7 @@
 
 rule drift:
     """Stays added, removed and kept, splits, prevalence, linked X-rays, previous models on the kept test stays."""
+
     # Over 20 lines: two workdirs, the tasks, the bootstrap of the model comparison and its switch.
     input:
         unpack(drift_inputs),

@@ -21,6 +21,7 @@ rule resolved_config:
 
 rule ingest:
     """Detect the MIMIC-IV layout and convert the needed tables to Parquet, filtering events to the 17 variables."""
+
     # Over 20 lines: the command takes the raw folders besides the files Snakemake watches, DuckDB's memory limit and
     # the threads of DuckDB and Polars.
     input:
@@ -99,6 +100,7 @@ rule variables:
 
 rule phenotypes:
     """The 25 benchmark phenotype labels of each stay from its admission's ICD codes."""
+
     # Over 20 lines: two optional mapping files (phenotype_definitions, etl.icd10_gem_file).
     input:
         raw=RAW,
@@ -162,6 +164,7 @@ rule cxr_uni:
 
 rule task_tables:
     """One row per sample of a task: split, linked X-ray, labels."""
+
     # Over 20 lines: five inputs, and the task's preset and overrides.
     input:
         raw=RAW,
@@ -208,6 +211,7 @@ rule subgroups:
 
 rule timeseries:
     """Discretised, imputed, normalised 76-feature time series of a task, one float32 array per split."""
+
     # Over 20 lines: five outputs, and the two threads its Polars queries use (POLARS_MAX_THREADS).
     input:
         events=rules.variables.output.events,
@@ -238,8 +242,9 @@ rule timeseries:
 # experiment ehr-partial-available: what the paper's charttime window is worth. The timeseries rule's command.
 use rule timeseries as timeseries_available with:
     output:
-        arrays=expand(f"{W}/tasks/{{{{task}}}}/{AVAILABLE_TIMESERIES}/timeseries_{{split}}.npy",
-                      split=["train", "val", "test"]),
+        arrays=expand(
+            f"{W}/tasks/{{{{task}}}}/{AVAILABLE_TIMESERIES}/timeseries_{{split}}.npy", split=["train", "val", "test"]
+        ),
         index=f"{W}/tasks/{{task}}/{AVAILABLE_TIMESERIES}/timeseries_index.parquet",
         normalizer=f"{W}/tasks/{{task}}/{AVAILABLE_TIMESERIES}/normalizer.json",
     params:
@@ -254,6 +259,7 @@ use rule timeseries as timeseries_available with:
 
 rule etl_summary:
     """Samples per split, paired vs partial, label prevalence, cohort and ICD-mapping counts, preset counts."""
+
     # Longer than a rule should be: every file the summary reads is declared, so that a change to one reruns it.
     input:
         samples=expand(f"{W}/tasks/{{task}}/samples.parquet", task=TASK_LIST),

@@ -55,8 +55,12 @@ rule train_seed:
 rule predict_seed:
     """Test-set predictions of one seed run (train.seeds)."""
     input:
-        unpack(lambda wc: {"checkpoint": str(WD.seed_run_dir(wc.task, wc.experiment, wc.seed) / "checkpoint.pt"),
-                           **train_inputs(wc)}),
+        unpack(
+            lambda wc: {
+                "checkpoint": str(WD.seed_run_dir(wc.task, wc.experiment, wc.seed) / "checkpoint.pt"),
+                **train_inputs(wc),
+            }
+        ),
     output:
         directory(str(WD.seed_predictions_dir("{task}", "{experiment}", "{seed}"))),
     wildcard_constraints:
