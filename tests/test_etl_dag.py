@@ -39,7 +39,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str
     root = tmp_path_factory.mktemp("etl_dag")
     generate(root / "raw", 60, 7, image_size=16, progress=False)
     config = {"mimic_iv_dir": root / "raw" / "mimic-iv", "mimic_cxr_dir": root / "raw" / "mimic-cxr-jpg",
-              "profile": "smoke"}
+              "scale": "smoke"}
     proc = snakemake(root / "w", "--cores", "2", "etl", config=config)
     assert proc.returncode == 0, proc.stdout[-5000:]
     return root, config
@@ -100,7 +100,7 @@ def test_image_cache_declares_the_cxr_metadata_table(built):
 
 
 def test_synthetic_data_feed_ingest_through_the_synth_rule(tmp_path):
-    proc = snakemake(tmp_path, "-n", "etl", config={"profile": "smoke"})
+    proc = snakemake(tmp_path, "-n", "etl", config={"scale": "smoke"})
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert {"synth", "ingest"} <= planned_rules(proc.stdout)
     ingest = proc.stdout[proc.stdout.index("rule ingest:"):]

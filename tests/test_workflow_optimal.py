@@ -1,4 +1,4 @@
-"""The DAG of MedFuse (OPTIMAL) under the switches optimal_fraction and sweep_lr (dry runs, smoke profile)."""
+"""The DAG of MedFuse (OPTIMAL) under the switches optimal_fraction and sweep_lr (dry runs, smoke scale)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def dry_run(tmp_path: Path, *config: str) -> str:
     cmd = [sys.executable, "-m", "snakemake", "-n", "-p", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
            "--directory", str(tmp_path), "--configfile", str(ROOT / "config.yaml"), "--cores", "1",
-           "--config", f"workdir={tmp_path / 'w'}", "profile=smoke", *config]
+           "--config", f"workdir={tmp_path / 'w'}", "scale=smoke", *config]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]

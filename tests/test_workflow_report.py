@@ -21,7 +21,7 @@ with SnakemakeApi(OutputSettings(quiet=True)) as api:
     workflow = api.workflow(
         resource_settings=ResourceSettings(), storage_settings=StorageSettings(),
         config_settings=ConfigSettings(configfiles=[Path({config!r})],
-                                       config={{"workdir": {workdir!r}, "profile": "smoke"}}),
+                                       config={{"workdir": {workdir!r}, "scale": "smoke"}}),
         snakefile=Path({snakefile!r}), workdir=Path({tmp!r}))._workflow
     flagged = {{}}
     for rule in workflow.rules:

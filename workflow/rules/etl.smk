@@ -2,7 +2,7 @@
 
 
 rule resolved_config:
-    """Write the validated configuration, profile values filled in, next to the results."""
+    """Write the validated configuration, scale values filled in, next to the results."""
     output:
         f"{W}/config.resolved.yaml",
     params:
