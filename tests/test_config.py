@@ -12,6 +12,8 @@ from medfuse_bench.config.docs import render_config_docs
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.fidelity import FidelityPolicy
 
+from dag_helpers import TEST_CONFIG
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -22,6 +24,17 @@ def test_shipped_config_resolves_to_demo_on_synthetic_data():
     assert cfg["mimic_iv_dir"].endswith("synthetic/mimic-iv")
     assert cfg["train"]["max_epochs"] == SCALES["demo"]["train"]["max_epochs"]
     assert cfg["fidelity"] == "corrected" and cfg["fidelity_switches"] == {}
+
+
+def test_test_configuration_is_synthetic_data_at_the_smoke_scale():
+    # the DAG tests give it after config.yaml: it wins over a config.yaml that names real data
+    real = yaml.safe_load((ROOT / "config.yaml").read_text())
+    real.update(mimic_iv_dir="/data/iv", mimic_cxr_dir="/data/cxr", scale="paper")
+    test = yaml.safe_load(TEST_CONFIG.read_text())
+    for config in (test, {**real, **test}):
+        cfg = resolve_config(validate_config(config))
+        assert cfg["scale"] == "smoke" and cfg["synthetic"]["enabled"] is True
+        assert cfg["synthetic"]["stays"] == SCALES["smoke"]["synthetic"]["stays"]
 
 
 def test_real_data_defaults_to_paper_scale_and_explicit_keys_win():
