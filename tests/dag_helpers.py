@@ -11,16 +11,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEFILE = ROOT / "workflow" / "Snakefile"
+#: The test configuration (synthetic data, scale smoke), given with --configfile after config.yaml.
+TEST_CONFIG = ROOT / ".test" / "config.yaml"
 
 
-def snakemake(workdir: Path, *args: str, config: dict[str, object] | None = None) -> subprocess.CompletedProcess[str]:
-    """``snakemake --directory workdir ARGS [--config k=v ...]`` with this checkout's package first on the path (the
-    shell rules' ``medfuse-bench`` then runs this code); the shipped config.yaml is copied in when absent.
-    stdout and stderr come back together in ``stdout``, in the order a person would see them."""
+def snakemake(workdir: Path, *args: str, config: dict[str, object] | None = None,
+              configfiles: tuple[Path, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """``snakemake --directory workdir ARGS [--configfile ...] [--config k=v ...]`` with this checkout's package first
+    on the path (the shell rules' ``medfuse-bench`` then runs this code); the shipped config.yaml is copied in when
+    absent, and ``configfiles`` (e.g. TEST_CONFIG) go over it. stdout and stderr come back together in ``stdout``, in
+    the order a person would see them."""
     workdir.mkdir(parents=True, exist_ok=True)
     if not (workdir / "config.yaml").exists():
         shutil.copy(ROOT / "config.yaml", workdir / "config.yaml")
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(workdir), *args]
+    if configfiles:
+        command += ["--configfile", *map(str, configfiles)]
     if config:
         command += ["--config", *(f"{key}={value}" for key, value in config.items())]
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)

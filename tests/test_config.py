@@ -1,4 +1,4 @@
-"""Config validation, defaults, profiles, and the generated reference docs."""
+"""Config validation, defaults, scales (size presets), and the generated reference docs."""
 
 from __future__ import annotations
 
@@ -7,28 +7,41 @@ from pathlib import Path
 import pytest
 import yaml
 
-from medfuse_bench.config import PROFILES, load_config, resolve_config, validate_config
+from medfuse_bench.config import SCALES, load_config, resolve_config, validate_config
 from medfuse_bench.config.docs import render_config_docs
 from medfuse_bench.errors import MedfuseError
 from medfuse_bench.fidelity import FidelityPolicy
+
+from dag_helpers import TEST_CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_shipped_config_resolves_to_demo_on_synthetic_data():
     cfg = load_config(ROOT / "config.yaml")
-    assert cfg["profile"] == "demo"
+    assert cfg["scale"] == "demo"
     assert cfg["synthetic"]["enabled"] is True
     assert cfg["mimic_iv_dir"].endswith("synthetic/mimic-iv")
-    assert cfg["train"]["max_epochs"] == PROFILES["demo"]["train"]["max_epochs"]
+    assert cfg["train"]["max_epochs"] == SCALES["demo"]["train"]["max_epochs"]
     assert cfg["fidelity"] == "corrected" and cfg["fidelity_switches"] == {}
 
 
-def test_real_data_defaults_to_paper_profile_and_explicit_keys_win():
+def test_test_configuration_is_synthetic_data_at_the_smoke_scale():
+    # the DAG tests give it after config.yaml: it wins over a config.yaml that names real data
+    real = yaml.safe_load((ROOT / "config.yaml").read_text())
+    real.update(mimic_iv_dir="/data/iv", mimic_cxr_dir="/data/cxr", scale="paper")
+    test = yaml.safe_load(TEST_CONFIG.read_text())
+    for config in (test, {**real, **test}):
+        cfg = resolve_config(validate_config(config))
+        assert cfg["scale"] == "smoke" and cfg["synthetic"]["enabled"] is True
+        assert cfg["synthetic"]["stays"] == SCALES["smoke"]["synthetic"]["stays"]
+
+
+def test_real_data_defaults_to_paper_scale_and_explicit_keys_win():
     cfg = resolve_config(
         validate_config({"mimic_iv_dir": "/data/iv", "mimic_cxr_dir": "/data/cxr", "train": {"max_epochs": 3}})
     )
-    assert cfg["profile"] == "paper"
+    assert cfg["scale"] == "paper"
     assert cfg["train"]["max_epochs"] == 3
     assert cfg["train"]["lr_draws"] == 10
     assert cfg["images"] == {"resize": 256, "crop": 224, "augment": True, "skip_unreadable": False}
@@ -48,8 +61,8 @@ def test_outlier_handling_is_the_outliers_switch():
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"profil": "smoke"}, "'profil'"),
-        ({"profile": "huge"}, "key 'profile'"),
+        ({"scal": "smoke"}, "'scal'"),
+        ({"scale": "huge"}, "key 'scale'"),
         ({"train": {"batch_size": 0}}, "key 'train.batch_size'"),
         ({"etl": {"split": {"train": 0.95, "val": 0.1}}}, "etl.split.train"),
         ({"mimic_iv_dir": "/x"}, "mimic_cxr_dir"),
@@ -64,7 +77,7 @@ def test_bad_keys_fail_with_the_key_name(config, message):
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"profil": "smoke"}, "config: unknown key 'profil'; did you mean 'profile'?"),
+        ({"scal": "smoke"}, "config: unknown key 'scal'; did you mean 'scale'?"),
         ({"etl": {"cohort_prest": "medfuse"}},
          "config: unknown key 'etl.cohort_prest'; did you mean 'etl.cohort_preset'?"),
         ({"etl": {"task_overrides": {"phenotypng": {}}}},
@@ -80,6 +93,27 @@ def test_unknown_key_names_the_closest_valid_key(config, message):
     with pytest.raises(MedfuseError) as info:
         validate_config(config)
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize(("value", "shown"), [("smoke", "smoke"), (None, "null")])
+def test_old_profile_key_names_its_new_name(value, shown):
+    # the size preset was `profile`, the word of Snakemake's --profile (executor settings); the old key is an error,
+    # whatever else the config holds
+    with pytest.raises(MedfuseError) as info:
+        validate_config({"profile": value, "scale": "demo", "tarin": {}})
+    assert str(info.value) == (f"config: config key 'profile' was renamed to 'scale'; write 'scale: {shown}' "
+                               f"(on Snakemake's command line: --config scale={shown})")
+
+
+def test_config_cli_old_profile_key_is_one_line(tmp_path, cli_process):
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["profile"] = config.pop("scale")
+    old = tmp_path / "config.yaml"
+    old.write_text(yaml.safe_dump(config))
+    proc = cli_process("config", "--config", old)
+    assert proc.returncode == 2
+    assert proc.stderr == (f"medfuse-bench: error: {old}: config key 'profile' was renamed to 'scale'; "
+                           "write 'scale: null' (on Snakemake's command line: --config scale=null)\n")
 
 
 def test_config_cli_unknown_key_is_one_line_with_the_closest_key(tmp_path, cli_process):

@@ -11,7 +11,7 @@ import pytest
 
 from medfuse_bench.synth import generate
 
-from dag_helpers import planned_rules, snakemake
+from dag_helpers import TEST_CONFIG, planned_rules, snakemake
 
 ETL_RULES = {"ingest", "cohort", "variables", "phenotypes", "splits", "cxr_uni", "task_tables", "timeseries",
              "subgroups", "etl_summary", "check_splits"}
@@ -38,8 +38,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str
     """A small dataset in the real layouts, given as real data (mimic_iv_dir set), with the `etl` target built."""
     root = tmp_path_factory.mktemp("etl_dag")
     generate(root / "raw", 60, 7, image_size=16, progress=False)
+    # the test configuration's scale without its synthetic data (.test/config.yaml sets both)
     config = {"mimic_iv_dir": root / "raw" / "mimic-iv", "mimic_cxr_dir": root / "raw" / "mimic-cxr-jpg",
-              "profile": "smoke"}
+              "scale": "smoke"}
     proc = snakemake(root / "w", "--cores", "2", "etl", config=config)
     assert proc.returncode == 0, proc.stdout[-5000:]
     return root, config
@@ -100,7 +101,7 @@ def test_image_cache_declares_the_cxr_metadata_table(built):
 
 
 def test_synthetic_data_feed_ingest_through_the_synth_rule(tmp_path):
-    proc = snakemake(tmp_path, "-n", "etl", config={"profile": "smoke"})
+    proc = snakemake(tmp_path, "-n", "etl", configfiles=(TEST_CONFIG,))
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert {"synth", "ingest"} <= planned_rules(proc.stdout)
     ingest = proc.stdout[proc.stdout.index("rule ingest:"):]

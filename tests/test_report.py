@@ -82,7 +82,7 @@ def fabricate_workdir(root: Path, *, skip: tuple[str, ...] = (), n: int = 500, p
             path.write_text(json.dumps({"experiment": f"medfuse-p{percent}", "task": task, "val_auroc": auroc + 0.01 * t,
                                         "val_auprc": 0.4}))
     wd.config_resolved.write_text(yaml.safe_dump({"workdir": str(root), "seed": 1002, "fidelity": "corrected",
-                                                  "profile": "smoke", "etl": {"cohort_preset": preset},
+                                                  "scale": "smoke", "etl": {"cohort_preset": preset},
                                                   "synthetic": {"enabled": True, "stays": n}}))
     wd.provenance.parent.mkdir(parents=True, exist_ok=True)
     wd.provenance.write_text(json.dumps({"mimic_iv": {"version": "synthetic-1.0"}, "rows": {"icustays": n}}))

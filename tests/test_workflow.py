@@ -1,7 +1,8 @@
-"""The whole Snakemake DAG on a small synthetic dataset (profile smoke), plus DAG-level checks.
+"""The whole Snakemake DAG on a small synthetic dataset (the test configuration .test/config.yaml: scale smoke), plus
+DAG-level checks.
 
-Every Snakemake call runs in a temporary directory (`--directory`, with the repository's snakefile and
-config.yaml given by path), so its `.snakemake/` state and locks never land in the checkout. One smoke run of the
+Every Snakemake call runs in a temporary directory (`--directory`, with the repository's snakefile, config.yaml and
+.test/config.yaml given by path), so its `.snakemake/` state and locks never land in the checkout. One smoke run of the
 whole DAG is shared by the tests that inspect its results.
 """
 
@@ -18,19 +19,22 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from dag_helpers import TEST_CONFIG
+
 ROOT = Path(__file__).resolve().parents[1]
 LIGHT_RULES = ("resolved_config", "check_splits", "etl_summary", "receipt", "subgroups", "select", "ensemble",
                "report", "leaderboard")
 
 
 def snakemake(directory: Path, *args: str, configfiles: tuple[Path, ...] = ()) -> subprocess.CompletedProcess[str]:
-    """The repository's workflow with its config.yaml (then ``configfiles``), run in ``directory``; the jobs load
-    this checkout's code."""
+    """The repository's workflow with its config.yaml, then the test configuration .test/config.yaml (synthetic data,
+    scale smoke), then ``configfiles``, run in ``directory``; the jobs load this checkout's code."""
     directory.mkdir(parents=True, exist_ok=True)
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
+    configs = [str(ROOT / "config.yaml"), str(TEST_CONFIG), *map(str, configfiles)]
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
-               "--configfile", str(ROOT / "config.yaml"), *map(str, configfiles), "--directory", str(directory), *args]
+               "--configfile", *configs, "--directory", str(directory), *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=directory)
 
 
@@ -41,15 +45,15 @@ def jobs_of(output: str) -> set[str]:
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory) -> tuple[Path, Path, subprocess.CompletedProcess[str]]:
-    """One run of the whole DAG on the smoke profile: (Snakemake's directory, the workdir, the finished process)."""
+    """One run of the whole DAG on the smoke scale: (Snakemake's directory, the workdir, the finished process)."""
     directory = tmp_path_factory.mktemp("smoke_dag")
     work = directory / "results"
-    proc = snakemake(directory, "--cores", "2", "--config", f"workdir={work}", "profile=smoke")
+    proc = snakemake(directory, "--cores", "2", "--config", f"workdir={work}")
     return directory, work, proc
 
 
 def test_dry_run_lists_every_stage(tmp_path):
-    proc = snakemake(tmp_path, "-n", "--cores", "2", "--config", f"workdir={tmp_path / 'w'}", "profile=smoke")
+    proc = snakemake(tmp_path, "-n", "--cores", "2", "--config", f"workdir={tmp_path / 'w'}")
     assert proc.returncode == 0, proc.stderr + proc.stdout
     rules = jobs_of(proc.stdout + proc.stderr)
     for rule in ("synth", "ingest", "cohort", "variables", "phenotypes", "splits", "cxr_uni", "task_tables",
@@ -69,7 +73,7 @@ def test_encoder_starts_follow_the_fidelity_policy(tmp_path, fidelity, pretraine
 
     def train_commands(experiment: str) -> list[str]:
         target = str(work / "models" / "in-hospital-mortality" / experiment / "selected.json")
-        proc = snakemake(tmp_path, target, "-n", "-p", "--cores", "1", "--config", f"workdir={work}", "profile=smoke",
+        proc = snakemake(tmp_path, target, "-n", "-p", "--cores", "1", "--config", f"workdir={work}",
                          f"fidelity={fidelity}")
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return [line for line in (proc.stdout + proc.stderr).splitlines() if "medfuse-bench train" in line]
@@ -82,9 +86,9 @@ def test_encoder_starts_follow_the_fidelity_policy(tmp_path, fidelity, pretraine
 
 
 def test_bad_config_value_fails_at_start_naming_the_key(tmp_path):
-    proc = snakemake(tmp_path, "-n", "--cores", "1", "--config", f"workdir={tmp_path}", "profile=gigantic")
+    proc = snakemake(tmp_path, "-n", "--cores", "1", "--config", f"workdir={tmp_path}", "scale=gigantic")
     assert proc.returncode != 0
-    assert "profile" in proc.stderr + proc.stdout
+    assert "key 'scale'" in proc.stderr + proc.stdout
 
 
 @pytest.mark.skipif(shutil.which("sbatch") is not None, reason="a real SLURM cluster is present")
@@ -94,7 +98,7 @@ def test_slurm_profile_asks_for_gpus_with_train_device_cuda_only(tmp_path, devic
     device_file = tmp_path / "device.yaml"
     device_file.write_text(f"train:\n  device: {device}\n")
     proc = snakemake(tmp_path, "-n", "--profile", str(ROOT / "profiles" / "slurm"), "--config",
-                     f"workdir={tmp_path / 'w'}", "profile=smoke", configfiles=(device_file,))
+                     f"workdir={tmp_path / 'w'}", configfiles=(device_file,))
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     # Training and prediction ask for a GPU exactly when train.device is cuda.
@@ -115,8 +119,8 @@ from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSet
 with SnakemakeApi(OutputSettings(quiet=True)) as api:
     workflow = api.workflow(
         resource_settings=ResourceSettings(), storage_settings=StorageSettings(),
-        config_settings=ConfigSettings(configfiles=[Path({str(ROOT / "config.yaml")!r})],
-                                       config={{"workdir": {str(tmp_path / "w")!r}, "profile": "smoke"}}),
+        config_settings=ConfigSettings(configfiles=[Path({str(ROOT / "config.yaml")!r}), Path({str(TEST_CONFIG)!r})],
+                                       config={{"workdir": {str(tmp_path / "w")!r}}}),
         snakefile=Path({str(ROOT / "workflow" / "Snakefile")!r}), workdir=Path({str(tmp_path)!r}))._workflow
     print(json.dumps({{rule.name: rule.name in workflow._localrules for rule in workflow.rules}}))
 """
@@ -132,7 +136,7 @@ with SnakemakeApi(OutputSettings(quiet=True)) as api:
 
 
 @pytest.mark.slow
-def test_whole_dag_on_smoke_profile(smoke_run):
+def test_whole_dag_on_smoke_scale(smoke_run):
     _, work, proc = smoke_run
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
 
@@ -203,7 +207,7 @@ def test_etl_stages_log_their_rate(smoke_run):
 def test_second_run_has_nothing_to_do(smoke_run):
     directory, work, proc = smoke_run
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
-    again = snakemake(directory, "-n", "--cores", "2", "--config", f"workdir={work}", "profile=smoke")
+    again = snakemake(directory, "-n", "--cores", "2", "--config", f"workdir={work}")
     assert "Nothing to be done" in again.stdout + again.stderr, (again.stdout + again.stderr)[-3000:]
 
 
@@ -227,7 +231,7 @@ def test_a_changed_task_table_reruns_report_and_leaderboard(smoke_run):
         pl.read_parquet(samples).write_parquet(samples, compression="uncompressed")
         # only these two rules may run: otherwise they would rerun anyway, after the models retrained from the table
         dry = snakemake(directory, "-n", "--cores", "2", "--allowed-rules", "report", "leaderboard", "--config",
-                        f"workdir={work}", "profile=smoke")
+                        f"workdir={work}")
     finally:
         samples.write_bytes(original)
         os.utime(samples, ns=(before.st_atime_ns, before.st_mtime_ns))

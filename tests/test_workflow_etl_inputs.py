@@ -23,7 +23,7 @@ def _job_inputs(output: str, rule: str) -> str:
 def test_changed_task_samples_rerun_the_summary_and_the_split_check(tmp_path: Path) -> None:
     work = tmp_path / "w"
     targets = [str(work / "tasks" / "summary.json"), str(work / "etl" / "split_check.txt")]
-    config = ["--config", f"workdir={work}", "profile=smoke"]
+    config = ["--config", f"workdir={work}"]
     built = snakemake(tmp_path, *targets, "--cores", "2", *config)
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     assert "Nothing to be done" in snakemake(tmp_path, *targets, "-n", *config).stdout

@@ -14,15 +14,23 @@ import psutil
 import pytest
 import yaml
 
-from dag_helpers import ROOT, SNAKEFILE, snakemake
+from dag_helpers import ROOT, SNAKEFILE, TEST_CONFIG, snakemake
 from etl_raw_tree import base_tables, write_mimic_cxr, write_mimic_iv
 
 
 def test_unknown_config_key_at_workflow_start_is_one_line(tmp_path):
-    proc = snakemake(tmp_path, "-n", config={"profil": "smoke"})
+    proc = snakemake(tmp_path, "-n", config={"scal": "smoke"})
     assert proc.returncode != 0
-    assert "unknown key 'profil'; did you mean 'profile'?" in proc.stdout
+    assert "unknown key 'scal'; did you mean 'scale'?" in proc.stdout
     assert len(proc.stdout.splitlines()) < 10, proc.stdout  # not the schema
+
+
+def test_old_profile_key_at_workflow_start_names_its_new_name(tmp_path):
+    proc = snakemake(tmp_path, "-n", config={"profile": "smoke"})
+    assert proc.returncode != 0
+    assert ("config key 'profile' was renamed to 'scale'; write 'scale: smoke' "
+            "(on Snakemake's command line: --config scale=smoke)") in proc.stdout
+    assert len(proc.stdout.splitlines()) < 10, proc.stdout
 
 
 def test_unknown_nested_key_in_config_file_names_the_closest_key(tmp_path):
@@ -52,7 +60,7 @@ def test_failed_stage_shows_its_reason_on_the_console(tmp_path):
 def test_slurm_profile_works_beside_the_workflow_profile(tmp_path):
     pytest.importorskip("snakemake_executor_plugin_slurm")
     proc = snakemake(tmp_path, "-n", "--profile", str(ROOT / "profiles" / "slurm"), "etl",
-                     config={"profile": "smoke"})
+                     configfiles=(TEST_CONFIG,))
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert f"Using profiles {ROOT / 'profiles' / 'slurm'} and workflow specific profile" in proc.stdout
 
@@ -73,7 +81,7 @@ def test_killed_run_resumes_after_unlock_and_rerun_incomplete(tmp_path):
     snakemake(tmp_path, "--version")  # puts config.yaml in place
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(tmp_path),
-               "--cores", "1", "synth", "--config", "profile=smoke"]
+               "--cores", "1", "synth", "--configfile", str(TEST_CONFIG)]
     run = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     leftover = tmp_path / "results" / "synthetic" / ".synth.tmp"
     while run.poll() is None and not (leftover / "mimic-iv").exists():  # the generator is writing
@@ -82,12 +90,12 @@ def test_killed_run_resumes_after_unlock_and_rerun_incomplete(tmp_path):
     _kill_tree(run.pid)
     assert leftover.exists()
 
-    blocked = snakemake(tmp_path, "--cores", "1", "synth", config={"profile": "smoke"})
+    blocked = snakemake(tmp_path, "--cores", "1", "synth", configfiles=(TEST_CONFIG,))
     assert blocked.returncode != 0 and "--unlock" in blocked.stdout
 
     # The sequence docs/troubleshooting.md gives after an interrupted run.
-    assert snakemake(tmp_path, "--unlock", config={"profile": "smoke"}).returncode == 0
-    proc = snakemake(tmp_path, "--cores", "all", "--rerun-incomplete", "synth", config={"profile": "smoke"})
+    assert snakemake(tmp_path, "--unlock", configfiles=(TEST_CONFIG,)).returncode == 0
+    proc = snakemake(tmp_path, "--cores", "all", "--rerun-incomplete", "synth", configfiles=(TEST_CONFIG,))
     assert proc.returncode == 0, proc.stdout[-3000:]
     synthetic = tmp_path / "results" / "synthetic"
     assert sorted(p.name for p in synthetic.iterdir()) == ["mimic-cxr-jpg", "mimic-iv"]

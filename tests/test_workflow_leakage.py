@@ -6,14 +6,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dag_helpers import TEST_CONFIG
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _dry_run(tmp_path: Path, *config: str) -> str:
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"), "--directory",
-         str(tmp_path), "--configfile", str(ROOT / "config.yaml"), "-n", "-p", "--cores", "2", "--config",
-         f"workdir={tmp_path / 'w'}", "profile=smoke", *config],
+         str(tmp_path), "--configfile", str(ROOT / "config.yaml"), str(TEST_CONFIG), "-n", "-p", "--cores", "2",
+         "--config", f"workdir={tmp_path / 'w'}", *config],
         capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout + proc.stderr

@@ -1,4 +1,5 @@
-"""The DAG of MedFuse (OPTIMAL) under the switches optimal_fraction and sweep_lr (dry runs, smoke profile)."""
+"""The DAG of MedFuse (OPTIMAL) under the switches optimal_fraction and sweep_lr (dry runs of the test
+configuration)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from dag_helpers import TEST_CONFIG
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def dry_run(tmp_path: Path, *config: str) -> str:
     cmd = [sys.executable, "-m", "snakemake", "-n", "-p", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
-           "--directory", str(tmp_path), "--configfile", str(ROOT / "config.yaml"), "--cores", "1",
-           "--config", f"workdir={tmp_path / 'w'}", "profile=smoke", *config]
+           "--directory", str(tmp_path), "--configfile", str(ROOT / "config.yaml"), str(TEST_CONFIG),
+           "--cores", "1", "--config", f"workdir={tmp_path / 'w'}", *config]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]

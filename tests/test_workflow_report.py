@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dag_helpers import ROOT
+from dag_helpers import ROOT, TEST_CONFIG
 
 SCRIPT = """
 import json
@@ -20,8 +20,8 @@ from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSet
 with SnakemakeApi(OutputSettings(quiet=True)) as api:
     workflow = api.workflow(
         resource_settings=ResourceSettings(), storage_settings=StorageSettings(),
-        config_settings=ConfigSettings(configfiles=[Path({config!r})],
-                                       config={{"workdir": {workdir!r}, "profile": "smoke"}}),
+        config_settings=ConfigSettings(configfiles=[Path({config!r}), Path({test_config!r})],
+                                       config={{"workdir": {workdir!r}}}),
         snakefile=Path({snakefile!r}), workdir=Path({tmp!r}))._workflow
     flagged = {{}}
     for rule in workflow.rules:
@@ -36,7 +36,7 @@ with SnakemakeApi(OutputSettings(quiet=True)) as api:
 
 def test_tables_figures_leaderboard_page_and_receipt_are_flagged(tmp_path: Path) -> None:
     work = tmp_path / "w"
-    script = SCRIPT.format(config=str(ROOT / "config.yaml"), workdir=str(work),
+    script = SCRIPT.format(config=str(ROOT / "config.yaml"), test_config=str(TEST_CONFIG), workdir=str(work),
                            snakefile=str(ROOT / "workflow" / "Snakefile"), tmp=str(tmp_path))
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,

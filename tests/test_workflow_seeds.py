@@ -1,4 +1,5 @@
-"""The DAG of train.seeds (dry runs, smoke profile): per-seed train/predict jobs of the Tables 1-3 experiments."""
+"""The DAG of train.seeds (dry runs of the test configuration): per-seed train/predict jobs of the Tables 1-3
+experiments."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from medfuse_bench.report.seeds import headline_experiments
 def _dry_run(tmp_path: Path, seeds: list[int]) -> str:
     override = tmp_path / "seeds.yaml"
     override.write_text(f"train:\n  seeds: {seeds}\n")
-    proc = snakemake(tmp_path, "-n", "-p", "--cores", "1", "--config", f"workdir={tmp_path / 'w'}", "profile=smoke",
+    proc = snakemake(tmp_path, "-n", "-p", "--cores", "1", "--config", f"workdir={tmp_path / 'w'}",
                      configfiles=(override,))
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     return proc.stdout + proc.stderr

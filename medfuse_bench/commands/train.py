@@ -1,7 +1,7 @@
 """``medfuse-bench train`` (rule train): one learning-rate draw of an experiment; a killed run resumes.
 
 Defaults not given as flags are the config's: the schema's defaults, and for the budget keys that the schema
-leaves to the profile (train.lr_min, lr_max, max_epochs, patience) the paper profile's values.
+leaves to the scale (train.lr_min, lr_max, max_epochs, patience) the paper scale's values.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Configuration: load ``config.yaml``, validate it against the JSON schema, fill defaults, apply the profile.
+"""Configuration: load ``config.yaml``, validate it against the JSON schema, fill defaults, apply the scale.
 
 The schema (``config.schema.yaml`` beside this file) is the one source of truth for keys, types, defaults and
 their documentation; the Snakefile and the CLI both go through :func:`load_config` / :func:`resolve_config`.
@@ -21,8 +21,8 @@ from medfuse_bench.resources import YAML_LOADER
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 
-#: Sizes and budgets per profile; a key set explicitly in config.yaml always wins.
-PROFILES: dict[str, dict[str, Any]] = {
+#: Sizes and budgets per scale (config key ``scale``); a key set explicitly in config.yaml always wins.
+SCALES: dict[str, dict[str, Any]] = {
     "smoke": {
         "synthetic": {"stays": 400, "image_size": 48},
         "etl": {"timestep_hours": 2.0},
@@ -80,9 +80,9 @@ def load_schema() -> dict[str, Any]:
     return copy.deepcopy(_schema())
 
 
-def config_default(*keys: str, profile: str = "paper") -> Any:
+def config_default(*keys: str, scale: str = "paper") -> Any:
     """Default of a config key for a command-line flag: the schema's default, or where the schema leaves a budget key
-    null (filled from the profile when a config is resolved) the ``profile``'s value.
+    null (filled from the scale when a config is resolved) the ``scale``'s value.
 
     >>> config_default("train", "batch_size"), config_default("train", "lr_max"), config_default("seed")
     (16, 0.001, 1002)
@@ -92,7 +92,7 @@ def config_default(*keys: str, profile: str = "paper") -> Any:
         node = node["properties"][key]
     value = node.get("default")
     if value is None and len(keys) == 2:
-        value = PROFILES[profile].get(keys[0], {}).get(keys[1])
+        value = SCALES[scale].get(keys[0], {}).get(keys[1])
     return copy.deepcopy(value)
 
 
@@ -161,6 +161,14 @@ def _one_line(text: str, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
+def _renamed_profile_message(value: Any, source: str) -> str:
+    """One line for the size preset's old key ``profile``: the word is Snakemake's, for ``--profile`` (executor
+    settings)."""
+    shown = "null" if value is None else value
+    return (f"{source}: config key 'profile' was renamed to 'scale'; write 'scale: {shown}' "
+            f"(on Snakemake's command line: --config scale={shown})")
+
+
 def validate_config(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
     """Validate ``config`` in place, filling defaults; raise :class:`MedfuseError` naming the bad key.
 
@@ -168,6 +176,8 @@ def validate_config(config: dict[str, Any], source: str = "config") -> dict[str,
     """
     if not isinstance(config, dict):
         raise MedfuseError(f"{source}: the configuration must be a mapping of keys, got {type(config).__name__}")
+    if "profile" in config:
+        raise MedfuseError(_renamed_profile_message(config["profile"], source))
     validator = _validator_class()(load_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
@@ -193,18 +203,18 @@ def is_synthetic(config: dict[str, Any]) -> bool:
 
 
 def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Return a copy of a validated config with the profile's values filled into every null budget key."""
+    """Return a copy of a validated config with the scale's values filled into every null budget key."""
     resolved = copy.deepcopy(config)
     # One spelling of the workdir, so generated paths and rule outputs match ("results/" == "results").
     resolved["workdir"] = os.path.normpath(resolved["workdir"])
-    profile = resolved["profile"] or ("demo" if is_synthetic(resolved) else "paper")
-    resolved["profile"] = profile
-    for section, values in PROFILES[profile].items():
+    scale = resolved["scale"] or ("demo" if is_synthetic(resolved) else "paper")
+    resolved["scale"] = scale
+    for section, values in SCALES[scale].items():
         for key, value in values.items():
             if resolved[section].get(key) is None:
                 resolved[section][key] = copy.deepcopy(value)
     if resolved["train"]["lr_min"] > resolved["train"]["lr_max"]:
-        raise MedfuseError("config: key 'train.lr_min' is larger than 'train.lr_max' (after applying the profile)")
+        raise MedfuseError("config: key 'train.lr_min' is larger than 'train.lr_max' (after applying the scale)")
     if is_synthetic(resolved):
         root = Path(resolved["workdir"]) / "synthetic"
         resolved["mimic_iv_dir"] = str(root / "mimic-iv")

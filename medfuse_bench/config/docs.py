@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from medfuse_bench.config import PROFILES, load_schema
+from medfuse_bench.config import SCALES, load_schema
 
 
 def _type(spec: dict[str, Any]) -> str:
@@ -36,16 +36,17 @@ def render_config_docs() -> str:
         "# Configuration reference",
         "",
         "Generated from `medfuse_bench/config/config.schema.yaml` by `medfuse-bench config --docs`;",
-        "a test keeps this file in sync with the schema. Keys left null take the profile's value.",
+        "a test keeps this file in sync with the schema. Keys left null take the value of the size preset `scale`",
+        "(the table at the end).",
         "",
         "| key | type | default | description |",
         "|---|---|---|---|",
     ]
     for name, typ, default, desc in _rows(schema["properties"]):
         lines.append(f"| `{name}` | {typ} | {default} | {desc} |")
-    lines += ["", "## Profiles", "", "| profile | key | value |", "|---|---|---|"]
-    for profile, sections in PROFILES.items():
+    lines += ["", "## Scales", "", "| scale | key | value |", "|---|---|---|"]
+    for scale, sections in SCALES.items():
         for section, values in sections.items():
             for key, value in values.items():
-                lines.append(f"| {profile} | `{section}.{key}` | `{json.dumps(value)}` |")
+                lines.append(f"| {scale} | `{section}.{key}` | `{json.dumps(value)}` |")
     return "\n".join(lines) + "\n"

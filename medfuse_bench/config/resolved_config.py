@@ -1,4 +1,4 @@
-"""Rule ``resolved_config``: the validated configuration, profile values and ``--config`` overrides filled in,
+"""Rule ``resolved_config``: the validated configuration, scale values and ``--config`` overrides filled in,
 written next to the results (``{workdir}/config.resolved.yaml``).
 
 The rule has no subcommand of its own: the configuration it writes is the one Snakemake resolved, overrides on its

@@ -6,7 +6,7 @@ file of torchvision ResNet-34 weights (a state dict, e.g. ImageNet weights saved
 it; its ``fc.*`` entries are ignored and every other tensor must match.
 
 The stem and layer1..4 are reachable one at a time (``stage``) so that MMTM and DAFT can act between
-them. The network works on small images too (28-56 px for tests and the smoke profile). Below 33 px
+them. The network works on small images too (28-56 px for tests and the smoke scale). Below 33 px
 layer4's map is 1x1, and PyTorch's BatchNorm refuses a training batch with one value per channel;
 the BatchNorm used here normalises such a batch (a single image) with its running statistics instead
 of failing, and leaves those statistics untouched.

@@ -4,7 +4,7 @@ An interval that contains 0.5 means the test set cannot tell the model from a ra
 wholly below 0.5 means it ranks the classes the wrong way round beyond sampling noise. Either way the reader
 needs the numbers behind the row: the test stays and positives the interval rests on, and how the model was
 selected (the epoch kept of those run, by the validation AUROC on how many stays and positives). On small
-sets (the smoke and demo profiles) few validation positives make the kept epoch a noisy choice, and a model
+sets (the smoke and demo scales) few validation positives make the kept epoch a noisy choice, and a model
 kept after its first epochs can still hold a pathway whose sign is that of its random initialisation.
 
 The validation set of an experiment is rebuilt from ``samples.parquet`` with the rule training uses

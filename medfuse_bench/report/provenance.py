@@ -161,7 +161,7 @@ def provenance_rows(
         ("cohort preset", ", ".join(flags.presets) or "n/a"),
         ("leaky task definition", "yes" if flags.leaky else "no"),
         ("fidelity", str(cfg.get("fidelity", "n/a"))),
-        ("profile", str(cfg.get("profile", "n/a"))),
+        ("scale", str(cfg.get("scale", "n/a"))),
         ("seed", str(cfg.get("seed", "n/a"))),
         ("bootstrap", f"{n_resamples} resamples, seed {seed}, 95% percentile intervals"),
     ]

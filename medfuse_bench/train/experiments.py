@@ -308,7 +308,7 @@ def lr_for_draw(seed: int, draw: int, lr_min: float = 1e-5, lr_max: float = 1e-3
 #: The learning rate of the original's fixed-rate runs: its --lr default, which uni_cxr.sh and Table A2 use.
 FIXED_LR = 1e-4
 #: The original pretrains the CXR encoder for 100 epochs (uni_cxr.sh) against 50 for every other model; the budget
-#: keeps that ratio to ``train.max_epochs``, so the paper profile gives 100 and the small profiles stay small.
+#: keeps that ratio to ``train.max_epochs``, so the paper scale gives 100 and the small scales stay small.
 CXR_PRETRAIN_EPOCH_FACTOR = 2
 
 

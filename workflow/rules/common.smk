@@ -1,7 +1,7 @@
 # Configuration, shortcuts into it and the helpers and input functions that the stage files share.
 
 import json
-import shlex
+import os
 from types import SimpleNamespace
 
 from medfuse_bench.config import resolve_config, validate_config
@@ -9,6 +9,7 @@ from medfuse_bench.errors import MedfuseError
 from medfuse_bench.etl.layout import detect_layout, locate_cxr_tables
 from medfuse_bench.fidelity import FidelityPolicy
 from medfuse_bench.paths import Workdir
+from medfuse_bench.report.seeds import extra_seeds, headline_experiments
 from medfuse_bench.resources import TASKS
 from medfuse_bench.train.experiments import (
     AVAILABLE_TIMESERIES,
@@ -26,7 +27,7 @@ from medfuse_bench.train.experiments import (
     training_budget,
 )
 from medfuse_bench.train.optimal import sweep_fractions
-
+from medfuse_bench.workflow_helpers import opt, q, split_arguments, task_arguments
 
 # The project's own validation (defaults filled in, the same schema) rather than snakemake.utils.validate, whose
 # message for an unknown key prints the whole schema: this one is a line naming the key and the closest valid one.
@@ -39,7 +40,7 @@ W = CFG["workdir"]
 # Every path under the workdir comes from medfuse_bench.paths (the layout the commands use too); str() for Snakemake.
 WD = Workdir.at(W)
 FIDELITY = CFG["fidelity"]
-# The fidelity policy of the run; a rule passes POLICY.stage_args("<stage>"): the preset and its own switches.
+# The fidelity policy of the run; each rule passes POLICY.stage_args("<stage>"), the preset and its own switches.
 POLICY = FidelityPolicy.from_config(CFG)
 TASK_LIST = CFG["tasks"]
 MIMIC_IV_DIR = CFG["mimic_iv_dir"]
@@ -56,11 +57,15 @@ EVAL = CFG["evaluation"]
 SWEEP = sweep_fractions(
     TRAIN["uni_modal_sweep"], [TRAIN["uni_modal_fraction"][t] for t in TASK_LIST], POLICY.optimal_fraction
 )
+# Extra training seeds of train.seeds (rules/seeds.smk); the top-level seed is the original run, not trained again.
+SEEDS = extra_seeds(CFG["seed"], TRAIN["seeds"])
+DRIFT = CFG["drift"]
 
 # Software of every shell job for `snakemake --use-conda`: envs/medfuse-bench.yaml holds the dependencies and
 # its post-deploy script installs this package into the new environment. Without --use-conda, jobs run in the
 # environment that runs Snakemake (where `pip install -e .` put the package).
 CONDA_ENV = "../../envs/medfuse-bench.yaml"
+
 
 wildcard_constraints:
     task="|".join((*TASKS, "radiology")),
@@ -106,16 +111,6 @@ def log_path(name):
 
 def bench_path(name):
     return str(WD.benchmark(name))
-
-
-def q(value):
-    """Shell-quote a value for a command line."""
-    return shlex.quote(str(value))
-
-
-def opt(flag, value):
-    """`--flag value`, or nothing when value is None."""
-    return "" if value is None else f"{flag} {q(value)}"
 
 
 # Training: which (task, experiment) jobs the config asks for, and what each one reads.
@@ -243,6 +238,76 @@ def optimal_inputs(wc):
     return inputs
 
 
+# Training seeds (train.seeds, workflow/rules/seeds.smk).
+
+
+def seed_experiments():
+    """Experiments retrained per seed: those of Tables 1-3 (Unified row under the policy) that the config predicts."""
+    headline = set(headline_experiments(POLICY))
+    return [e for e in predicted_experiments() if e in headline]
+
+
+def seed_prediction_dirs(wildcards=None):
+    """Every per-seed prediction folder the config asks for (none when train.seeds adds no seed)."""
+    return [str(WD.seed_predictions_dir(t, e, s)) for t in TASK_LIST for e in seed_experiments() for s in SEEDS]
+
+
+def seed_train_inputs(wc):
+    """A train job's inputs (data, image cache, the selected encoders it starts from) and the experiment's own
+    selection, whose learning rate the seed run takes."""
+    return {**train_job_inputs(wc), "selected": selected_path(wc.task, wc.experiment)}
+
+
+def seed_uni_fraction(wc):
+    """`--uni-fraction`, except for MedFuse (OPTIMAL) chosen from the sweep: its selection names the fraction."""
+    if wc.experiment == OPTIMAL and POLICY.optimal_fraction == "sweep_best":
+        return ""
+    return f"--uni-fraction {uni_fraction(wc)}"
+
+
+def seed_budget(wc):
+    """Epochs and patience of the experiment's budget; the learning rate comes from its selection (--lr-from)."""
+    budget = experiment_budget(wc)
+    return f"--max-epochs {budget.max_epochs} --patience {0 if budget.patience is None else budget.patience}"
+
+
+# The version-bump drift report (workflow/rules/drift.smk).
+
+
+def drift_previous_workdir():
+    """drift.previous_workdir, checked: set, and not this workdir."""
+    previous = DRIFT["previous_workdir"]
+    if previous is None:
+        raise WorkflowError(
+            "target 'drift' needs config key 'drift.previous_workdir': the workdir where the previous release's ETL "
+            "ran (see docs/version-bump.md)"
+        )
+    if os.path.normpath(previous) == W:
+        raise WorkflowError(f"config key 'drift.previous_workdir' ({previous}) is this workdir; name the earlier one")
+    return previous
+
+
+def drift_inputs(wc):
+    previous = drift_previous_workdir()
+    inputs = {
+        "samples": expand(f"{W}/tasks/{{task}}/samples.parquet", task=TASK_LIST),
+        "splits": rules.splits.output[0],
+        "stays": rules.cohort.output.stays,
+        "provenance": rules.ingest.output.provenance,
+        "config": rules.resolved_config.output[0],
+        # not made by this run: a missing one stops the DAG naming the file
+        "previous": [f"{previous}/etl/splits.parquet", f"{previous}/etl/stays.parquet"],
+    }
+    if DRIFT["new_models"]:
+        inputs["models"] = rules.models.input
+    return inputs
+
+
+def drift_report_inputs():
+    """The drift report, for the report to link, when a previous workdir is configured."""
+    return rules.drift.output if DRIFT["previous_workdir"] is not None else []
+
+
 # Evaluation: what report and leaderboard read under the workdir (workflow/rules/report.smk).
 
 
@@ -255,8 +320,9 @@ def report_inputs(wildcards=None):
     audits, predictions, selections and the runs they chose from, the cohort receipt, and the drift report when one
     is made."""
     experiments = trained_experiments()
-    trained = [(t, e) for t in TASK_LIST for e in experiments
-               if not (e == OPTIMAL and POLICY.optimal_fraction == "sweep_best")]  # chosen by select_optimal
+    # MedFuse (OPTIMAL) under sweep_best has no runs of its own: select_optimal chooses a sweep point
+    own_runs = [e for e in experiments if not (e == OPTIMAL and POLICY.optimal_fraction == "sweep_best")]
+    trained = [(t, e) for t in TASK_LIST for e in own_runs]
     folders = {get_experiment(e, t, POLICY).timeseries for t, e in trained if e != CXR_PRETRAIN}
     return {
         "config": str(WD.config_resolved),
@@ -282,7 +348,11 @@ def leaderboard_inputs(wildcards=None):
     probabilities kept beside them (found when the DAG is built; a new score file reruns it)."""
     found = [f for t in TASK_LIST for s in ("partial", "paired") for f in WD.score_files(t, s)]
     scores = [str(p) for f in found for p in (f, f.with_suffix(".parquet")) if p.exists()]
-    return {"config": str(WD.config_resolved), "samples": [str(WD.samples(t)) for t in TASK_LIST],
-            "predictions": prediction_dirs(), "scores": scores,
-            # every entry records the receipt it was measured on
-            "receipt": rules.receipt.output}
+    return {
+        "config": str(WD.config_resolved),
+        "samples": [str(WD.samples(t)) for t in TASK_LIST],
+        "predictions": prediction_dirs(),
+        "scores": scores,
+        # every entry records the receipt it was measured on
+        "receipt": rules.receipt.output,
+    }

@@ -1,46 +1,10 @@
 # The version-bump drift report: this workdir's data against the workdir of an earlier MIMIC-IV release.
-
-import os
-
-DRIFT = CFG["drift"]
-
-
-def drift_previous_workdir():
-    """drift.previous_workdir, checked: set, and not this workdir."""
-    previous = DRIFT["previous_workdir"]
-    if previous is None:
-        raise WorkflowError(
-            "target 'drift' needs config key 'drift.previous_workdir': the workdir where the previous release's ETL "
-            "ran (see docs/version-bump.md)"
-        )
-    if os.path.normpath(previous) == W:
-        raise WorkflowError(f"config key 'drift.previous_workdir' ({previous}) is this workdir; name the earlier one")
-    return previous
-
-
-def drift_inputs(wc):
-    previous = drift_previous_workdir()
-    inputs = {
-        "samples": expand(f"{W}/tasks/{{task}}/samples.parquet", task=TASK_LIST),
-        "splits": rules.splits.output[0],
-        "stays": rules.cohort.output.stays,
-        "provenance": rules.ingest.output.provenance,
-        "config": rules.resolved_config.output[0],
-        # not made by this run: a missing one stops the DAG naming the file
-        "previous": [f"{previous}/etl/splits.parquet", f"{previous}/etl/stays.parquet"],
-    }
-    if DRIFT["new_models"]:
-        inputs["models"] = rules.models.input
-    return inputs
-
-
-def drift_report_inputs():
-    """The drift report, for the report to link, when a previous workdir is configured."""
-    return rules.drift.output if DRIFT["previous_workdir"] is not None else []
+# Its input functions (drift_inputs, with the check of drift.previous_workdir) are in common.smk.
 
 
 rule drift:
     """Stays added, removed and kept, splits, prevalence, linked X-rays, previous models on the kept test stays."""
+
     # Over 20 lines: two workdirs, the tasks, the bootstrap of the model comparison and its switch.
     input:
         unpack(drift_inputs),
@@ -48,8 +12,8 @@ rule drift:
         json=f"{W}/drift/drift.json",
         md=f"{W}/drift/drift.md",
     params:
-        previous=lambda wc: drift_previous_workdir(),
-        workdir=W,
+        previous=lambda wc, input: Path(input.previous[0]).parents[1],  # {previous}/etl/splits.parquet
+        workdir=lambda wc, output: Path(output.json).parents[1],  # {workdir}/drift/drift.json
         out_dir=lambda wc, output: Path(output.json).parent,
         tasks=" ".join(TASK_LIST),
         bootstrap=EVAL["bootstrap"],

@@ -1,20 +1,8 @@
 # ETL: raw tables -> Parquet -> cohort -> variables / phenotypes -> splits -> CXR -> task tables -> time series.
 
 
-def task_arguments(samples):
-    """TASK=PATH arguments of the task samples tables, in TASK_LIST order (as expand() lists them)."""
-    return " ".join(f"{task}={path}" for task, path in zip(TASK_LIST, samples))
-
-
-def split_arguments():
-    """The splits rule's --salt, --train and --val, and --test-list / --val-list for the lists configured."""
-    split = ETL["split"]
-    lists = (opt("--test-list", split["test_list"]), opt("--val-list", split["val_list"]))
-    return " ".join([f"--salt {split['salt']} --train {split['train']} --val {split['val']}", *filter(None, lists)])
-
-
 rule resolved_config:
-    """Write the validated configuration, profile values filled in, next to the results."""
+    """Write the validated configuration, scale values filled in, next to the results."""
     output:
         f"{W}/config.resolved.yaml",
     params:
@@ -33,6 +21,7 @@ rule resolved_config:
 
 rule ingest:
     """Detect the MIMIC-IV layout and convert the needed tables to Parquet, filtering events to the 17 variables."""
+
     # Over 20 lines: the command takes the raw folders besides the files Snakemake watches, DuckDB's memory limit and
     # the threads of DuckDB and Polars.
     input:
@@ -111,6 +100,7 @@ rule variables:
 
 rule phenotypes:
     """The 25 benchmark phenotype labels of each stay from its admission's ICD codes."""
+
     # Over 20 lines: two optional mapping files (phenotype_definitions, etl.icd10_gem_file).
     input:
         raw=RAW,
@@ -141,7 +131,7 @@ rule splits:
     output:
         f"{W}/etl/splits.parquet",
     params:
-        split=split_arguments(),
+        split=split_arguments(ETL["split"]),
     log:
         log_path("splits"),
     benchmark:
@@ -174,6 +164,7 @@ rule cxr_uni:
 
 rule task_tables:
     """One row per sample of a task: split, linked X-ray, labels."""
+
     # Over 20 lines: five inputs, and the task's preset and overrides.
     input:
         raw=RAW,
@@ -221,6 +212,7 @@ rule subgroups:
 
 rule timeseries:
     """Discretised, imputed, normalised 76-feature time series of a task, one float32 array per split."""
+
     # Over 20 lines: five outputs, and the two threads its Polars queries use (POLARS_MAX_THREADS).
     input:
         events=rules.variables.output.events,
@@ -251,8 +243,9 @@ rule timeseries:
 # experiment ehr-partial-available: what the paper's charttime window is worth. The timeseries rule's command.
 use rule timeseries as timeseries_available with:
     output:
-        arrays=expand(f"{W}/tasks/{{{{task}}}}/{AVAILABLE_TIMESERIES}/timeseries_{{split}}.npy",
-                      split=["train", "val", "test"]),
+        arrays=expand(
+            f"{W}/tasks/{{{{task}}}}/{AVAILABLE_TIMESERIES}/timeseries_{{split}}.npy", split=["train", "val", "test"]
+        ),
         index=f"{W}/tasks/{{task}}/{AVAILABLE_TIMESERIES}/timeseries_index.parquet",
         normalizer=f"{W}/tasks/{{task}}/{AVAILABLE_TIMESERIES}/normalizer.json",
     params:
@@ -267,6 +260,7 @@ use rule timeseries as timeseries_available with:
 
 rule etl_summary:
     """Samples per split, paired vs partial, label prevalence, cohort and ICD-mapping counts, preset counts."""
+
     # Longer than a rule should be: every file the summary reads is declared, so that a change to one reruns it.
     input:
         samples=expand(f"{W}/tasks/{{task}}/samples.parquet", task=TASK_LIST),
@@ -282,7 +276,7 @@ rule etl_summary:
         json=f"{W}/tasks/summary.json",
         md=f"{W}/tasks/summary.md",
     params:
-        samples=lambda wc, input: task_arguments(input.samples),
+        samples=lambda wc, input: task_arguments(TASK_LIST, input.samples),
         policy=POLICY.stage_args("task_tables"),
     log:
         log_path("etl_summary"),
@@ -306,7 +300,7 @@ rule check_splits:
     output:
         f"{W}/etl/split_check.txt",
     params:
-        samples=lambda wc, input: task_arguments(input.samples),
+        samples=lambda wc, input: task_arguments(TASK_LIST, input.samples),
     log:
         log_path("check_splits"),
     benchmark:

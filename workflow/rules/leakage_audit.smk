@@ -5,6 +5,7 @@
 rule leakage_audit:
     """Audit a task's cohort for leakage with icu-leakage-check: HTML / JSON / Markdown reports and the pipeline's
     reading of them; fails on a CRITICAL finding the run's protocol does not explain or an id in two splits."""
+
     # Over 20 lines: the audit reads every file of the task's provenance (samples, stays, events, raw labs, X-ray
     # metadata, the time series and its normaliser) and writes four reports.
     input:

@@ -15,11 +15,6 @@ REPORT_ARGS = (
 )
 
 
-def report_subcategory(wildcards):
-    """Where a file of the report folder appears in Snakemake's HTML report."""
-    return "Figures" if wildcards.name.startswith("figure") else "Tables"
-
-
 # Over 20 lines: its output folder is flagged for `snakemake --report` (the report() block).
 rule report:
     """Tables 1-5, A2, A3 and Figures 4, A1-A3 as CSV/Markdown/PNG, gathered in report.md with provenance."""
@@ -31,7 +26,8 @@ rule report:
             directory(str(WD.report_dir)),
             patterns=["{name}.png", "{name}.csv"],
             category="Tables and figures",
-            subcategory=report_subcategory,
+            # where a file of the report folder appears in Snakemake's HTML report
+            subcategory=lambda wc: "Figures" if wc.name.startswith("figure") else "Tables",
             labels={"file": "{name}"},
             caption="../report/tables_figures.rst",
         ),

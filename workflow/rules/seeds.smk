@@ -4,40 +4,7 @@
 # of the seeds, so a listed seed equal to it is not trained again; an empty list plans no job here.
 # The two rules rerun the commands of rules train and predict (medfuse_bench/commands/train.py, predict.py) with
 # their existing flags: --lr-from the experiment's selection and --seed, then --selected the seed run's checkpoint.
-
-from medfuse_bench.report.seeds import extra_seeds, headline_experiments
-
-SEEDS = extra_seeds(CFG["seed"], TRAIN["seeds"])
-
-
-def seed_experiments():
-    """Experiments retrained per seed: those of Tables 1-3 (Unified row under the policy) that the config predicts."""
-    headline = set(headline_experiments(POLICY))
-    return [e for e in predicted_experiments() if e in headline]
-
-
-def seed_prediction_dirs(wildcards=None):
-    """Every per-seed prediction folder the config asks for (none when train.seeds adds no seed)."""
-    return [str(WD.seed_predictions_dir(t, e, s)) for t in TASK_LIST for e in seed_experiments() for s in SEEDS]
-
-
-def seed_train_inputs(wc):
-    """A train job's inputs (data, image cache, the selected encoders it starts from) and the experiment's own
-    selection, whose learning rate the seed run takes."""
-    return {**train_job_inputs(wc), "selected": selected_path(wc.task, wc.experiment)}
-
-
-def seed_uni_fraction(wc):
-    """`--uni-fraction`, except for MedFuse (OPTIMAL) chosen from the sweep: its selection names the fraction."""
-    if wc.experiment == OPTIMAL and POLICY.optimal_fraction == "sweep_best":
-        return ""
-    return f"--uni-fraction {uni_fraction(wc)}"
-
-
-def seed_budget(wc):
-    """Epochs and patience of the experiment's budget; the learning rate comes from its selection (--lr-from)."""
-    budget = experiment_budget(wc)
-    return f"--max-epochs {budget.max_epochs} --patience {0 if budget.patience is None else budget.patience}"
+# SEEDS and the input functions of these rules (seed_train_inputs, seed_budget, ...) are in common.smk.
 
 
 rule train_seed:
@@ -88,8 +55,12 @@ rule train_seed:
 rule predict_seed:
     """Test-set predictions of one seed run (train.seeds)."""
     input:
-        unpack(lambda wc: {"checkpoint": str(WD.seed_run_dir(wc.task, wc.experiment, wc.seed) / "checkpoint.pt"),
-                           **train_inputs(wc)}),
+        unpack(
+            lambda wc: {
+                "checkpoint": str(WD.seed_run_dir(wc.task, wc.experiment, wc.seed) / "checkpoint.pt"),
+                **train_inputs(wc),
+            }
+        ),
     output:
         directory(str(WD.seed_predictions_dir("{task}", "{experiment}", "{seed}"))),
     wildcard_constraints:

@@ -3,6 +3,7 @@
 
 rule synth:
     """Generate the synthetic MIMIC-IV 2.2 + MIMIC-CXR-JPG 2.0.0 dataset (only when mimic_iv_dir is null)."""
+
     # Over 20 lines: the dataset's size, image size and seed are all settings.
     output:
         iv=directory(f"{W}/synthetic/mimic-iv"),

@@ -143,9 +143,13 @@ if POLICY.optimal_fraction == "sweep_best":
 rule predict:
     """Predictions of the selected model on the test sets of its experiment (paired, partial, paired_nocxr)."""
     input:
-        unpack(lambda wc: {"selected": selected_path(wc.task, wc.experiment),
-                           "checkpoint": str(WD.selected_checkpoint(wc.task, wc.experiment)),
-                           **train_inputs(wc)}),
+        unpack(
+            lambda wc: {
+                "selected": selected_path(wc.task, wc.experiment),
+                "checkpoint": str(WD.selected_checkpoint(wc.task, wc.experiment)),
+                **train_inputs(wc),
+            }
+        ),
     output:
         directory(str(WD.predictions_dir("{task}", "{experiment}"))),
     wildcard_constraints:
