@@ -27,7 +27,7 @@ rule leakage_audit:
         policy=POLICY.stage_args("task_tables", "timeseries"),
         seed=CFG["seed"],
     resources:
-        mem_mb=8000,
+        mem_mb=4000,
     log:
         log_path("leakage_audit_{task}"),
     benchmark:
