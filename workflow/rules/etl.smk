@@ -261,6 +261,7 @@ use rule timeseries as timeseries_available with:
 rule etl_summary:
     """Samples per split, paired vs partial, label prevalence, cohort and ICD-mapping counts, preset counts."""
 
+    # Over 20 lines: the summary reads every stage's counts and task table, each declared.
     # Longer than a rule should be: every file the summary reads is declared, so that a change to one reruns it.
     input:
         samples=expand(f"{W}/tasks/{{task}}/samples.parquet", task=TASK_LIST),

@@ -18,6 +18,8 @@ REPORT_ARGS = (
 # Over 20 lines: its output folder is flagged for `snakemake --report` (the report() block).
 rule report:
     """Tables 1-5, A2, A3 and Figures 4, A1-A3 as CSV/Markdown/PNG, gathered in report.md with provenance."""
+
+    # Over 20 lines: the report reads every prediction, metric and audit file, each declared.
     input:
         unpack(report_inputs),
     output:

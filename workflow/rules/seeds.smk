@@ -10,6 +10,8 @@
 rule train_seed:
     """Train one experiment of Tables 1-3 again with another seed, at its selected learning rate and from the same
     selected encoders (train.seeds)."""
+
+    # Over 20 lines: the train rule's settings, with the seed as a wildcard.
     input:
         unpack(seed_train_inputs),
     output:
@@ -54,6 +56,8 @@ rule train_seed:
 
 rule predict_seed:
     """Test-set predictions of one seed run (train.seeds)."""
+
+    # Over 20 lines: the predict rule's inputs and settings, with the seed as a wildcard.
     input:
         unpack(
             lambda wc: {

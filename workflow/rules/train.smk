@@ -10,6 +10,8 @@ GPUS_PER_JOB = 1 if TRAIN["device"] == "cuda" else 0
 # rebuilds the cache, and its thread count reaches the scheduler.
 rule image_cache:
     """Decode and resize every CXR_UNI image (and linked images without CheXpert labels) once into a uint8 memmap."""
+
+    # Over 20 lines: five inputs (the images and every table that names one), and the cache's settings.
     input:
         cxr_uni=rules.cxr_uni.output,
         samples=[str(WD.samples(task)) for task in TASK_LIST],
@@ -43,6 +45,8 @@ rule image_cache:
 rule train:
     """Train one learning-rate draw of one experiment; a killed job resumes from its last epoch. Its checkpoint is
     temporary: `select` copies the chosen draw's, and the others are deleted then (`snakemake --notemp` keeps them)."""
+
+    # Over 20 lines: a training run takes the experiment's budget, initialisation, images and policy settings.
     input:
         unpack(train_job_inputs),
     output:
@@ -142,6 +146,8 @@ if POLICY.optimal_fraction == "sweep_best":
 # and GPU reach the scheduler.
 rule predict:
     """Predictions of the selected model on the test sets of its experiment (paired, partial, paired_nocxr)."""
+
+    # Over 20 lines: the selected checkpoint and every input of the model it restores.
     input:
         unpack(
             lambda wc: {
