@@ -34,3 +34,23 @@ def test_workflow_is_snakefmt_formatted() -> None:
         diff = subprocess.run([*command, "--compact-diff", "workflow"], cwd=ROOT, capture_output=True, text=True)
         raise AssertionError(f"`snakefmt workflow` would change these lines:\n{diff.stdout}{proc.stderr}")
     assert _checkout_state() == before
+
+
+def test_rules_over_twenty_lines_say_why() -> None:
+    """Rules stay thin: one of more than 20 (non-blank) lines carries a comment saying why ("Over 20 lines: ...")."""
+    import re
+
+    long = []
+    for path in sorted((ROOT / "workflow").rglob("*.smk")) + [ROOT / "workflow" / "Snakefile"]:
+        lines = path.read_text().splitlines()
+        for start, line in enumerate(lines):
+            match = re.match(r"(?:rule|checkpoint) (\w+):", line)
+            if not match:
+                continue
+            end = start + 1
+            while end < len(lines) and (not lines[end].strip() or lines[end].startswith(" ")):
+                end += 1
+            body = [t for t in lines[start:end] if t.strip()]
+            if len(body) > 20 and not any("over 20 lines" in t.lower() for t in body):
+                long.append(f"{path.name}: rule {match.group(1)} ({len(body)} lines)")
+    assert not long, long
