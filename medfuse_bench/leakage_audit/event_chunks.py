@@ -24,12 +24,10 @@ DEFAULT_CHUNK_EVENTS = 3_000_000
 
 _AFTER_OUTCOME = "after_outcome"
 _LABELS = {  # the auditor's wording, by kind of event_timing finding
-    "FUTURE_EVENT": ("events recorded after the prediction time", "Features use events after the prediction time"),
-    "AVAILABILITY_LAG": ("events charted before the prediction time but only available after it",
-                         "Features use results not yet available"),
-    "INTERVAL_CROSSING": ("interval events still running at the prediction time",
-                          "Interval events cross the prediction time"),
-    "UNDATED_SOURCE": ("events without any time stamp", "Features use undated events"),
+    "FUTURE_EVENT": "events recorded after the prediction time",
+    "AVAILABILITY_LAG": "events charted before the prediction time but only available after it",
+    "INTERVAL_CROSSING": "interval events still running at the prediction time",
+    "UNDATED_SOURCE": "events without any time stamp",
 }
 _MEDIANS = {"FUTURE_EVENT": "median_hours_after_prediction", "AVAILABILITY_LAG": "median_hours_until_available"}
 
@@ -134,7 +132,7 @@ class EventTimingParts:
                     "events_by_source": by_source}
         if leakage_type in _MEDIANS:
             evidence[_MEDIANS[leakage_type]] = round(float(np.median(np.concatenate(self.hours[leakage_type]))), 2)
-        label = _LABELS[leakage_type][0]
+        label = _LABELS[leakage_type]
         message = (f"{n:,} {label} ({_fraction(n, checked):.1%} of events, {units:,} prediction units), "
                    f"feeding {len(affected)} features.")
         return replace(first, message=message, evidence=evidence, affected=affected)

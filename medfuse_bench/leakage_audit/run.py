@@ -113,23 +113,25 @@ def _event_audit(inputs: TaskInputs, times: pl.DataFrame, data: pd.DataFrame, co
         part_events = inputs.events.filter(mine)
         window = P.window_events(part_events, part_times, inputs.policy.window_by,
                                  None if labs is None else labs.filter(mine))
+        # the window as charted, for the counts: the same events when the window is selected by charttime
+        charted = (window if inputs.policy.window_by == "charttime"
+                   else P.window_events(part_events, part_times, "charttime"))
         xrays = P.xray_events(inputs.samples.filter(mine), inputs.cxr_metadata)
-        counts.update(_window_counts(part_events, part_times, window, xrays))
+        counts.update(_window_counts(part_times, window, charted, xrays))
         events = P.to_auditor_events(window, xrays)
-        part_data = data[data["subject_id"].between(low if low is not None else -np.inf,
-                                                    high if high is not None else np.inf)]
+        part_data = data[data["stay_id"].isin(part_times["stay_id"].to_numpy())]
         result = LeakageAudit(part_data, events=events, **common).run(checks=["event_timing"])
         parts.add(result.findings, events, part_data[["stay_id", "index_time"]].rename(columns={"stay_id": "entity_id"}))
-        del window, events
+        del window, charted, events
     inputs.facts.update(dict(counts))
     inputs.facts["event_audit_chunks"] = len(ranges)
     return parts.merged()
 
 
-def _window_counts(events: pl.LazyFrame, times: pl.DataFrame, window: pl.DataFrame, xrays: pl.DataFrame
+def _window_counts(times: pl.DataFrame, window: pl.DataFrame, charted: pl.DataFrame, xrays: pl.DataFrame
                    ) -> dict[str, Any]:
-    """Events charted inside the windows and those of them stored after the prediction time, whatever the switch."""
-    charted = P.window_events(events, times, "charttime")
+    """Events charted inside the windows (``charted``: the window selected by charttime, whatever the switch) and
+    those of them stored after the prediction time."""
     ends = times.select(pl.col("stay_id").alias("entity_id"), "index_time")
     late = charted.join(ends, on="entity_id").filter(pl.col("available_time") > pl.col("index_time"))
     return {
