@@ -121,7 +121,8 @@ def _event_audit(inputs: TaskInputs, times: pl.DataFrame, data: pd.DataFrame, co
         events = P.to_auditor_events(window, xrays)
         part_data = data[data["stay_id"].isin(part_times["stay_id"].to_numpy())]
         result = LeakageAudit(part_data, events=events, **common).run(checks=["event_timing"])
-        parts.add(result.findings, events, part_data[["stay_id", "index_time"]].rename(columns={"stay_id": "entity_id"}))
+        index_times = part_data[["stay_id", "index_time"]].rename(columns={"stay_id": "entity_id"})
+        parts.add(result.findings, events, index_times)
         del window, charted, events
     inputs.facts.update(dict(counts))
     inputs.facts["event_audit_chunks"] = len(ranges)
