@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from medfuse_bench.paths import Workdir
+
 from benchmarks.machine import machine_check
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +47,8 @@ def _stays(data: Path) -> int:
 def stage_figures(workdir: Path) -> dict[str, dict[str, float]]:
     """Seconds and peak RSS (MB) of each job, from the rules' benchmark files under ``workdir/benchmarks``."""
     out: dict[str, dict[str, float]] = {}
-    for path in sorted((workdir / "benchmarks").glob("*.tsv")):
+    pattern = Workdir.at(workdir).benchmark("*")  # the layout's benchmarks/<job>.tsv
+    for path in sorted(pattern.parent.glob(pattern.name)):
         with path.open() as handle:
             row = next(csv.DictReader(handle, delimiter="\t"))
         rss = row.get("max_rss", "NA")
